@@ -1,0 +1,53 @@
+# Every target bootstraps its own virtual environment, so each works on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+TORCH  ?= 0
+
+.PHONY: venv demo test check lint typecheck pytest stress bench bench-peers clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e ".[cli]" --group test --group lint --group bench
+	@if [ "$(TORCH)" = "1" ]; then $(BIN)/python -m pip install --quiet "torch==2.13.0"; fi
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: the Quick Start example on the embedded SQLite default.
+demo: $(STAMP)
+	$(BIN)/python examples/experiment_tracking.py $(ARGS)
+
+## Everything the tests need, then lint, types and the test suite.
+test: check pytest
+
+check: lint typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Longer crash and kill tests.
+stress: $(STAMP)
+	RUNJOURNAL_STRESS=200 $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(ARGS)
+
+bench-peers: $(STAMP)
+	$(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	.venv-peers/bin/python -m pip install --quiet -e . --group bench-peers
+	$(BIN)/python -m benchmarks.peers --python .venv-peers/bin/python $(ARGS)
+
+clean:
+	rm -rf $(VENV) .venv-peers .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,221 @@
+"""The journal's events: frozen, tagged msgspec Structs, their codec, and upcasting.
+
+Every operation on a run or an experiment is one event. The tag string of each
+event is its stable stored identity; it never changes, whatever the class is
+called. Evolution follows msgspec's rules: a new field gets a default and an
+existing field never changes type. A change that breaks those rules bumps
+:data:`EVENT_VERSION` and registers an upcaster in :data:`UPCASTERS` that turns
+the old shape (as a plain dict) into the new one.
+
+``MetricLogged`` is the hot-path form of one metric point; the writer folds
+consecutive points of one ``(run, key)`` into a single ``MetricsLogged`` entry,
+which is what the journal stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+import msgspec
+
+from runjournal.model import MetricPoint, RunStatus
+
+__all__ = [
+    "EVENT_VERSION",
+    "UPCASTERS",
+    "ArtifactLogged",
+    "BlobStored",
+    "Event",
+    "EventCodec",
+    "ExperimentCreated",
+    "ExperimentDeleted",
+    "MetricLogged",
+    "MetricsLogged",
+    "ParamsLogged",
+    "QueueItem",
+    "RunCompleted",
+    "RunCreated",
+    "RunDeleted",
+    "RunStarted",
+    "SpanIdSet",
+    "TagSet",
+    "describe",
+]
+
+EVENT_VERSION = 1
+"""The version of the event shapes this code writes."""
+
+
+class ExperimentCreated(msgspec.Struct, frozen=True, tag="experiment.created", omit_defaults=True):
+    """A new experiment."""
+
+    experiment_id: str
+    name: str
+    at: float
+    description: str | None = None
+    config: dict[str, Any] | None = None
+    tags: dict[str, str] = {}
+
+
+class ExperimentDeleted(msgspec.Struct, frozen=True, tag="experiment.deleted"):
+    """Tombstone: the experiment and all its runs are gone for good."""
+
+    experiment_id: str
+    at: float
+
+
+class RunCreated(msgspec.Struct, frozen=True, tag="run.created", omit_defaults=True):
+    """A new run in PENDING state."""
+
+    run_id: str
+    experiment_id: str
+    at: float
+    name: str | None = None
+    tags: dict[str, str] = {}
+
+
+class RunStarted(msgspec.Struct, frozen=True, tag="run.started"):
+    """PENDING to RUNNING."""
+
+    run_id: str
+    at: float
+
+
+class RunCompleted(msgspec.Struct, frozen=True, tag="run.completed"):
+    """The run reached a terminal status."""
+
+    run_id: str
+    status: RunStatus
+    at: float
+
+
+class RunDeleted(msgspec.Struct, frozen=True, tag="run.deleted"):
+    """Tombstone: the run is gone for good."""
+
+    run_id: str
+    at: float
+
+
+class ParamsLogged(msgspec.Struct, frozen=True, tag="params.logged"):
+    """One or more parameters set on a run (last write wins per key)."""
+
+    run_id: str
+    params: dict[str, Any]
+    at: float
+
+
+class TagSet(msgspec.Struct, frozen=True, tag="tag.set"):
+    """A string tag set on a run."""
+
+    run_id: str
+    key: str
+    value: str
+    at: float
+
+
+class SpanIdSet(msgspec.Struct, frozen=True, tag="span.set"):
+    """The run's distributed-tracing span id."""
+
+    run_id: str
+    span_id: str
+    at: float
+
+
+class ArtifactLogged(msgspec.Struct, frozen=True, tag="artifact.logged"):
+    """A named artifact of a run; the bytes live in the content-addressed blob store."""
+
+    run_id: str
+    name: str
+    sha256: str
+    size_bytes: int
+    at: float
+
+
+class MetricLogged(msgspec.Struct, frozen=True, tag="metric.logged", gc=False):
+    """One metric point, as it travels the queue. ``timestamp`` doubles as its time."""
+
+    run_id: str
+    key: str
+    step: int
+    value: float
+    timestamp: float
+
+
+class MetricsLogged(msgspec.Struct, frozen=True, tag="metrics.logged"):
+    """A batch of points of one metric of one run, in logging order: one journal entry."""
+
+    run_id: str
+    key: str
+    points: list[MetricPoint]
+    at: float
+
+
+class BlobStored(msgspec.Struct, frozen=True, tag="blob.stored"):
+    """Artifact content on its way to the blob store. Not a journal event."""
+
+    sha256: str
+    data: bytes
+
+
+Event: TypeAlias = (
+    ExperimentCreated
+    | ExperimentDeleted
+    | RunCreated
+    | RunStarted
+    | RunCompleted
+    | RunDeleted
+    | ParamsLogged
+    | TagSet
+    | SpanIdSet
+    | ArtifactLogged
+    | MetricLogged
+    | MetricsLogged
+)
+"""Everything that can be stored in the journal (``MetricLogged`` only in tests and imports)."""
+
+QueueItem: TypeAlias = Event | BlobStored
+"""Everything the writer's queue carries."""
+
+Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+"""``(tag, version) -> function`` turning a version-``v`` body into version ``v + 1``."""
+
+
+def describe(event: Event) -> str:
+    """A short human description of an event, for error reports."""
+    tag = type(event).__struct_config__.tag
+    target = getattr(event, "run_id", None) or getattr(event, "experiment_id", "?")
+    return f"{tag} for {target}"
+
+
+class EventCodec:
+    """Encodes and decodes journal events. Create one per store and reuse it."""
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder: msgspec.msgpack.Decoder[Event] = msgspec.msgpack.Decoder(Event)
+        self._raw = msgspec.msgpack.Decoder(dict[str, Any])
+
+    def encode(self, event: Event) -> bytes:
+        """Encode one event (with its tag) to msgpack."""
+        return self._encoder.encode(event)
+
+    def decode(self, body: bytes, version: int = EVENT_VERSION) -> Event:
+        """Decode one stored event, upcasting it first if it has an older shape."""
+        if version == EVENT_VERSION:
+            return self._decoder.decode(body)
+        if version > EVENT_VERSION:
+            raise ValueError(
+                f"event version {version} is newer than this runjournal understands "
+                f"({EVENT_VERSION}); upgrade runjournal"
+            )
+        raw = self._raw.decode(body)
+        tag = raw.get("type")
+        for v in range(version, EVENT_VERSION):
+            upcaster = UPCASTERS.get((str(tag), v))
+            if upcaster is not None:
+                raw = upcaster(raw)
+        event: Event = msgspec.convert(raw, Event)
+        return event

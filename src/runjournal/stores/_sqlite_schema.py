@@ -1,0 +1,142 @@
+"""The SQLite schema of a runjournal database, and the checks that a file is one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from runjournal.errors import NotARunJournalDatabase
+
+__all__ = [
+    "APPLICATION_ID",
+    "PROJECTIONS",
+    "PROJECTION_TABLES",
+    "SCHEMA_VERSION",
+    "ensure_schema",
+    "statements",
+]
+
+APPLICATION_ID = 0x524A524E  # "RJRN" in the SQLite header, so tools can tell the file apart
+SCHEMA_VERSION = 1
+
+_JOURNAL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (
+    position    INTEGER PRIMARY KEY,
+    source      TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    recorded_at REAL    NOT NULL,
+    version     INTEGER NOT NULL,
+    body        BLOB    NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS journal_identity ON journal (source, seq);
+CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+# Projections: derived from the journal, dropped and refolded by rebuild().
+PROJECTIONS = """
+CREATE TABLE IF NOT EXISTS experiments (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    description TEXT,
+    config      BLOB,
+    tags        BLOB NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    id            TEXT PRIMARY KEY,
+    experiment_id TEXT NOT NULL,
+    name          TEXT,
+    status        TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    start_time    REAL,
+    end_time      REAL,
+    tags          BLOB NOT NULL,
+    params        BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment_id, created_at, id);
+CREATE TABLE IF NOT EXISTS params (
+    key    TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    value  BLOB NOT NULL,
+    PRIMARY KEY (key, run_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS params_by_run ON params (run_id);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id   TEXT    NOT NULL,
+    key      TEXT    NOT NULL,
+    position INTEGER NOT NULL,
+    points   INTEGER NOT NULL,
+    PRIMARY KEY (run_id, key, position)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id     TEXT    NOT NULL,
+    position   INTEGER NOT NULL,
+    name       TEXT    NOT NULL,
+    sha256     TEXT    NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    created_at REAL    NOT NULL,
+    PRIMARY KEY (run_id, position)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS span_ids (run_id TEXT PRIMARY KEY, span_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+PROJECTION_TABLES = (
+    "experiments",
+    "runs",
+    "params",
+    "metrics",
+    "artifacts",
+    "span_ids",
+    "tombstones",
+)
+
+
+def statements(script: str) -> list[str]:
+    """Split a schema script into statements (``executescript`` would commit first)."""
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def ensure_schema(conn: sqlite3.Connection, where: str) -> None:
+    """Create the schema in an empty database, or check that an existing one is ours.
+
+    Raises :class:`NotARunJournalDatabase` for any other file.
+    """
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorname in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+            raise NotARunJournalDatabase(f"{where} is not a runjournal database ({exc})") from exc
+        raise
+    if app_id == APPLICATION_ID:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is None or int(version[0]) > SCHEMA_VERSION:
+            raise NotARunJournalDatabase(
+                f"{where} has runjournal schema version {version and version[0]}, "
+                f"newer than this runjournal understands ({SCHEMA_VERSION})"
+            )
+        return
+    if app_id != 0 or tables:
+        raise NotARunJournalDatabase(
+            f"{where} is an SQLite database but not a runjournal one "
+            f"(application_id={app_id}, tables: {', '.join(sorted(tables)) or 'none'})"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have created the schema since we looked.
+        if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            for statement in statements(_JOURNAL + PROJECTIONS):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('format', 'runjournal'), "
+                "('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

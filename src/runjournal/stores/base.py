@@ -1,0 +1,117 @@
+"""The store protocol: an append-only journal plus the projections derived from it.
+
+A store is written by exactly one writer per process, from the writer's own
+thread, through the blocking :meth:`Store.append`. That keeps the writer free of
+any event loop (see ``runjournal.writer``). Everything a user reads goes through
+the ``async`` query methods, which never block the caller's event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from runjournal.events import BlobStored, Event
+from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run
+from runjournal.projection import RunRow
+
+__all__ = ["AppendResult", "JournalEntry", "NewEntry", "Store", "recorded_at"]
+
+
+class NewEntry(msgspec.Struct, frozen=True):
+    """An event on its way into the journal, identified by ``(source, seq)``."""
+
+    source: str
+    seq: int
+    event: Event
+    recorded_at: float
+
+
+class JournalEntry(msgspec.Struct, frozen=True):
+    """One committed journal entry at its store-local ``position`` (1, 2, 3, ...)."""
+
+    position: int
+    source: str
+    seq: int
+    recorded_at: float
+    event: Event
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    """What :meth:`Store.append` did with a batch."""
+
+    appended: int
+    duplicates: int
+    rejected: list[tuple[int, str]]
+    """``(index into the batch, reason)`` for each entry left out."""
+    last_position: int
+
+
+def recorded_at(event: Event) -> float:
+    """The time an event was accepted by its tracker."""
+    at = getattr(event, "at", None)
+    return float(at) if at is not None else float(getattr(event, "timestamp"))  # noqa: B009
+
+
+class Store(Protocol):
+    """What every store does. One contract test suite runs against each implementation."""
+
+    @property
+    def spec(self) -> str:
+        """How to open this store again from another process (a path, or ``:memory:``)."""
+
+    @property
+    def shareable(self) -> bool:
+        """True if another process can open :attr:`spec` and see the same data."""
+
+    async def open(self) -> None:
+        """Create or check the storage. Idempotent."""
+
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    # -- writing: called from the writer thread, may block --------------------------------
+    def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
+        """Atomically store blobs, append entries and apply their projections.
+
+        Entries whose ``(source, seq)`` is already in the journal are skipped as
+        duplicates. Entries that contradict the state are left out of the
+        journal and listed in ``rejected``. Raises a ``StoreError`` (and changes
+        nothing) if the storage fails.
+        """
+
+    def lookup_run(self, run_id: str) -> RunRow | None:
+        """Blocking lookup of a live run, for callers that cannot await."""
+
+    def rebuild_sync(self) -> None:
+        """Blocking :meth:`rebuild`."""
+
+    # -- reading --------------------------------------------------------------------------
+    async def get_experiment(self, experiment_id: str) -> Experiment: ...
+    async def list_experiments(self) -> list[Experiment]: ...
+    async def get_run(self, run_id: str) -> Run: ...
+    async def list_runs(self, experiment_id: str) -> list[Run]: ...
+    async def get_params(self, run_id: str) -> dict[str, Any]: ...
+    async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]: ...
+    async def list_metric_keys(self, run_id: str) -> list[str]: ...
+    async def list_artifacts(self, run_id: str) -> list[ArtifactRef]: ...
+    async def get_artifact_data(self, sha256: str) -> bytes: ...
+    async def get_span_id(self, run_id: str) -> str | None: ...
+    async def filter_runs(
+        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+    ) -> list[Run]:
+        """Runs (of one experiment, or of all) whose params match every filter."""
+
+    async def read_journal(self, after: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        """Committed entries with ``position > after``, in order."""
+
+    async def head(self) -> int:
+        """The position of the newest entry (0 for an empty journal)."""
+
+    async def blobs(self, sha256s: Sequence[str]) -> dict[str, bytes]:
+        """The stored content of the given digests (missing ones are left out)."""
+
+    async def rebuild(self) -> None:
+        """Drop every projection and fold the journal again."""

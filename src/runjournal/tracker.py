@@ -1,0 +1,510 @@
+"""The public face: an async tracker whose logging calls only enqueue events.
+
+Every ``log_*`` call validates its arguments, builds one event and appends it to
+the writer's bounded queue; it never touches the disk. Its ``*_nowait`` twin does
+the same from plain synchronous code on any thread. Both share one core
+(``_metric_event`` and friends to build, ``_offer`` to enqueue). Queries first
+wait until everything this tracker accepted is committed (read-your-writes),
+then read the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import anyio.to_thread
+
+from runjournal.errors import RunNotFound
+from runjournal.events import (
+    ArtifactLogged,
+    BlobStored,
+    ExperimentCreated,
+    ExperimentDeleted,
+    MetricLogged,
+    ParamsLogged,
+    QueueItem,
+    RunCompleted,
+    RunCreated,
+    RunDeleted,
+    RunStarted,
+    SpanIdSet,
+    TagSet,
+)
+from runjournal.ids import new_id
+from runjournal.model import (
+    ArtifactRef,
+    Experiment,
+    MetricPoint,
+    ParamFilter,
+    Run,
+    RunStatus,
+    check_key,
+    check_param_value,
+    check_tags,
+    check_timestamp,
+    check_value,
+)
+from runjournal.projection import check_transition
+from runjournal.stores.base import Store
+from runjournal.stores.memory import InMemoryStorage
+from runjournal.stores.sqlite import Durability, SqliteBackend
+from runjournal.writer import OnFull, Writer, WriterStats
+
+__all__ = ["Tracker"]
+
+_STEP_MAX = 2**63 - 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_time = time.time
+
+
+class Tracker:
+    """Tracks experiments, runs, params, metrics and artifacts in an event journal.
+
+    Open one with :meth:`open` (SQLite file) or :meth:`open_in_memory`, and use it
+    as ``async with``. ``max_pending`` bounds the queue; when it is full,
+    ``await log_*`` waits, and ``*_nowait`` follows ``on_full`` (``"block"`` or
+    ``"drop"``, which counts and warns). ``drain_timeout`` bounds how long closing
+    may take to write what is pending.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_pending: int = 100_000,
+        on_full: OnFull = "block",
+        drain_timeout: float = 30.0,
+        flush_interval: float = 0.1,
+        batch_size: int = 20_000,
+    ) -> None:
+        self._store = store
+        self._options: dict[str, Any] = {
+            "max_pending": max_pending,
+            "on_full": on_full,
+            "drain_timeout": drain_timeout,
+            "flush_interval": flush_interval,
+            "batch_size": batch_size,
+        }
+        self._writer = Writer(store, **self._options)
+        self._block = on_full == "block"
+        self._known_runs: set[str] = set()
+        self._known_experiments: set[str] = set()
+        self._metric_keys: set[str] = set()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] = "experiments.db",
+        *,
+        durability: Durability = "normal",
+        busy_timeout: float = 30.0,
+        **options: Any,
+    ) -> Tracker:
+        """A tracker on the SQLite database at ``path``, created if missing."""
+        return cls(SqliteBackend(path, durability=durability, busy_timeout=busy_timeout), **options)
+
+    @classmethod
+    def open_in_memory(cls, **options: Any) -> Tracker:
+        """A tracker on the in-memory store: nothing outlives the process."""
+        return cls(InMemoryStorage(), **options)
+
+    @property
+    def store(self) -> Store:
+        """The store this tracker writes to."""
+        return self._store
+
+    def __repr__(self) -> str:
+        return f"Tracker({self._store!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        await self._store.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.close()
+            return
+        # The training loop failed: still write everything, but let its error win.
+        await anyio.to_thread.run_sync(self._writer.close)
+        await self._store.close()
+
+    async def flush(self) -> None:
+        """Return once every event accepted before this call is committed.
+
+        Raises the store's error while it cannot write (the events are kept and
+        retried), and :class:`RejectedWrites` for events refused at commit.
+        """
+        await anyio.to_thread.run_sync(self._writer.flush_sync)
+
+    def flush_nowait(self) -> None:
+        """Blocking :meth:`flush`, for synchronous code (never from the event loop's thread)."""
+        self._writer.flush_sync()
+
+    async def close(self) -> None:
+        """Write everything pending (within ``drain_timeout``), then release the store."""
+        try:
+            await anyio.to_thread.run_sync(self._writer.close_and_check)
+        finally:
+            await self._store.close()
+
+    def stats(self) -> WriterStats:
+        """Counters that show whether logging keeps up: accepted, committed, dropped, ..."""
+        return self._writer.stats()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A tracker travels to a spawned process as a handle to the same database.
+        store = self._store
+        if not store.shareable:
+            raise TypeError(f"{store!r} lives in this process only; it cannot be sent elsewhere")
+        durability = getattr(store, "durability", "normal")
+        return (_reopen, (store.spec, durability, self._options))
+
+    # -- the core shared by async calls and their *_nowait twins -------------------------------
+    def _offer(self, item: QueueItem) -> bool:
+        """Enqueue if there is room; False means the queue is full (or closed)."""
+        writer = self._writer
+        queue = writer.queue
+        if len(queue) < writer.capacity:
+            queue.append(item)
+            if len(queue) >= writer.batch_size:
+                writer.wake()
+            return True
+        return False
+
+    async def _put(self, item: QueueItem) -> None:
+        if not self._offer(item):
+            await self._writer.put_waiting(item)
+
+    def _put_nowait(self, item: QueueItem) -> None:
+        if not self._offer(item):
+            if self._block:
+                self._writer.put_blocking(item)
+            else:
+                self._writer.drop()
+
+    def _metric_event(
+        self, run_id: str, key: str, step: int, value: float, timestamp: float | None
+    ) -> MetricLogged:
+        if key not in self._metric_keys:
+            self._metric_keys.add(check_key(key))
+        if type(step) is not int or not 0 <= step <= _STEP_MAX:
+            raise_bad_step(step)
+        if type(value) is not float:
+            value = check_value(value)
+        timestamp = _time() if timestamp is None else check_timestamp(timestamp)
+        return MetricLogged(run_id, key, step, value, timestamp)
+
+    def _params_event(self, run_id: str, params: Mapping[str, Any]) -> ParamsLogged:
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params must be a mapping, not {type(params).__name__}")
+        checked = {
+            check_key(k, "param key"): check_param_value(v, path=f"param {k!r}")
+            for k, v in params.items()
+        }
+        return ParamsLogged(run_id, checked, _time())
+
+    def _require_run_nowait(self, run_id: str) -> None:
+        if run_id not in self._known_runs:
+            self._learn_run(self._store.lookup_run(_check_id(run_id, "run id")), run_id)
+
+    async def _require_run(self, run_id: str) -> None:
+        if run_id not in self._known_runs:
+            checked = _check_id(run_id, "run id")
+            await self._read_barrier()
+            row = await anyio.to_thread.run_sync(self._store.lookup_run, checked)
+            self._learn_run(row, run_id)
+
+    def _learn_run(self, row: object, run_id: str) -> None:
+        if row is None:
+            raise RunNotFound(run_id)
+        self._known_runs.add(run_id)
+
+    async def _read_barrier(self) -> None:
+        """Read-your-writes: wait until everything accepted so far is committed."""
+        if not self._writer.idle:
+            await anyio.to_thread.run_sync(lambda: self._writer.flush_sync(report=False))
+
+    # -- experiments -----------------------------------------------------------------------------
+    async def create_experiment(
+        self,
+        name: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create an experiment and return its id."""
+        check_key(name, "experiment name")
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping or None, not {type(config).__name__}")
+        checked_config = None if config is None else check_param_value(dict(config), path="config")
+        if description is not None and type(description) is not str:
+            raise TypeError(f"description must be a str or None, not {type(description).__name__}")
+        experiment_id = new_id()
+        event = ExperimentCreated(
+            experiment_id=experiment_id,
+            name=name,
+            at=_time(),
+            description=description,
+            config=checked_config,
+            tags=check_tags(tags),
+        )
+        await self._put(event)
+        self._known_experiments.add(experiment_id)
+        return experiment_id
+
+    async def get_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment with this id; raises :class:`ExperimentNotFound`."""
+        await self._read_barrier()
+        return await self._store.get_experiment(_check_id(experiment_id, "experiment id"))
+
+    async def list_experiments(self) -> list[Experiment]:
+        """Every experiment, oldest first."""
+        await self._read_barrier()
+        return await self._store.list_experiments()
+
+    async def delete_experiment(self, experiment_id: str) -> None:
+        """Delete an experiment and all its runs (a tombstone in the journal)."""
+        await self.get_experiment(experiment_id)
+        await self._put(ExperimentDeleted(experiment_id, _time()))
+        self._known_experiments.discard(experiment_id)
+        self._known_runs.clear()  # some were in this experiment; re-learn on next use
+
+    # -- runs ------------------------------------------------------------------------------------
+    async def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create a PENDING run in an experiment and return its id."""
+        if experiment_id not in self._known_experiments:
+            await self.get_experiment(experiment_id)
+            self._known_experiments.add(experiment_id)
+        if name is not None and type(name) is not str:
+            raise TypeError(f"run name must be a str or None, not {type(name).__name__}")
+        run_id = new_id()
+        await self._put(RunCreated(run_id, experiment_id, _time(), name, check_tags(tags)))
+        self._known_runs.add(run_id)
+        return run_id
+
+    async def start_run(self, run_id: str) -> None:
+        """PENDING to RUNNING; raises :class:`InvalidStateError` otherwise."""
+        current = await self.get_run_status(run_id)
+        check_transition(run_id, current, RunStatus.RUNNING)
+        await self._put(RunStarted(run_id, _time()))
+
+    async def complete_run(self, run_id: str, status: RunStatus | str) -> None:
+        """End a run: RUNNING to SUCCESS, FAILED or CANCELLED (PENDING to CANCELLED)."""
+        final = _terminal_status(status)
+        current = await self.get_run_status(run_id)
+        check_transition(run_id, current, final)
+        await self._put(RunCompleted(run_id, final, _time()))
+
+    async def get_run(self, run_id: str) -> Run:
+        """The run with this id; raises :class:`RunNotFound`."""
+        await self._read_barrier()
+        return await self._store.get_run(_check_id(run_id, "run id"))
+
+    async def get_run_status(self, run_id: str) -> RunStatus:
+        """The run's current status."""
+        return (await self.get_run(run_id)).status
+
+    async def list_runs(self, experiment_id: str) -> list[Run]:
+        """The runs of an experiment, by creation time."""
+        await self._read_barrier()
+        return await self._store.list_runs(_check_id(experiment_id, "experiment id"))
+
+    async def delete_run(self, run_id: str) -> None:
+        """Delete a run (a tombstone in the journal); its id is unknown afterwards."""
+        await self._require_run(run_id)
+        await self._put(RunDeleted(run_id, _time()))
+        self._known_runs.discard(run_id)
+
+    async def set_tag(self, run_id: str, key: str, value: str) -> None:
+        """Set a string tag on a run (setting it again overwrites)."""
+        await self._put(self._tag_event(run_id, key, value))
+
+    def _tag_event(self, run_id: str, key: str, value: str) -> TagSet:
+        check_key(key, "tag key")
+        if type(value) is not str:
+            raise TypeError(f"tag value must be a str, not {type(value).__name__}")
+        return TagSet(run_id, key, value, _time())
+
+    async def filter_runs(
+        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+    ) -> list[Run]:
+        """Runs whose params match every filter (of one experiment, or all if None)."""
+        if experiment_id is not None:
+            _check_id(experiment_id, "experiment id")
+        await self._read_barrier()
+        return await self._store.filter_runs(experiment_id, list(filters))
+
+    # -- params ----------------------------------------------------------------------------------
+    async def log_param(self, run_id: str, key: str, value: Any) -> None:
+        """Set one parameter (last write wins; the journal keeps the history)."""
+        await self._require_run(run_id)
+        await self._put(self._params_event(run_id, {key: value}))
+
+    async def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Set several parameters at once."""
+        await self._require_run(run_id)
+        await self._put(self._params_event(run_id, params))
+
+    def log_param_nowait(self, run_id: str, key: str, value: Any) -> None:
+        """:meth:`log_param` for synchronous code on any thread."""
+        self._require_run_nowait(run_id)
+        self._put_nowait(self._params_event(run_id, {key: value}))
+
+    def log_params_nowait(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """:meth:`log_params` for synchronous code on any thread."""
+        self._require_run_nowait(run_id)
+        self._put_nowait(self._params_event(run_id, params))
+
+    async def get_params(self, run_id: str) -> dict[str, Any]:
+        """The run's parameters as they were logged."""
+        await self._read_barrier()
+        return await self._store.get_params(_check_id(run_id, "run id"))
+
+    # -- metrics ---------------------------------------------------------------------------------
+    async def log_metric(
+        self, run_id: str, key: str, step: int, value: float, *, timestamp: float | None = None
+    ) -> None:
+        """Record one point of a metric series; returns once it is queued."""
+        if run_id not in self._known_runs:
+            await self._require_run(run_id)
+        item = self._metric_event(run_id, key, step, value, timestamp)
+        if not self._offer(item):
+            await self._writer.put_waiting(item)
+
+    def log_metric_nowait(
+        self, run_id: str, key: str, step: int, value: float, *, timestamp: float | None = None
+    ) -> None:
+        """:meth:`log_metric` for synchronous code on any thread; follows ``on_full``."""
+        if run_id not in self._known_runs:
+            self._require_run_nowait(run_id)
+        item = self._metric_event(run_id, key, step, value, timestamp)
+        if not self._offer(item):
+            self._put_nowait(item)
+
+    async def log_metrics(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float],
+        step: int,
+        *,
+        timestamp: float | None = None,
+    ) -> None:
+        """Record one point of several metrics at the same step."""
+        await self._require_run(run_id)
+        for item in self._metric_events(run_id, metrics, step, timestamp):
+            await self._put(item)
+
+    def log_metrics_nowait(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float],
+        step: int,
+        *,
+        timestamp: float | None = None,
+    ) -> None:
+        """:meth:`log_metrics` for synchronous code on any thread; follows ``on_full``."""
+        self._require_run_nowait(run_id)
+        for item in self._metric_events(run_id, metrics, step, timestamp):
+            self._put_nowait(item)
+
+    def _metric_events(
+        self, run_id: str, metrics: Mapping[str, float], step: int, timestamp: float | None
+    ) -> list[MetricLogged]:
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"metrics must be a mapping, not {type(metrics).__name__}")
+        stamp = _time() if timestamp is None else timestamp
+        # Validate every point before queueing any, so a bad value queues nothing.
+        return [self._metric_event(run_id, k, step, v, stamp) for k, v in metrics.items()]
+
+    async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
+        """The series, ordered by step (equal steps keep their logging order)."""
+        await self._read_barrier()
+        return await self._store.get_metrics(_check_id(run_id, "run id"), check_key(key))
+
+    async def list_metric_keys(self, run_id: str) -> list[str]:
+        """The names of the run's metrics, sorted."""
+        await self._read_barrier()
+        return await self._store.list_metric_keys(_check_id(run_id, "run id"))
+
+    # -- artifacts -------------------------------------------------------------------------------
+    async def log_artifact(self, run_id: str, name: str, data: bytes) -> str:
+        """Store ``data`` as a named artifact of the run; returns its SHA-256 (hex)."""
+        await self._require_run(run_id)
+        check_key(name, "artifact name")
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"artifact data must be bytes, not {type(data).__name__}")
+        content = bytes(data)
+        digest = hashlib.sha256(content).hexdigest()
+        await self._put(BlobStored(digest, content))
+        await self._put(ArtifactLogged(run_id, name, digest, len(content), _time()))
+        return digest
+
+    async def get_artifact_data(self, sha256: str) -> bytes:
+        """The content with this SHA-256; raises :class:`ArtifactNotFound`."""
+        if type(sha256) is not str or not _SHA256.fullmatch(sha256):
+            raise ValueError(f"not a SHA-256 hex digest (64 lowercase hex characters): {sha256!r}")
+        await self._read_barrier()
+        return await self._store.get_artifact_data(sha256)
+
+    async def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
+        """The run's artifacts, in logging order."""
+        await self._read_barrier()
+        return await self._store.list_artifacts(_check_id(run_id, "run id"))
+
+    # -- tracing ---------------------------------------------------------------------------------
+    async def set_span_id(self, run_id: str, span_id: str) -> None:
+        """Link the run to a distributed trace (setting again overwrites)."""
+        await self._require_run(run_id)
+        check_key(span_id, "span id")
+        await self._put(SpanIdSet(run_id, span_id, _time()))
+
+    async def get_span_id(self, run_id: str) -> str | None:
+        """The run's span id, or None."""
+        await self._read_barrier()
+        return await self._store.get_span_id(_check_id(run_id, "run id"))
+
+
+def raise_bad_step(step: object) -> None:
+    """Raise the error that explains why ``step`` is not a valid step."""
+    if type(step) is not int:
+        raise TypeError(f"step must be an int, not {type(step).__name__}")
+    raise ValueError(f"step must be an int in [0, 2**63), got {step}")
+
+
+def _check_id(value: str, what: str) -> str:
+    if type(value) is not str:
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _terminal_status(status: RunStatus | str) -> RunStatus:
+    try:
+        final = RunStatus(status)
+    except ValueError:
+        raise ValueError(f"unknown run status {status!r}") from None
+    if not final.is_terminal:
+        raise ValueError(f"complete_run needs SUCCESS, FAILED or CANCELLED, not {final.value}")
+    return final
+
+
+def _reopen(spec: str, durability: Durability, options: dict[str, Any]) -> Tracker:
+    return Tracker(SqliteBackend(spec, durability=durability), **options)
