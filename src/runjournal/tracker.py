@@ -148,7 +148,7 @@ class Tracker:
         """
         await anyio.to_thread.run_sync(self._writer.flush_sync)
 
-    def flush_nowait(self) -> None:
+    def flush_blocking(self) -> None:
         """Blocking :meth:`flush`, for synchronous code (never from the event loop's thread)."""
         self._writer.flush_sync()
 
@@ -336,6 +336,7 @@ class Tracker:
 
     async def set_tag(self, run_id: str, key: str, value: str) -> None:
         """Set a string tag on a run (setting it again overwrites)."""
+        await self._require_run(run_id)
         await self._put(self._tag_event(run_id, key, value))
 
     def _tag_event(self, run_id: str, key: str, value: str) -> TagSet:
@@ -446,7 +447,9 @@ class Tracker:
         return await self._store.list_metric_keys(_check_id(run_id, "run id"))
 
     # -- artifacts -------------------------------------------------------------------------------
-    async def log_artifact(self, run_id: str, name: str, data: bytes) -> str:
+    async def log_artifact(
+        self, run_id: str, name: str, data: bytes | bytearray | memoryview
+    ) -> str:
         """Store ``data`` as a named artifact of the run; returns its SHA-256 (hex)."""
         await self._require_run(run_id)
         check_key(name, "artifact name")

@@ -9,7 +9,7 @@ the ``async`` query methods, which never block the caller's event loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -17,7 +17,15 @@ from runjournal.events import BlobStored, Event
 from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run
 from runjournal.projection import RunRow
 
-__all__ = ["AppendResult", "JournalEntry", "NewEntry", "Store", "recorded_at"]
+__all__ = [
+    "AppendResult",
+    "JournalEntry",
+    "NewEntry",
+    "RawEntry",
+    "RawJournalReader",
+    "Store",
+    "recorded_at",
+]
 
 
 class NewEntry(msgspec.Struct, frozen=True):
@@ -37,6 +45,17 @@ class JournalEntry(msgspec.Struct, frozen=True):
     seq: int
     recorded_at: float
     event: Event
+
+
+class RawEntry(msgspec.Struct, frozen=True):
+    """A committed journal entry as stored: its body undecoded, at its event ``version``."""
+
+    position: int
+    source: str
+    seq: int
+    recorded_at: float
+    version: int
+    body: bytes
 
 
 class AppendResult(msgspec.Struct, frozen=True):
@@ -115,3 +134,11 @@ class Store(Protocol):
 
     async def rebuild(self) -> None:
         """Drop every projection and fold the journal again."""
+
+
+@runtime_checkable
+class RawJournalReader(Protocol):
+    """A store that hands out its journal's stored bytes, for exports that copy them as is."""
+
+    async def read_journal_raw(self, after: int = 0, limit: int | None = None) -> list[RawEntry]:
+        """Committed entries with ``position > after``, in order, with undecoded bodies."""

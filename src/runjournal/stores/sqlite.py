@@ -58,7 +58,7 @@ from runjournal.stores._sqlite_schema import (
     ensure_schema,
     statements,
 )
-from runjournal.stores.base import AppendResult, JournalEntry, NewEntry
+from runjournal.stores.base import AppendResult, JournalEntry, NewEntry, RawEntry
 
 __all__ = ["Durability", "SqliteBackend", "translate_error"]
 
@@ -540,6 +540,15 @@ class SqliteBackend:
         )
         decode = self._codec.decode
         return [JournalEntry(p, s, q, t, decode(b, v)) for p, s, q, t, v, b in rows]
+
+    async def read_journal_raw(self, after: int = 0, limit: int | None = None) -> list[RawEntry]:
+        """Committed entries with ``position > after``, in order, with their stored bodies."""
+        rows = await self._fetchall(
+            "SELECT position, source, seq, recorded_at, version, body FROM journal "
+            "WHERE position > ? ORDER BY position LIMIT ?",
+            (after, -1 if limit is None else limit),
+        )
+        return [RawEntry(p, s, q, t, v, b) for p, s, q, t, v, b in rows]
 
     async def head(self) -> int:
         row = await self._fetchone("SELECT coalesce(max(position), 0) FROM journal")
