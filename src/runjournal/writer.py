@@ -131,6 +131,7 @@ class Writer:
         queue = self.queue
         while len(queue) >= self.capacity:
             self.check_open()
+            self.wake()  # a full queue is a full batch: commit it now, not at the next tick
             time.sleep(0.0005)
         queue.append(item)
 
@@ -139,12 +140,14 @@ class Writer:
         queue = self.queue
         while len(queue) >= self.capacity:
             self.check_open()
+            self.wake()
             await anyio.sleep(0.0005)
         queue.append(item)
 
     def drop(self) -> None:
         """Count one dropped event, warning once per burst (the ``on_full="drop"`` policy)."""
         self.check_open()
+        self.wake()
         with self._stats_lock:
             self._dropped += 1
             first = not self._drop_warned
@@ -245,6 +248,8 @@ class Writer:
 
     def drain_at_exit(self) -> None:
         self.close()
+        # Also stop the store's threads: a reader thread left running would block exit.
+        self.store.release()
         with self._stats_lock:
             rejections, self._rejections = self._rejections, []
         if rejections:

@@ -91,6 +91,9 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections. Idempotent."""
 
+    def release(self) -> None:
+        """Blocking, loop-free :meth:`close`, for the exit hooks. Idempotent."""
+
     # -- writing: called from the writer thread, may block --------------------------------
     def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
         """Atomically store blobs, append entries and apply their projections.

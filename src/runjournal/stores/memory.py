@@ -190,6 +190,9 @@ class InMemoryStorage:
     async def close(self) -> None:
         return None
 
+    def release(self) -> None:
+        return None
+
     def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
         appended = duplicates = 0
         rejected: list[tuple[int, str]] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -277,6 +278,16 @@ class SqliteBackend:
         reader, self._read_conn = self._read_conn, None
         if reader is not None:
             await reader.close()
+        self.close_writer()
+
+    def release(self) -> None:
+        self._check_fork()
+        reader, self._read_conn = self._read_conn, None
+        if reader is not None:
+            with warnings.catch_warnings():
+                # aiosqlite looks for an event loop to hand back a future we do not need.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                reader.stop()
         self.close_writer()
 
     def close_writer(self) -> None:
