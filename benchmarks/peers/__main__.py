@@ -27,6 +27,7 @@ from typing import Any
 
 from . import mlflow_case, trackio_case, wandb_case
 from ._common import (
+    SCRUBBED_PREFIXES,
     CaseDirs,
     PeerResult,
     PeerUnavailableError,
@@ -85,7 +86,9 @@ def run_case_in_this_process(case_id: str, points: int, case_dir: Path, result_p
     spec = CASES_BY_ID[case_id]
     dirs = CaseDirs(case_dir)
     dirs.create()
-    # The parent already set these; repeating them keeps a hand-started child just as isolated.
+    # The parent already did this; repeating it keeps a hand-started child just as isolated.
+    for key in [k for k in os.environ if k.startswith(SCRUBBED_PREFIXES)]:
+        del os.environ[key]
     os.environ.update(offline_environment(dirs.aux))
     os.environ.update(spec.environment(dirs))
     os.chdir(dirs.cwd)
@@ -95,7 +98,7 @@ def run_case_in_this_process(case_id: str, points: int, case_dir: Path, result_p
         result = PeerResult.failed(
             peer=spec.peer, case=case_id, n_points=points, error=f"not installed: {exc}"
         )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- any peer failure must become a row, not a crash
         tail = traceback.format_exc()[-STDERR_TAIL_CHARS:]
         result = PeerResult.failed(
             peer=spec.peer,
@@ -202,7 +205,7 @@ def run_case_subprocess(
     ), wall
 
 
-def _fmt(value: float | int | None, spec: str) -> str:
+def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
@@ -213,6 +216,7 @@ def render_table(rows: Sequence[tuple[PeerResult, float]]) -> str:
         "version",
         "points",
         "pts/call",
+        "mean µs",
         "median µs",
         "p99 µs",
         "p99.9 µs",
@@ -227,6 +231,7 @@ def render_table(rows: Sequence[tuple[PeerResult, float]]) -> str:
             r.version or "-",
             f"{r.n_points:,}",
             _fmt(r.points_per_call or None, ",d"),
+            _fmt(r.latency_mean_us, ",.1f"),
             _fmt(r.latency_median_us, ",.1f"),
             _fmt(r.latency_p99_us, ",.1f"),
             _fmt(r.latency_p999_us, ",.1f"),
@@ -302,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_case_in_this_process(args.run_case, args.points, args.case_dir, args.result)
 
     specs = select_cases(args.only)
+    # Cases run with their own cwd, so a relative interpreter path must be made absolute; not
+    # resolved, since following a venv's symlink would lose the venv.
+    python = os.path.abspath(args.python) if os.sep in args.python else args.python
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix="peers-", dir=args.workdir))
@@ -313,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             points = points_for(spec, args.points, args.mlflow_per_call_points)
             print(f"running {spec.case_id} ({points:,} points) ...", file=sys.stderr, flush=True)
             result, wall = run_case_subprocess(
-                spec, points=points, python=args.python, root=root, timeout_s=args.timeout
+                spec, points=points, python=python, root=root, timeout_s=args.timeout
             )
             if points != args.points:
                 capped = (
@@ -333,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report: dict[str, Any] = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "requested_points": args.points,
-            "python": args.python,
+            "python": python,
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "results": [{**r.to_json_dict(), "wall_s": round(w, 3)} for r, w in rows],

@@ -29,6 +29,7 @@ class PeerResult:
     n_points: int
     calls: int
     points_per_call: int
+    latency_mean_us: float | None
     latency_median_us: float | None
     latency_p99_us: float | None
     latency_p999_us: float | None
@@ -60,6 +61,7 @@ class PeerResult:
             n_points=n_points,
             calls=0,
             points_per_call=0,
+            latency_mean_us=None,
             latency_median_us=None,
             latency_p99_us=None,
             latency_p999_us=None,
@@ -77,8 +79,9 @@ class PeerUnavailableError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LatencySummary:
-    """Per-call latency percentiles in microseconds."""
+    """Per-call latency statistics in microseconds."""
 
+    mean_us: float
     median_us: float
     p99_us: float
     p999_us: float
@@ -96,6 +99,7 @@ def summarize_latencies(latencies_ns: Sequence[int]) -> LatencySummary:
     """Summarise per-call latencies measured in nanoseconds."""
     ordered = sorted(latencies_ns)
     return LatencySummary(
+        mean_us=sum(ordered) / len(ordered) / 1_000,
         median_us=percentile(ordered, 50) / 1_000,
         p99_us=percentile(ordered, 99) / 1_000,
         p999_us=percentile(ordered, 99.9) / 1_000,
@@ -217,6 +221,7 @@ def offline_environment(aux_dir: Path) -> dict[str, str]:
         "XDG_CACHE_HOME": str(aux_dir / "xdg-cache"),
         "XDG_CONFIG_HOME": str(aux_dir / "xdg-config"),
         "XDG_DATA_HOME": str(aux_dir / "xdg-data"),
+        "TMPDIR": str(aux_dir / "tmp"),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -253,7 +258,7 @@ class CaseDirs:
 
     def create(self) -> None:
         """Create all directories."""
-        for path in (self.store, self.aux, self.cwd):
+        for path in (self.store, self.aux / "tmp", self.cwd):
             path.mkdir(parents=True, exist_ok=True)
 
 
@@ -264,17 +269,26 @@ def build_result(
     n_points: int,
     points_per_call: int,
     latencies_ns: Sequence[int],
+    loop_ns: int,
     elapsed_ns: int,
     dirs: CaseDirs,
     read_back: ReadBack,
     version: str | None,
     notes: Sequence[str] = (),
 ) -> PeerResult:
-    """Assemble a :class:`PeerResult` from one finished case's raw measurements."""
+    """Assemble a :class:`PeerResult` from one finished case's raw measurements.
+
+    ``loop_ns`` is the time spent in the logging loop and ``elapsed_ns`` that plus finishing the
+    run; the difference is how long the peer needed to store what the calls had queued.
+    """
     summary = summarize_latencies(latencies_ns)
     size, disk_note = storage_note(dirs.store)
     extra = stray_note({"aux": dirs.aux, "cwd": dirs.cwd})
-    all_notes = [*notes, read_back.note, disk_note]
+    timing_note = (
+        f"time: logging loop {loop_ns / 1e9:.2f} s + finish/flush"
+        f" {(elapsed_ns - loop_ns) / 1e9:.2f} s"
+    )
+    all_notes = [*notes, timing_note, read_back.note, disk_note]
     if extra:
         all_notes.append(extra)
     return PeerResult(
@@ -283,6 +297,7 @@ def build_result(
         n_points=n_points,
         calls=len(latencies_ns),
         points_per_call=points_per_call,
+        latency_mean_us=summary.mean_us,
         latency_median_us=summary.median_us,
         latency_p99_us=summary.p99_us,
         latency_p999_us=summary.p999_us,

@@ -95,7 +95,7 @@ def read_history(run_dir: Path) -> tuple[list[tuple[int, float]], dict[str, int]
     points: list[tuple[int, float]] = []
     kinds: dict[str, int] = {}
     for raw in iter_transaction_log(log_path):
-        record: Any = wandb_internal_pb2.Record()
+        record: Any = wandb_internal_pb2.Record()  # type: ignore[attr-defined,unused-ignore]
         record.ParseFromString(raw)
         kind = str(record.WhichOneof("record_type"))
         kinds[kind] = kinds.get(kind, 0) + 1
@@ -144,6 +144,7 @@ def run(points: int, dirs: CaseDirs) -> PeerResult:
         t0 = clock()
         log(payload, step=i)
         latencies[i] = clock() - t0
+    loop = clock() - start
     # finish() waits for wandb-core to drain the queue and close the .wandb file.
     tracker.finish()
     elapsed = clock() - start
@@ -157,13 +158,16 @@ def run(points: int, dirs: CaseDirs) -> PeerResult:
         n_points=points,
         points_per_call=1,
         latencies_ns=latencies,
+        loop_ns=loop,
         elapsed_ns=elapsed,
         dirs=dirs,
         read_back=read_back,
         version=metadata.version("wandb"),
         notes=[
             "mode=offline; Run.log per point; end-to-end includes Run.finish(); stats off",
-            "read back by decoding the .wandb file with wandb.proto Record"
-            f" (wandb.Api needs a server; records: {record_counts})",
+            (
+                "read back by decoding the .wandb file with wandb.proto Record"
+                f" (wandb.Api needs a server; records: {record_counts})"
+            ),
         ],
     )

@@ -132,14 +132,19 @@ class ArtifactLogged(msgspec.Struct, frozen=True, tag="artifact.logged"):
     at: float
 
 
-class MetricLogged(msgspec.Struct, frozen=True, tag="metric.logged", gc=False):
-    """One metric point, as it travels the queue. ``timestamp`` doubles as its time."""
+class MetricLogged(msgspec.Struct, frozen=True, tag="metric.logged", gc=False, omit_defaults=True):
+    """One metric point, as it travels the queue.
+
+    ``at`` is when it was accepted; it is left out when it equals ``timestamp``
+    (the default timestamp), which keeps the hot path to one clock read.
+    """
 
     run_id: str
     key: str
     step: int
     value: float
     timestamp: float
+    at: float | None = None
 
 
 class MetricsLogged(msgspec.Struct, frozen=True, tag="metrics.logged"):

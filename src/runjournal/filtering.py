@@ -13,7 +13,7 @@ from typing import Any
 
 from runjournal.model import FilterOp, ParamFilter, check_param_value
 
-__all__ = ["matches", "strict_equal", "validate_filters"]
+__all__ = ["matches", "strict_equal", "validate_filters", "value_matches"]
 
 _ORDERING = frozenset({FilterOp.LT, FilterOp.LTE, FilterOp.GT, FilterOp.GTE})
 
@@ -67,9 +67,11 @@ def _comparable(a: Any, b: Any) -> bool:
 
 def matches(params: dict[str, Any], flt: ParamFilter) -> bool:
     """True if a run with ``params`` satisfies the (validated) filter."""
-    if flt.key not in params:
-        return False
-    have = params[flt.key]
+    return flt.key in params and value_matches(params[flt.key], flt)
+
+
+def value_matches(have: Any, flt: ParamFilter) -> bool:
+    """True if a run whose ``flt.key`` param is ``have`` satisfies the (validated) filter."""
     want = flt.value
     op = flt.op
     if op is FilterOp.EQ:
@@ -86,7 +88,8 @@ def matches(params: dict[str, Any], flt: ParamFilter) -> bool:
         return False
     if op is FilterOp.STARTS_WITH:
         return type(have) is str and have.startswith(want)
-    if not (_is_number(have) and _is_number(want)) and not (type(have) is str is type(want)):
+    both_numbers = _is_number(have) and _is_number(want)
+    if not both_numbers and not (type(have) is str and type(want) is str):
         return False
     if op is FilterOp.LT:
         return bool(have < want)

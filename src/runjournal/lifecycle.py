@@ -9,7 +9,10 @@ One place handles every way a process ends or splits:
 - SIGTERM, whose default action would end the process on the spot: a handler,
   installed only where none was set, drains and then re-raises the signal;
 - Ctrl-C raises ``KeyboardInterrupt``, which unwinds to the exit hooks above;
-- ``fork()``: each writer forgets the parent's queue and starts afresh in the child.
+- ``fork()``: first each writer commits what is pending (briefly), so that the
+  child finds the runs its parent created in the store; then, in the child, each
+  writer forgets the parent's queue, lets its store drop the parent's connections
+  and locks, and starts afresh.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ class Drainable(Protocol):
     def drain_at_exit(self) -> None:
         """Write everything pending (within the writer's drain timeout) and stop."""
 
+    def before_fork(self) -> None:
+        """Commit what is pending, within a short bound, before the process forks."""
+
+    def after_fork_in_parent(self) -> None:
+        """Undo what :meth:`before_fork` held during the fork."""
+
     def after_fork_in_child(self) -> None:
         """Start afresh in a forked child, without the parent's pending events."""
 
@@ -51,8 +60,24 @@ def drain_all() -> None:
     for writer in list(_live):
         try:
             writer.drain_at_exit()
-        except Exception as exc:  # one writer's failure must not stop the others
+        except Exception as exc:  # noqa: BLE001 - one writer's failure must not stop the others
             print(f"runjournal: draining failed: {exc!r}", file=sys.stderr)
+
+
+def _before_fork() -> None:
+    for writer in list(_live):
+        try:
+            writer.before_fork()
+        except Exception as exc:  # noqa: BLE001 - a fork must never fail because of us
+            print(f"runjournal: committing before fork failed: {exc!r}", file=sys.stderr)
+
+
+def _after_fork_in_parent() -> None:
+    for writer in list(_live):
+        try:
+            writer.after_fork_in_parent()
+        except Exception as exc:  # noqa: BLE001 - a fork must never fail because of us
+            print(f"runjournal: resuming after fork failed: {exc!r}", file=sys.stderr)
 
 
 def _after_fork_in_child() -> None:
@@ -94,4 +119,8 @@ def _install_hooks() -> None:
     if register_threading_atexit is not None:
         register_threading_atexit(drain_all)
     atexit.register(drain_all)
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )

@@ -25,6 +25,7 @@ __all__ = [
     "check_param_value",
     "check_step",
     "check_tags",
+    "check_text",
     "check_timestamp",
     "check_value",
 ]
@@ -126,7 +127,18 @@ def check_key(key: object, what: str = "key") -> str:
         raise ValueError(f"{what} must not be empty")
     if "\x00" in key:
         raise ValueError(f"{what} must not contain NUL characters")
+    if not key.isascii():
+        check_text(key, what)
     return key
+
+
+def check_text(text: str, what: str = "text") -> str:
+    """Return ``text`` if it can be stored as UTF-8 (no lone surrogates), else raise ValueError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} is not valid Unicode text ({exc.reason}): {text!r}") from None
+    return text
 
 
 def check_step(step: object) -> int:
@@ -159,7 +171,10 @@ def check_timestamp(timestamp: object) -> float:
     """Return a user-supplied timestamp (Unix seconds) as a finite float."""
     if type(timestamp) not in (int, float):
         raise TypeError(f"timestamp must be a float or an int, not {type(timestamp).__name__}")
-    result = float(timestamp)  # type: ignore[arg-type]
+    try:
+        result = float(timestamp)  # type: ignore[arg-type]
+    except OverflowError:
+        raise ValueError(f"timestamp must be finite, got {timestamp}") from None
     if not math.isfinite(result):
         raise ValueError(f"timestamp must be finite, got {timestamp}")
     return result
@@ -171,7 +186,8 @@ def check_param_value(value: object, *, path: str = "value") -> Any:
     Allowed: ``None``, ``str``, ``bool``, 64-bit ``int``, ``float`` (NaN and
     infinities included), and lists and ``str``-keyed dicts of these, nested to
     any depth. A tuple becomes a list. Anything else raises ``TypeError`` (or
-    ``ValueError`` for an int beyond 64 bits or a string with NUL).
+    ``ValueError`` for an int beyond 64 bits or a string that is not valid
+    Unicode, such as one with a lone surrogate).
     """
     kind = type(value)
     if value is None or kind is bool or kind is float:
@@ -181,7 +197,7 @@ def check_param_value(value: object, *, path: str = "value") -> Any:
             raise ValueError(f"{path}: int {value} does not fit in 64 bits")
         return value
     if kind is str:
-        return value
+        return check_text(value, path)  # type: ignore[arg-type]
     if kind is list or kind is tuple:
         items: list[Any] = list(value)  # type: ignore[call-overload]
         return [check_param_value(item, path=f"{path}[{i}]") for i, item in enumerate(items)]
@@ -190,6 +206,7 @@ def check_param_value(value: object, *, path: str = "value") -> Any:
         for k, v in value.items():  # type: ignore[attr-defined]
             if type(k) is not str:
                 raise TypeError(f"{path}: dict keys must be str, not {type(k).__name__}")
+            check_text(k, f"{path}: dict key")
             out[k] = check_param_value(v, path=f"{path}[{k!r}]")
         return out
     raise TypeError(
@@ -209,5 +226,5 @@ def check_tags(tags: object, what: str = "tags") -> dict[str, str]:
         check_key(k, f"{what} key")
         if type(v) is not str:
             raise TypeError(f"{what}[{k!r}] must be a str, not {type(v).__name__}")
-        out[k] = v
+        out[k] = check_text(v, f"{what}[{k!r}]")
     return out

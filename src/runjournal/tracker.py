@@ -47,6 +47,7 @@ from runjournal.model import (
     check_key,
     check_param_value,
     check_tags,
+    check_text,
     check_timestamp,
     check_value,
 )
@@ -178,7 +179,9 @@ class Tracker:
         queue = writer.queue
         if len(queue) < writer.capacity:
             queue.append(item)
-            if len(queue) >= writer.batch_size:
+            # Wake the writer once per batch, as the queue reaches it; the writer keeps
+            # draining while anything is left, and wakes itself every flush_interval.
+            if len(queue) == writer.batch_size:
                 writer.wake()
             return True
         return False
@@ -203,8 +206,9 @@ class Tracker:
             raise_bad_step(step)
         if type(value) is not float:
             value = check_value(value)
-        timestamp = _time() if timestamp is None else check_timestamp(timestamp)
-        return MetricLogged(run_id, key, step, value, timestamp)
+        if timestamp is None:
+            return MetricLogged(run_id, key, step, value, _time())
+        return MetricLogged(run_id, key, step, value, check_timestamp(timestamp), _time())
 
     def _params_event(self, run_id: str, params: Mapping[str, Any]) -> ParamsLogged:
         if not isinstance(params, Mapping):
@@ -250,8 +254,12 @@ class Tracker:
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping or None, not {type(config).__name__}")
         checked_config = None if config is None else check_param_value(dict(config), path="config")
-        if description is not None and type(description) is not str:
-            raise TypeError(f"description must be a str or None, not {type(description).__name__}")
+        if description is not None:
+            if type(description) is not str:
+                raise TypeError(
+                    f"description must be a str or None, not {type(description).__name__}"
+                )
+            check_text(description, "description")
         experiment_id = new_id()
         event = ExperimentCreated(
             experiment_id=experiment_id,
@@ -294,8 +302,10 @@ class Tracker:
         if experiment_id not in self._known_experiments:
             await self.get_experiment(experiment_id)
             self._known_experiments.add(experiment_id)
-        if name is not None and type(name) is not str:
-            raise TypeError(f"run name must be a str or None, not {type(name).__name__}")
+        if name is not None:
+            if type(name) is not str:
+                raise TypeError(f"run name must be a str or None, not {type(name).__name__}")
+            check_text(name, "run name")
         run_id = new_id()
         await self._put(RunCreated(run_id, experiment_id, _time(), name, check_tags(tags)))
         self._known_runs.add(run_id)
@@ -343,7 +353,7 @@ class Tracker:
         check_key(key, "tag key")
         if type(value) is not str:
             raise TypeError(f"tag value must be a str, not {type(value).__name__}")
-        return TagSet(run_id, key, value, _time())
+        return TagSet(run_id, key, check_text(value, "tag value"), _time())
 
     async def filter_runs(
         self, experiment_id: str | None, filters: Sequence[ParamFilter]

@@ -104,6 +104,7 @@ class Writer:
         self.source = new_id()
         self._seq = 0
         self._wake = threading.Event()
+        self._retry = threading.Event()  # a flush or close wants a failed write retried now
         self._stats_lock = threading.Lock()
         self._taken = 0
         self._committed = 0
@@ -114,6 +115,8 @@ class Writer:
         self._last_seconds = 0.0
         self._rejections: list[tuple[str, str]] = []
         self._error: StoreError | None = None
+        self._failures = 0  # failed store writes so far; a flush reports only fresh failures
+        self._batch: list[QueueItem | _Marker] = []  # taken off the queue, not yet written
         self._busy = False
         self._drop_warned = False
         self._closing = False
@@ -179,30 +182,39 @@ class Writer:
         return not self.queue and not self._busy
 
     # -- flush and close ---------------------------------------------------------------------
-    def flush_sync(self, *, report: bool = True) -> None:
+    def flush_sync(self, *, report: bool = True, timeout: float | None = None) -> bool:
         """Block until every event accepted before this call is committed.
 
         Raises the store's error while it cannot write (for example a full disk:
         the events are kept and retried), and :class:`RejectedWrites` for events
         refused at commit since the last report (unless ``report`` is false: the
         read-your-writes barrier of queries leaves those for the next flush).
+        Only a write attempted after this call began counts: the writer retries at
+        once, so a flush right after the disk got room again succeeds. Returns
+        False if ``timeout`` passed first.
         """
         if self._closed:
             if report:
                 self.raise_rejections()
-            return
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failures = self._failures
         marker = _Marker()
         self.queue.append(marker)
+        self._retry.set()
         self._wake.set()
         while not marker.done.wait(0.01):
             error = self._error
-            if error is not None:
+            if error is not None and self._failures != failures:
                 raise type(error)(str(error))
             thread = self._thread
             if thread is None or not thread.is_alive():
                 raise RunJournalError("the writer thread is not running")
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
         if report:
             self.raise_rejections()
+        return True
 
     def raise_rejections(self) -> None:
         with self._stats_lock:
@@ -223,11 +235,16 @@ class Writer:
         self._give_up_at = time.monotonic() + limit
         self._closing = True
         self.capacity = 0  # routes every later producer call to offer_slow, which raises
+        self._retry.set()
         self._wake.set()
         if thread is not threading.current_thread():
             thread.join(limit + 1.0)
         self._closed = True
         leftover = sum(_event_count(item) for item in self.queue)
+        if thread.is_alive():
+            # Still stuck in a write (a lock held longer than the drain timeout, say):
+            # what it holds is not written either, and must be counted as such.
+            leftover += sum(_event_count(item) for item in list(self._batch))
         unwritten = self._unwritten + leftover
         if unwritten:
             error = self._error
@@ -255,8 +272,31 @@ class Writer:
         if rejections:
             print(f"runjournal: {RejectedWrites(rejections)}", file=sys.stderr)
 
+    def before_fork(self) -> None:
+        """Commit what is pending (briefly) so that a forked child sees it in the store.
+
+        Without this, a child forked right after ``create_run`` (a data-loader
+        worker, say) would log to a run that is still in the parent's queue, and
+        every one of its points would be rejected at commit.
+        """
+        thread = self._thread
+        if not (
+            self._closing or self.idle or thread is None or thread is threading.current_thread()
+        ):
+            try:
+                self.flush_sync(report=False, timeout=_FORK_FLUSH_TIMEOUT)
+            except RunJournalError as exc:  # never stop a fork; the child starts without it
+                log.warning("runjournal: could not commit pending events before fork: %s", exc)
+        # No write transaction may be open while the process forks (see the store).
+        _call_optional(self.store, "before_fork")
+
+    def after_fork_in_parent(self) -> None:
+        _call_optional(self.store, "after_fork_in_parent")
+
     def after_fork_in_child(self) -> None:
         # The parent's pending events are the parent's to write; the child starts empty.
+        # The store may hold a lock or a connection of a parent thread: it must let go first.
+        _call_optional(self.store, "after_fork_in_child")
         self.queue.clear()
         was_closed = self._closed or self._closing
         self._fresh_state()
@@ -292,9 +332,13 @@ class Writer:
                     self._busy = True
                     count = min(len(queue), self.batch_size)
                     popleft = queue.popleft
-                    self._commit([popleft() for _ in range(count)])
-                    if len(queue) < self.max_pending // 2:
-                        self._drop_warned = False
+                    batch: list[QueueItem | _Marker] = []
+                    self._batch = batch
+                    take = batch.append
+                    for _ in range(count):
+                        take(popleft())
+                    self._commit(batch)
+                    self._batch = []
             except Exception:  # pragma: no cover - a bug; keep the thread alive and loud
                 log.exception("runjournal writer: unexpected failure")
             finally:
@@ -308,25 +352,32 @@ class Writer:
         markers: list[_Marker] = []
         events = 0
         groups: dict[tuple[str, str], list[MetricPoint]] = {}
-        group_at = 0.0
+        last: MetricLogged | None = None
 
         def close_groups() -> None:
             nonlocal groups
-            for (run_id, key), points in groups.items():
+            if not groups or last is None:
+                return
+            # Recorded when the newest point of the stretch was accepted: no entry is ever
+            # dated before a point it holds (time travel never shows a point too early).
+            at = last.timestamp if last.at is None else last.at
+            for group_key, points in groups.items():
                 self._seq += 1
-                batch = MetricsLogged(run_id, key, points, group_at)
-                entries.append(NewEntry(self.source, self._seq, batch, group_at))
+                batch = MetricsLogged(group_key[0], group_key[1], points, at)
+                entries.append(NewEntry(self.source, self._seq, batch, at))
             groups = {}
 
         for item in items:
             if type(item) is MetricLogged:
                 events += 1
                 point = MetricPoint(item.step, item.value, item.timestamp)
-                group = groups.get((item.run_id, item.key))
+                group_key = (item.run_id, item.key)
+                group = groups.get(group_key)
                 if group is None:
-                    groups[(item.run_id, item.key)] = [point]
+                    groups[group_key] = [point]
                 else:
                     group.append(point)
+                last = item
                 continue
             if isinstance(item, _Marker):
                 markers.append(item)
@@ -338,13 +389,13 @@ class Writer:
             events += 1
             self._seq += 1
             entries.append(NewEntry(self.source, self._seq, item, recorded_at(item)))
-        if groups:
-            group_at = time.time()
-            close_groups()
+        close_groups()
         with self._stats_lock:
             self._taken += events
         if entries or blobs:
             self._append(entries, blobs, events)
+        if len(self.queue) < self.max_pending // 2:
+            self._drop_warned = False  # the burst is over: warn again at the next one
         for marker in markers:
             marker.done.set()
 
@@ -360,16 +411,28 @@ class Writer:
                         "runjournal writer: %s; keeping %d event(s) and retrying", exc, events
                     )
                 self._error = exc
+                self._failures += 1
                 give_up_at = self._give_up_at
                 if give_up_at is not None and time.monotonic() >= give_up_at:
                     with self._stats_lock:
                         self._unwritten += events
                     return
-                time.sleep(delay)
+                # Back off, but retry at once when a flush or close asks for it.
+                if self._retry.wait(delay):
+                    self._retry.clear()
                 delay = min(delay * 2, 0.5)
                 continue
             except Exception as exc:
-                # Not a storage failure but a bug: report every event, never lose them silently.
+                if len(entries) + len(blobs) > 1:
+                    # Not a storage failure but a bad event (or a bug). Write the batch one
+                    # entry at a time, so that only the culprit is refused, not its neighbours.
+                    log.warning("runjournal writer: %r; writing the batch entry by entry", exc)
+                    for blob in blobs:
+                        self._append([], [blob], 0)
+                    for entry in entries:
+                        self._append([entry], [], _event_count(entry.event))
+                    return
+                # Report every such event, never lose them silently.
                 log.exception("runjournal writer: could not write %d event(s)", events)
                 self._record_rejections([(i, repr(exc)) for i in range(len(entries))], entries)
                 return
@@ -398,6 +461,17 @@ class Writer:
             self._rejected += count
             self._rejections.extend(described)
         return count
+
+
+_FORK_FLUSH_TIMEOUT = 5.0
+"""How long a fork may wait for the parent's pending events to be committed."""
+
+
+def _call_optional(store: Store, hook: str) -> None:
+    """Call a fork hook that a store may define (the SQLite store needs them)."""
+    method = getattr(store, hook, None)
+    if method is not None:
+        method()
 
 
 def _event_count(item: object) -> int:

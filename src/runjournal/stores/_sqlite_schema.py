@@ -12,6 +12,7 @@ __all__ = [
     "PROJECTION_TABLES",
     "SCHEMA_VERSION",
     "ensure_schema",
+    "refuse_foreign",
     "statements",
 ]
 
@@ -96,6 +97,27 @@ PROJECTION_TABLES = (
 def statements(script: str) -> list[str]:
     """Split a schema script into statements (``executescript`` would commit first)."""
     return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def refuse_foreign(conn: sqlite3.Connection, where: str) -> None:
+    """Raise :class:`NotARunJournalDatabase` unless the file is ours or an empty database.
+
+    Reads only: it runs before anything (even the switch to WAL) touches the file.
+    """
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == APPLICATION_ID:
+            return
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorname in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+            raise NotARunJournalDatabase(f"{where} is not a runjournal database ({exc})") from exc
+        raise
+    if app_id != 0 or tables:
+        raise NotARunJournalDatabase(
+            f"{where} is an SQLite database but not a runjournal one "
+            f"(application_id={app_id}, tables: {', '.join(sorted(tables)) or 'none'})"
+        )
 
 
 def ensure_schema(conn: sqlite3.Connection, where: str) -> None:

@@ -9,7 +9,7 @@ the ``async`` query methods, which never block the caller's event loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import msgspec
 
@@ -22,7 +22,6 @@ __all__ = [
     "JournalEntry",
     "NewEntry",
     "RawEntry",
-    "RawJournalReader",
     "Store",
     "recorded_at",
 ]
@@ -129,6 +128,13 @@ class Store(Protocol):
     async def read_journal(self, after: int = 0, limit: int | None = None) -> list[JournalEntry]:
         """Committed entries with ``position > after``, in order."""
 
+    async def read_journal_raw(self, after: int = 0, limit: int | None = None) -> list[RawEntry]:
+        """:meth:`read_journal` with each body as stored, undecoded, with its event version.
+
+        Exports copy these bytes as they are; a store that keeps decoded events
+        encodes them at the current version.
+        """
+
     async def head(self) -> int:
         """The position of the newest entry (0 for an empty journal)."""
 
@@ -137,11 +143,3 @@ class Store(Protocol):
 
     async def rebuild(self) -> None:
         """Drop every projection and fold the journal again."""
-
-
-@runtime_checkable
-class RawJournalReader(Protocol):
-    """A store that hands out its journal's stored bytes, for exports that copy them as is."""
-
-    async def read_journal_raw(self, after: int = 0, limit: int | None = None) -> list[RawEntry]:
-        """Committed entries with ``position > after``, in order, with undecoded bodies."""

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
-from runjournal.events import BlobStored, Event
+from runjournal.events import EVENT_VERSION, BlobStored, Event, EventCodec
 from runjournal.filtering import matches, validate_filters
 from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run
 from runjournal.projection import (
@@ -27,7 +27,7 @@ from runjournal.projection import (
     SetSpanId,
     evolve,
 )
-from runjournal.stores.base import AppendResult, JournalEntry, NewEntry
+from runjournal.stores.base import AppendResult, JournalEntry, NewEntry, RawEntry
 
 __all__ = ["InMemoryStorage", "Projection"]
 
@@ -157,6 +157,7 @@ class Projection:
         return [self._public_run(r) for r in rows]
 
 
+_codec = EventCodec()
 _deep_copy_encoder = msgspec.msgpack.Encoder()
 _deep_copy_decoder = msgspec.msgpack.Decoder(dict[str, Any])
 
@@ -192,6 +193,10 @@ class InMemoryStorage:
 
     def release(self) -> None:
         return None
+
+    def after_fork_in_child(self) -> None:
+        """A forked child gets a fresh lock: a parent thread may have held this one."""
+        self._lock = threading.RLock()
 
     def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
         appended = duplicates = 0
@@ -289,6 +294,14 @@ class InMemoryStorage:
         with self._lock:
             end = None if limit is None else after + limit
             return self._journal[max(after, 0) : end]
+
+    async def read_journal_raw(self, after: int = 0, limit: int | None = None) -> list[RawEntry]:
+        """:meth:`read_journal` with each event encoded as SQLite would store it."""
+        encode = _codec.encode
+        return [
+            RawEntry(e.position, e.source, e.seq, e.recorded_at, EVENT_VERSION, encode(e.event))
+            for e in await self.read_journal(after, limit)
+        ]
 
     async def head(self) -> int:
         with self._lock:

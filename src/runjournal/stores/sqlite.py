@@ -12,6 +12,8 @@ of points, and the ``metrics`` projection indexes those entries by (run, key).
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 import sqlite3
 import threading
@@ -35,28 +37,27 @@ from runjournal.errors import (
     StoreReadOnly,
 )
 from runjournal.events import EVENT_VERSION, BlobStored, EventCodec, MetricLogged, MetricsLogged
-from runjournal.filtering import matches, validate_filters
+from runjournal.filtering import validate_filters, value_matches
 from runjournal.ids import new_id
-from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run, RunStatus
+from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run
 from runjournal.projection import (
-    AddArtifact,
-    AddMetrics,
-    Change,
-    DeleteExperiment,
-    DeleteRun,
-    ExperimentRow,
-    PutExperiment,
-    PutRun,
     Rejected,
     RunRow,
-    SetParams,
-    SetSpanId,
     evolve,
+)
+from runjournal.stores._sqlite_overlay import (
+    EXPERIMENT_COLUMNS,
+    RUN_COLUMNS,
+    Overlay,
+    decode_params,
+    experiment_row,
+    run_row,
 )
 from runjournal.stores._sqlite_schema import (
     PROJECTION_TABLES,
     PROJECTIONS,
     ensure_schema,
+    refuse_foreign,
     statements,
 )
 from runjournal.stores.base import AppendResult, JournalEntry, NewEntry, RawEntry
@@ -96,63 +97,9 @@ def _read_only_location(path: str) -> bool:
     return os.path.exists(directory) and not os.access(directory, os.W_OK)
 
 
-class _TxnView:
-    """The projection state as the open write transaction sees it."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def experiment(self, experiment_id: str) -> ExperimentRow | None:
-        row = self._conn.execute(
-            "SELECT id, name, description, config, tags, created_at, updated_at "
-            "FROM experiments WHERE id = ?",
-            (experiment_id,),
-        ).fetchone()
-        return None if row is None else _experiment_row(row)
-
-    def run(self, run_id: str) -> RunRow | None:
-        row = self._conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
-        ).fetchone()
-        return None if row is None else _run_row(row)
-
-    def is_deleted(self, entity_id: str) -> bool:
-        found = self._conn.execute("SELECT 1 FROM tombstones WHERE id = ?", (entity_id,)).fetchone()
-        return found is not None
-
-
-_RUN_COLUMNS = "id, experiment_id, name, status, created_at, start_time, end_time, tags"
-_EXPERIMENT_COLUMNS = "id, name, description, config, tags, created_at, updated_at"
-
-
-def _experiment_row(row: Sequence[Any]) -> ExperimentRow:
-    return ExperimentRow(
-        id=row[0],
-        name=row[1],
-        description=row[2],
-        config=None if row[3] is None else _decode_params(row[3]),
-        tags=_decode_tags(row[4]),
-        created_at=row[5],
-        updated_at=row[6],
-    )
-
-
-def _run_row(row: Sequence[Any]) -> RunRow:
-    return RunRow(
-        id=row[0],
-        experiment_id=row[1],
-        name=row[2],
-        status=RunStatus(row[3]),
-        created_at=row[4],
-        start_time=row[5],
-        end_time=row[6],
-        tags=_decode_tags(row[7]),
-    )
-
-
 def _public_run(row: Sequence[Any]) -> Run:
-    """A ``runs`` row selected as ``_RUN_COLUMNS, params``."""
-    return _run_row(row).to_public(_decode_params(row[8]))
+    """A ``runs`` row selected as ``RUN_COLUMNS, params``."""
+    return run_row(row).to_public(decode_params(row[8]))
 
 
 class SqliteBackend:
@@ -184,6 +131,8 @@ class SqliteBackend:
         self._pragmas = dict(pragmas or {})
         self._codec = EventCodec()
         self._lock = threading.RLock()
+        self._fork_held = False
+        self._fork_resume: threading.Event | None = None
         self._write_conn: sqlite3.Connection | None = None
         self._read_conn: aiosqlite.Connection | None = None
         self._pid = os.getpid()
@@ -219,6 +168,7 @@ class SqliteBackend:
             if not self._memory:
                 mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
                 if mode != "wal":
+                    refuse_foreign(conn, self._path)  # before the switch rewrites the header
                     conn.execute("PRAGMA journal_mode=WAL")
             sync = "FULL" if self.durability == "full" else "NORMAL"
             conn.execute(f"PRAGMA synchronous={sync}")
@@ -241,6 +191,35 @@ class SqliteBackend:
             self._read_conn = None
             self._lock = threading.RLock()
             self._pid = os.getpid()
+
+    def before_fork(self) -> None:
+        """Keep this store's threads out of SQLite while the process forks.
+
+        SQLite keeps each process's lock bookkeeping and mutexes in memory, so a child
+        forked while one of our threads is inside SQLite (a write transaction, a read
+        on the reader's thread) inherits a lock that nobody will release, and hangs.
+        Let what is in flight finish (for a few seconds at most) and hold the rest off.
+        """
+        self._fork_held = self._lock.acquire(timeout=_FORK_WAIT)
+        self._fork_resume = _park_reader_thread(self._read_conn)
+
+    def after_fork_in_parent(self) -> None:
+        resume, self._fork_resume = self._fork_resume, None
+        if resume is not None:
+            resume.set()
+        if self._fork_held:
+            self._fork_held = False
+            self._lock.release()
+
+    def after_fork_in_child(self) -> None:
+        """Drop the parent's connections and lock in a forked child, before any thread runs.
+
+        A parent thread may have held the lock at the moment of the fork; in the
+        child that thread does not exist, so the lock would never be released.
+        """
+        self._fork_held = False
+        self._fork_resume = None
+        self._check_fork()
 
     def _writer(self) -> sqlite3.Connection:
         self._check_fork()
@@ -330,44 +309,49 @@ class SqliteBackend:
                     "INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)",
                     [(b.sha256, b.data) for b in blobs],
                 )
-            view = _TxnView(conn)
-            appended = duplicates = 0
+            seen = _journaled(conn, entries)
+            overlay = Overlay(conn)
+            # Positions are ours to assign: BEGIN IMMEDIATE holds the write lock, and the
+            # journal only ever grows, so the next position is max + 1.
+            position = conn.execute("SELECT coalesce(max(position), 0) FROM journal").fetchone()[0]
+            rows: list[tuple[int, str, int, float, int, bytes]] = []
+            duplicates = 0
             rejected: list[tuple[int, str]] = []
             encode = self._codec.encode
             for index, entry in enumerate(entries):
-                exists = conn.execute(
-                    "SELECT 1 FROM journal WHERE source = ? AND seq = ?", (entry.source, entry.seq)
-                ).fetchone()
-                if exists is not None:
+                if (entry.source, entry.seq) in seen:
                     duplicates += 1
                     continue
                 try:
-                    changes = evolve(view, entry.event)
+                    changes = evolve(overlay, entry.event)
                 except Rejected as exc:
                     rejected.append((index, str(exc)))
                     continue
-                cursor = conn.execute(
-                    "INSERT INTO journal (source, seq, recorded_at, version, body) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                position += 1
+                overlay.apply(changes, position)
+                seen.add((entry.source, entry.seq))
+                rows.append(
                     (
+                        position,
                         entry.source,
                         entry.seq,
                         entry.recorded_at,
                         EVENT_VERSION,
                         encode(entry.event),
-                    ),
+                    )
                 )
-                position = cursor.lastrowid
-                assert position is not None
-                _apply(conn, changes, position)
-                appended += 1
-            last = conn.execute("SELECT coalesce(max(position), 0) FROM journal").fetchone()[0]
-            return AppendResult(appended, duplicates, rejected, int(last))
+            conn.executemany(
+                "INSERT INTO journal (position, source, seq, recorded_at, version, body) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            overlay.write()
+            return AppendResult(len(rows), duplicates, rejected, int(position))
 
     def lookup_run(self, run_id: str) -> RunRow | None:
         with self._lock:
             try:
-                return _TxnView(self._writer()).run(run_id)
+                return Overlay(self._writer()).run(run_id)
             except sqlite3.Error as exc:
                 raise translate_error(exc, self._path) from exc
 
@@ -377,17 +361,19 @@ class SqliteBackend:
                 conn.execute(f"DROP TABLE {table}")
             for statement in statements(PROJECTIONS):
                 conn.execute(statement)
-            view = _TxnView(conn)
+            overlay = Overlay(conn)
             rows = conn.execute("SELECT position, version, body FROM journal ORDER BY position")
-            for position, version, body in rows.fetchall():
-                event = self._codec.decode(body, version)
-                try:
-                    changes = evolve(view, event)
-                except Rejected as exc:
-                    raise StoreError(
-                        f"{self._path}: journal entry {position} no longer applies: {exc}"
-                    ) from exc
-                _apply(conn, changes, position)
+            decode = self._codec.decode
+            while chunk := rows.fetchmany(10_000):
+                for position, version, body in chunk:
+                    try:
+                        changes = evolve(overlay, decode(body, version))
+                    except Rejected as exc:
+                        raise StoreError(
+                            f"{self._path}: journal entry {position} no longer applies: {exc}"
+                        ) from exc
+                    overlay.apply(changes, position)
+            overlay.write()
 
     async def rebuild(self) -> None:
         await anyio.to_thread.run_sync(self.rebuild_sync)
@@ -416,21 +402,21 @@ class SqliteBackend:
 
     async def get_experiment(self, experiment_id: str) -> Experiment:
         row = await self._fetchone(
-            f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (experiment_id,)
+            f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (experiment_id,)
         )
         if row is None:
             raise ExperimentNotFound(experiment_id)
-        return _experiment_row(row).to_public()
+        return experiment_row(row).to_public()
 
     async def list_experiments(self) -> list[Experiment]:
         rows = await self._fetchall(
-            f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at, id"
+            f"SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at, id"
         )
-        return [_experiment_row(r).to_public() for r in rows]
+        return [experiment_row(r).to_public() for r in rows]
 
     async def get_run(self, run_id: str) -> Run:
         row = await self._fetchone(
-            f"SELECT {_RUN_COLUMNS}, params FROM runs WHERE id = ?", (run_id,)
+            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE id = ?", (run_id,)
         )
         if row is None:
             raise RunNotFound(run_id)
@@ -439,7 +425,7 @@ class SqliteBackend:
     async def list_runs(self, experiment_id: str) -> list[Run]:
         await self._require_experiment(experiment_id)
         rows = await self._fetchall(
-            f"SELECT {_RUN_COLUMNS}, params FROM runs WHERE experiment_id = ? "
+            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE experiment_id = ? "
             "ORDER BY created_at, id",
             (experiment_id,),
         )
@@ -449,7 +435,7 @@ class SqliteBackend:
         row = await self._fetchone("SELECT params FROM runs WHERE id = ?", (run_id,))
         if row is None:
             raise RunNotFound(run_id)
-        return _decode_params(row[0])
+        return decode_params(row[0])
 
     async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
         await self._require_run(run_id)
@@ -468,7 +454,10 @@ class SqliteBackend:
                 points.extend(event.points)
             elif isinstance(event, MetricLogged):
                 points.append(MetricPoint(event.step, event.value, event.timestamp))
-        points.sort(key=_step)
+        steps = list(map(_step, points))
+        # Most series are logged in step order: checking is three times cheaper than sorting.
+        if not all(map(operator.le, steps, itertools.islice(steps, 1, None))):
+            points.sort(key=_step)
         return points
 
     async def list_metric_keys(self, run_id: str) -> list[str]:
@@ -509,27 +498,22 @@ class SqliteBackend:
         )
         if not checked:
             rows = await self._fetchall(
-                f"SELECT {_RUN_COLUMNS}, params FROM runs r WHERE {scope} ORDER BY created_at, id",
+                f"SELECT {RUN_COLUMNS}, params FROM runs r WHERE {scope} ORDER BY created_at, id",
                 args,
             )
             return [_public_run(r) for r in rows]
-        selected: set[str] | None = None
-        for flt in checked:
-            candidates = await self._fetchall(
-                "SELECT p.run_id, p.value FROM params p JOIN runs r ON r.id = p.run_id "
-                f"WHERE p.key = ? AND {scope}",
-                [flt.key, *args],
-            )
-            hits = {
-                run_id
-                for run_id, value in candidates
-                if (selected is None or run_id in selected)
-                and matches({flt.key: _decode_any(value)}, flt)
-            }
-            selected = hits
-            if not selected:
-                return []
-        assert selected is not None
+        keys = sorted({f.key for f in checked})
+        marks = ",".join("?" * len(keys))
+        values = await self._fetchall(
+            f"SELECT key, run_id, value FROM params WHERE key IN ({marks})", keys
+        )
+        scope_ids: set[str] | None = None
+        if experiment_id is not None:
+            ids = await self._fetchall("SELECT id FROM runs WHERE experiment_id = ?", args)
+            scope_ids = {r[0] for r in ids}
+        selected = await anyio.to_thread.run_sync(_select, checked, values, scope_ids)
+        if not selected:
+            return []
         found: list[Any] = []
         ids = sorted(selected)
         for start in range(0, len(ids), 500):
@@ -537,7 +521,7 @@ class SqliteBackend:
             marks = ",".join("?" * len(chunk))
             found.extend(
                 await self._fetchall(
-                    f"SELECT {_RUN_COLUMNS}, params FROM runs WHERE id IN ({marks})", chunk
+                    f"SELECT {RUN_COLUMNS}, params FROM runs WHERE id IN ({marks})", chunk
                 )
             )
         found.sort(key=lambda r: (r[4], r[0]))
@@ -574,6 +558,32 @@ class SqliteBackend:
         return out
 
 
+_FORK_WAIT = 5.0
+"""How long a fork waits for a read or write in flight to leave SQLite."""
+
+
+def _park_reader_thread(reader: aiosqlite.Connection | None) -> threading.Event | None:
+    """Park the reader's thread in a wait outside SQLite; set the returned event to resume it.
+
+    aiosqlite has no public hook for this; its thread runs the functions queued on
+    ``_tx`` one at a time, so a queued wait holds it still once what is ahead is done.
+    """
+    tx = getattr(reader, "_tx", None)
+    thread = getattr(reader, "_thread", None)
+    if tx is None or not isinstance(thread, threading.Thread) or not thread.is_alive():
+        return None
+    parked = threading.Event()
+    resume = threading.Event()
+
+    def park() -> None:
+        parked.set()
+        resume.wait(_FORK_WAIT)
+
+    tx.put_nowait((None, park))
+    parked.wait(_FORK_WAIT)
+    return resume
+
+
 def _step(point: MetricPoint) -> int:
     return point.step
 
@@ -592,78 +602,37 @@ def _pragma_value(value: int | str) -> str:
     raise ValueError(f"not a PRAGMA value: {value!r}")
 
 
-def _apply(conn: sqlite3.Connection, changes: list[Change], position: int) -> None:
-    for change in changes:
-        match change:
-            case AddMetrics(run_id=run_id, key=key, points=points):
-                conn.execute(
-                    "INSERT INTO metrics (run_id, key, position, points) VALUES (?, ?, ?, ?)",
-                    (run_id, key, position, len(points)),
-                )
-            case SetParams(run_id=run_id, params=params):
-                (blob,) = conn.execute("SELECT params FROM runs WHERE id = ?", (run_id,)).fetchone()
-                merged = _decode_params(blob)
-                merged.update(params)
-                conn.execute("UPDATE runs SET params = ? WHERE id = ?", (_encode(merged), run_id))
-                conn.executemany(
-                    "INSERT OR REPLACE INTO params (key, run_id, value) VALUES (?, ?, ?)",
-                    [(k, run_id, _encode(v)) for k, v in params.items()],
-                )
-            case PutRun(row=row):
-                conn.execute(
-                    "INSERT INTO runs (id, experiment_id, name, status, created_at, start_time, "
-                    "end_time, tags, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
-                    "start_time = excluded.start_time, end_time = excluded.end_time, "
-                    "tags = excluded.tags, name = excluded.name",
-                    (
-                        row.id,
-                        row.experiment_id,
-                        row.name,
-                        row.status.value,
-                        row.created_at,
-                        row.start_time,
-                        row.end_time,
-                        _encode(row.tags),
-                        _encode({}),
-                    ),
-                )
-            case PutExperiment(row=exp):
-                conn.execute(
-                    "INSERT OR REPLACE INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        exp.id,
-                        exp.name,
-                        exp.description,
-                        None if exp.config is None else _encode(exp.config),
-                        _encode(exp.tags),
-                        exp.created_at,
-                        exp.updated_at,
-                    ),
-                )
-            case SetSpanId(run_id=run_id, span_id=span_id):
-                conn.execute(
-                    "INSERT OR REPLACE INTO span_ids (run_id, span_id) VALUES (?, ?)",
-                    (run_id, span_id),
-                )
-            case AddArtifact(ref=ref):
-                conn.execute(
-                    "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?)",
-                    (ref.run_id, position, ref.name, ref.sha256, ref.size_bytes, ref.created_at),
-                )
-            case DeleteRun(run_id=run_id):
-                _delete_run(conn, run_id)
-            case DeleteExperiment(experiment_id=exp_id):
-                run_ids = conn.execute("SELECT id FROM runs WHERE experiment_id = ?", (exp_id,))
-                for (run_id,) in run_ids.fetchall():
-                    _delete_run(conn, run_id)
-                conn.execute("DELETE FROM experiments WHERE id = ?", (exp_id,))
-                conn.execute("INSERT OR IGNORE INTO tombstones VALUES (?, 'experiment')", (exp_id,))
+def _journaled(conn: sqlite3.Connection, entries: Sequence[NewEntry]) -> set[tuple[str, int]]:
+    """The ``(source, seq)`` of ``entries`` that the journal already holds: one query a source."""
+    spans: dict[str, tuple[int, int]] = {}
+    for entry in entries:
+        low, high = spans.get(entry.source, (entry.seq, entry.seq))
+        spans[entry.source] = (min(low, entry.seq), max(high, entry.seq))
+    seen: set[tuple[str, int]] = set()
+    for source, (low, high) in spans.items():
+        rows = conn.execute(
+            "SELECT seq FROM journal WHERE source = ? AND seq BETWEEN ? AND ?", (source, low, high)
+        )
+        seen.update((source, seq) for (seq,) in rows.fetchall())
+    return seen
 
 
-def _delete_run(conn: sqlite3.Connection, run_id: str) -> None:
-    conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-    conn.execute("DELETE FROM params WHERE run_id = ?", (run_id,))
-    for table in ("metrics", "artifacts", "span_ids"):
-        conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-    conn.execute("INSERT OR IGNORE INTO tombstones VALUES (?, 'run')", (run_id,))
+def _select(
+    filters: Sequence[ParamFilter],
+    values: list[tuple[str, str, bytes]],
+    scope: set[str] | None,
+) -> set[str]:
+    """The run ids (within ``scope``, if given) whose params match every filter."""
+    by_key: dict[str, list[tuple[str, bytes]]] = {}
+    for key, run_id, value in values:
+        by_key.setdefault(key, []).append((run_id, value))
+    selected = scope
+    for flt in filters:
+        selected = {
+            run_id
+            for run_id, value in by_key.get(flt.key, ())
+            if (selected is None or run_id in selected) and value_matches(_decode_any(value), flt)
+        }
+        if not selected:
+            break
+    return selected or set()

@@ -1,0 +1,33 @@
+"""``python -m benchmarks [--quick] [--only caller,e2e,...]``: run the suite (``make bench``)."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import (
+    case_caller_cost,
+    case_end_to_end,
+    case_many_writers,
+    case_memory,
+    case_peers,
+    case_read,
+    case_replay,
+    case_size,
+)
+from benchmarks._harness import main
+
+# The order they run in: the peers first, so that case 1 can compare with trackio, and case 5
+# right after case 2, whose database it measures.
+CASES = (
+    case_peers.CASE,
+    case_caller_cost.CASE,
+    case_end_to_end.CASE,
+    case_size.CASE,
+    case_read.CASE,
+    case_replay.CASE,
+    case_memory.CASE,
+    case_many_writers.CASE,
+)
+
+if __name__ == "__main__":
+    sys.exit(main(CASES))

@@ -1,0 +1,63 @@
+"""Opening the ``--db`` database for a command: only ``import`` may create one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from runjournal.errors import NotARunJournalDatabase
+from runjournal.tracker import Tracker
+
+__all__ = [
+    "DB_ENV",
+    "default_db",
+    "open_tracker",
+    "refuse_database",
+    "require_absent",
+    "require_database",
+]
+
+DB_ENV = "RUNJOURNAL_DB"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def default_db() -> str:
+    """``$RUNJOURNAL_DB`` if set, else ``./experiments.db``."""
+    return os.path.expanduser(os.environ.get(DB_ENV) or "experiments.db")
+
+
+def require_database(path: str) -> None:
+    """Refuse a path that holds no database, rather than create an empty one there."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no database at {path!r} (give --db PATH or set ${DB_ENV})")
+    if os.path.isdir(path):
+        raise NotARunJournalDatabase(f"{path} is a directory, not a runjournal database")
+    if os.path.getsize(path) == 0:
+        raise NotARunJournalDatabase(f"{path} is an empty file, not a runjournal database")
+
+
+@asynccontextmanager
+async def open_tracker(path: str, *, create: bool = False) -> AsyncIterator[Tracker]:
+    """A tracker on ``path``; unless ``create``, the database must already exist."""
+    if not create:
+        require_database(path)
+    async with Tracker.open(path) as tracker:
+        yield tracker
+
+
+def require_absent(path: str, why: str) -> None:
+    """Raise ``FileExistsError`` if ``path`` exists: a command that must not overwrite it."""
+    if os.path.exists(path):
+        raise FileExistsError(f"{path!r} already exists; {why}")
+
+
+def refuse_database(path: str, why: str) -> None:
+    """Raise ``FileExistsError`` if ``path`` is an SQLite database, which must not be replaced."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(len(_SQLITE_MAGIC))
+    except (FileNotFoundError, IsADirectoryError):
+        return
+    if header == _SQLITE_MAGIC:
+        raise FileExistsError(f"{path!r} is an SQLite database; {why}")

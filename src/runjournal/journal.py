@@ -1,0 +1,971 @@
+"""Replaying the journal: export, import and merge, rebuild and verify, time travel, follow.
+
+Everything here works on a store (any object of the :class:`~runjournal.stores.base.Store`
+protocol) or on the path of a runjournal SQLite database, which is opened for
+the call and closed afterwards. Pass ``tracker.store`` after ``await
+tracker.flush()`` to work on a live tracker's data.
+
+The event-log file
+------------------
+:func:`export_events` writes, and :func:`import_events` reads, the container of
+:mod:`runjournal.logfile` (framed, checksummed records behind a header and a
+trailer). Each record is one msgspec-msgpack encoded :data:`LogRecord`, a map
+whose ``type`` key says which:
+
+``journal.entry`` (:class:`EntryRecord`)
+    One journal entry as its store holds it: ``source``, ``seq``,
+    ``recorded_at``, the event ``version`` and the encoded event ``body``,
+    copied byte for byte. A batch of metric points is one entry.
+
+``artifact.blob`` (:class:`BlobRecord`)
+    The content (``data``) of an artifact that an exported entry refers to,
+    under its ``sha256``.
+
+Entries appear in journal order; blobs follow them. Importing decodes every
+body through :class:`~runjournal.events.EventCodec`, so entries written by an
+older runjournal are upcast on the way in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import hashlib
+import math
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from typing import Any, Literal, NamedTuple, TypeAlias, get_args
+
+import anyio.to_thread
+import msgspec
+
+from runjournal.errors import (
+    ArtifactNotFound,
+    CorruptLogFile,
+    ExperimentNotFound,
+    RunNotFound,
+    StoreError,
+)
+from runjournal.events import (
+    EVENT_VERSION,
+    ArtifactLogged,
+    BlobStored,
+    Event,
+    EventCodec,
+    MetricsLogged,
+    describe,
+)
+from runjournal.logfile import LogWriter, read_log
+from runjournal.model import (
+    ArtifactRef,
+    Experiment,
+    FilterOp,
+    MetricPoint,
+    ParamFilter,
+    Run,
+    RunStatus,
+)
+from runjournal.projection import Rejected
+from runjournal.stores.base import NewEntry, RawEntry, Store
+from runjournal.stores.memory import Projection
+from runjournal.stores.sqlite import SqliteBackend
+
+__all__ = [
+    "BlobRecord",
+    "Difference",
+    "EntryRecord",
+    "ExportResult",
+    "ImportResult",
+    "LogRecord",
+    "Rejection",
+    "SourceImport",
+    "StateView",
+    "StoreOrPath",
+    "VerifyReport",
+    "export_events",
+    "follow",
+    "import_events",
+    "rebuild",
+    "state_at",
+    "verify",
+]
+
+StoreOrPath: TypeAlias = Store | str | os.PathLike[str]
+"""A store, or the path of a runjournal SQLite database."""
+
+# Journal entries read per round trip. An entry may hold thousands of metric points.
+_PAGE = 1000
+# Artifact contents fetched per round trip.
+_BLOB_PAGE = 64
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+# -- the records of an event-log file ----------------------------------------------------------
+class EntryRecord(msgspec.Struct, frozen=True, tag="journal.entry"):
+    """One journal entry in an event-log file, its event still encoded."""
+
+    source: str
+    seq: int
+    recorded_at: float
+    version: int
+    body: bytes
+
+
+class BlobRecord(msgspec.Struct, frozen=True, tag="artifact.blob"):
+    """The content of an artifact referred to by an exported entry."""
+
+    sha256: str
+    data: bytes
+
+
+LogRecord: TypeAlias = EntryRecord | BlobRecord
+"""Every kind of record in an event-log file."""
+
+
+# -- results -------------------------------------------------------------------------------------
+class ExportResult(msgspec.Struct, frozen=True):
+    """What :func:`export_events` wrote."""
+
+    entries: int
+    """Journal entries written (a batch of metric points is one entry)."""
+    events: int
+    """Logical events in those entries: each metric point counts as one."""
+    blobs: int
+    """Artifact contents written."""
+    last_position: int
+    """The journal position the export read up to; pass it as ``after`` to export what follows."""
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """An imported entry that contradicts the target's state, left out of its journal."""
+
+    source: str
+    seq: int
+    event: str
+    reason: str
+
+
+class SourceImport(msgspec.Struct, frozen=True):
+    """What :func:`import_events` did with one source."""
+
+    source: str
+    """The source's path (or ``repr`` of a store)."""
+    kind: Literal["eventlog", "database"]
+    entries: int
+    """Journal entries the source holds."""
+    events: int
+    """Logical events in those entries (each metric point counts as one)."""
+    blobs: int
+    """Artifact contents the source carried."""
+    appended: int
+    """Entries appended to the target's journal."""
+    duplicates: int
+    """Entries the target already had, by ``(source, seq)``."""
+    rejections: list[Rejection]
+    """Entries left out because they contradict the target's state."""
+
+    @property
+    def rejected(self) -> int:
+        """How many entries were left out as contradicting the target's state."""
+        return len(self.rejections)
+
+
+class ImportResult(msgspec.Struct, frozen=True):
+    """What :func:`import_events` did, source by source, in the order given."""
+
+    sources: list[SourceImport]
+
+    @property
+    def appended(self) -> int:
+        """Entries appended, over all sources."""
+        return sum(s.appended for s in self.sources)
+
+    @property
+    def duplicates(self) -> int:
+        """Entries the target already had, over all sources."""
+        return sum(s.duplicates for s in self.sources)
+
+    @property
+    def rejected(self) -> int:
+        """Entries left out as contradicting the target's state, over all sources."""
+        return sum(s.rejected for s in self.sources)
+
+
+class Difference(msgspec.Struct, frozen=True):
+    """One answer of the live projections that folding the journal does not give."""
+
+    what: str
+    """The query and its subject, e.g. ``"run 01J...: metric 'loss'"``."""
+    live: Any
+    """What the live projections answer (``None``: nothing)."""
+    journal: Any
+    """What folding the journal answers (``None``: nothing)."""
+
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    """What :func:`verify` found."""
+
+    position: int
+    """The journal position the comparison was made at."""
+    differences: list[Difference]
+    """Every difference found; empty when the projections agree with the journal."""
+
+    @property
+    def ok(self) -> bool:
+        """True if the live projections agree with the journal."""
+        return not self.differences
+
+
+# -- opening stores ------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def _using(store_or_path: StoreOrPath, *, create: bool = False) -> AsyncIterator[Store]:
+    """The store itself, or the SQLite database at a path, opened and closed around the block."""
+    if not isinstance(store_or_path, str | os.PathLike):
+        yield store_or_path
+        return
+    path = os.fspath(store_or_path)
+    exists = await anyio.to_thread.run_sync(os.path.exists, path)
+    if not create and path != ":memory:" and not exists:
+        raise FileNotFoundError(f"no runjournal database at {path!r}")
+    store = SqliteBackend(path)
+    try:
+        await store.open()
+        yield store
+    finally:
+        await store.close()
+
+
+async def _blobs(store: Store, sha256s: Sequence[str]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for start in range(0, len(sha256s), _BLOB_PAGE):
+        found.update(await store.blobs(sha256s[start : start + _BLOB_PAGE]))
+    return found
+
+
+# -- what an entry is about, without decoding it fully -----------------------------------------
+class _Facts(NamedTuple):
+    tag: str
+    run_id: str | None
+    experiment_id: str | None
+    sha256: str | None
+    events: int
+
+
+class _Probe(msgspec.Struct):
+    """The fields of any current event that export needs; the rest is skipped unread."""
+
+    type: str = ""
+    run_id: str | None = None
+    experiment_id: str | None = None
+    sha256: str | None = None
+    points: msgspec.Raw = msgspec.Raw()
+
+
+_probe_decode = msgspec.msgpack.Decoder(_Probe).decode
+_METRICS_TAG = "metrics.logged"
+_RUN_CREATED_TAG = "run.created"
+
+
+def _tag(event: Event) -> str:
+    return str(type(event).__struct_config__.tag)
+
+
+_CURRENT_TAGS = frozenset(str(cls.__struct_config__.tag) for cls in get_args(Event))
+
+
+def _array_length(raw: msgspec.Raw) -> int:
+    """The length of an encoded msgpack array, read from its header."""
+    with memoryview(raw) as view:
+        if not view:
+            return 0
+        first = view[0]
+        if 0x90 <= first <= 0x9F:
+            return first & 0x0F
+        if first == 0xDC:
+            return int.from_bytes(view[1:3], "big")
+        if first == 0xDD:
+            return int.from_bytes(view[1:5], "big")
+    raise ValueError("the points of a metrics.logged event are not an array")
+
+
+def _event_count(event: Event) -> int:
+    return len(event.points) if isinstance(event, MetricsLogged) else 1
+
+
+def _facts_of_event(event: Event) -> _Facts:
+    return _Facts(
+        _tag(event),
+        getattr(event, "run_id", None),
+        getattr(event, "experiment_id", None),
+        event.sha256 if isinstance(event, ArtifactLogged) else None,
+        _event_count(event),
+    )
+
+
+def _facts(entry: RawEntry, codec: EventCodec) -> _Facts:
+    try:
+        if entry.version == EVENT_VERSION:
+            probe = _probe_decode(entry.body)
+            if probe.type in _CURRENT_TAGS:
+                events = _array_length(probe.points) if probe.type == _METRICS_TAG else 1
+                return _Facts(probe.type, probe.run_id, probe.experiment_id, probe.sha256, events)
+        return _facts_of_event(codec.decode(entry.body, entry.version))
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise StoreError(f"journal entry {entry.position} cannot be decoded: {exc}") from exc
+
+
+# -- export --------------------------------------------------------------------------------------
+def _check_position(value: object, what: str) -> int:
+    if value is None:
+        return 0
+    if type(value) is not int:
+        raise TypeError(f"{what} must be an int journal position, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value}")
+    return value
+
+
+class _Selection:
+    """Which entries an export takes: those of an experiment and its runs, or of one run.
+
+    A run's entries are found through the ``run.created`` entries of the journal;
+    selecting a run also takes the entries of its experiment (``experiment.created``,
+    ``experiment.deleted``), so that the exported file imports into an empty database.
+    """
+
+    def __init__(self, experiment_id: str | None, run_id: str | None) -> None:
+        self.experiment_id = experiment_id
+        self.run_id = run_id
+        self.run_experiment: dict[str, str] = {}
+        self.experiments: set[str] = set()
+
+    @property
+    def everything(self) -> bool:
+        return self.experiment_id is None and self.run_id is None
+
+    def learn(self, facts: _Facts) -> None:
+        if facts.experiment_id is None:
+            return
+        if facts.tag == _RUN_CREATED_TAG and facts.run_id is not None:
+            self.run_experiment[facts.run_id] = facts.experiment_id
+        elif facts.run_id is None:
+            self.experiments.add(facts.experiment_id)
+
+    def check_known(self) -> None:
+        if self.experiment_id is not None and self.experiment_id not in self.experiments:
+            raise ExperimentNotFound(self.experiment_id)
+        if self.run_id is not None and self.run_id not in self.run_experiment:
+            raise RunNotFound(self.run_id)
+
+    def takes(self, facts: _Facts) -> bool:
+        if self.everything:
+            return True
+        if facts.run_id is not None:
+            return (self.run_id is None or facts.run_id == self.run_id) and (
+                self.experiment_id is None
+                or self.run_experiment.get(facts.run_id) == self.experiment_id
+            )
+        if facts.experiment_id is None:
+            return False
+        if self.experiment_id is not None and facts.experiment_id != self.experiment_id:
+            return False
+        return self.run_id is None or self.run_experiment.get(self.run_id) == facts.experiment_id
+
+
+async def export_events(
+    store_or_path: StoreOrPath,
+    dest: str | os.PathLike[str],
+    *,
+    experiment_id: str | None = None,
+    run_id: str | None = None,
+    after: int | None = None,
+) -> ExportResult:
+    """Write the journal (or part of it) to an event-log file, with the artifacts it refers to.
+
+    Entries are copied as stored, without decoding and encoding them again. The
+    file appears at ``dest`` only once it is complete (it replaces any file
+    there); if the export fails, ``dest`` is left as it was.
+
+    Args:
+        store_or_path: the store, or the path of a runjournal database (which must exist).
+        dest: the event-log file to write.
+        experiment_id: export only this experiment's entries and those of its runs.
+        run_id: export only this run's entries, plus its experiment's own entries
+            (its creation, and its deletion if any) so that the file imports on its own.
+            With ``experiment_id`` too, the run must belong to that experiment.
+        after: export only entries after this journal position of the source store
+            (``ExportResult.last_position`` of an earlier export continues it).
+
+    Returns:
+        The number of entries, logical events and artifact contents written.
+
+    Raises:
+        ExperimentNotFound, RunNotFound: the journal never created that id.
+        FileNotFoundError: ``store_or_path`` is a path where no database exists.
+        OSError: ``dest`` cannot be written.
+    """
+    start = _check_position(after, "after")
+    selection = _Selection(experiment_id, run_id)
+    codec = EventCodec()
+    async with _using(store_or_path) as store:
+        read = store.read_journal_raw
+        # A selection needs to know every run's experiment before it meets their entries.
+        until: int | None = None
+        if not selection.everything:
+            until = 0
+            while page := await read(until, _PAGE):
+                until = page[-1].position
+                await anyio.to_thread.run_sync(_learn_page, selection, page, codec)
+            selection.check_known()
+
+        metadata = {"exported_from": store.spec, "after": str(start)}
+        if experiment_id is not None:
+            metadata["experiment_id"] = experiment_id
+        if run_id is not None:
+            metadata["run_id"] = run_id
+        writer = await anyio.to_thread.run_sync(
+            functools.partial(LogWriter, dest, metadata=metadata)
+        )
+        tally = _Tally(codec)
+        cursor = start
+        try:
+            while until is None or cursor < until:
+                limit = _PAGE if until is None else min(_PAGE, until - cursor)
+                page = await read(cursor, limit)
+                if not page:
+                    break
+                cursor = page[-1].position
+                await anyio.to_thread.run_sync(tally.write_page, writer, selection, page)
+            blobs = 0
+            shas = list(tally.sha256s)
+            for offset in range(0, len(shas), _BLOB_PAGE):
+                found = await store.blobs(shas[offset : offset + _BLOB_PAGE])
+                await anyio.to_thread.run_sync(tally.write_blobs, writer, found)
+                blobs += len(found)
+            await anyio.to_thread.run_sync(writer.close)
+        except BaseException:
+            writer.abort()
+            raise
+    return ExportResult(tally.entries, tally.events, blobs, max(cursor, start))
+
+
+def _learn_page(selection: _Selection, page: list[RawEntry], codec: EventCodec) -> None:
+    for entry in page:
+        selection.learn(_facts(entry, codec))
+
+
+class _Tally:
+    """The export's running counts, and the encoding of its records (in a worker thread)."""
+
+    def __init__(self, codec: EventCodec) -> None:
+        self.codec = codec
+        self.encode = msgspec.msgpack.Encoder().encode
+        self.entries = 0
+        self.events = 0
+        self.sha256s: dict[str, None] = {}  # an ordered set
+
+    def write_page(self, writer: LogWriter, selection: _Selection, page: list[RawEntry]) -> None:
+        encode = self.encode
+        payloads: list[bytes] = []
+        for entry in page:
+            facts = _facts(entry, self.codec)
+            if not selection.takes(facts):
+                continue
+            payloads.append(
+                encode(
+                    EntryRecord(
+                        entry.source, entry.seq, entry.recorded_at, entry.version, entry.body
+                    )
+                )
+            )
+            self.events += facts.events
+            if facts.sha256 is not None:
+                self.sha256s[facts.sha256] = None
+        writer.write_many(payloads)
+        self.entries += len(payloads)
+
+    def write_blobs(self, writer: LogWriter, blobs: dict[str, bytes]) -> None:
+        writer.write_many(self.encode(BlobRecord(sha, data)) for sha, data in blobs.items())
+
+
+# -- import --------------------------------------------------------------------------------------
+class _Source(NamedTuple):
+    """A validated source, ready to append in one transaction."""
+
+    name: str
+    kind: Literal["eventlog", "database"]
+    entries: list[NewEntry]
+    blobs: list[BlobStored]
+    events: int
+
+
+_record_decode = msgspec.msgpack.Decoder(LogRecord).decode
+
+
+def _read_eventlog(path: str) -> _Source:
+    """Read and validate a whole event-log file, down to every event in it."""
+    contents = read_log(path)
+    codec = EventCodec()
+    entries: list[NewEntry] = []
+    blobs: list[BlobStored] = []
+    events = 0
+    for index, payload in enumerate(contents.records):
+        try:
+            record = _record_decode(payload)
+        except msgspec.DecodeError as exc:
+            raise CorruptLogFile(path, f"not a journal record: {exc}", record=index) from None
+        if isinstance(record, BlobRecord):
+            if hashlib.sha256(record.data).hexdigest() != record.sha256:
+                reason = f"artifact content does not match its SHA-256 {record.sha256!r}"
+                raise CorruptLogFile(path, reason, record=index)
+            blobs.append(BlobStored(record.sha256, record.data))
+            continue
+        try:
+            event = codec.decode(record.body, record.version)
+        except (msgspec.DecodeError, ValueError, TypeError, KeyError) as exc:
+            reason = f"event (version {record.version}) cannot be decoded: {exc}"
+            raise CorruptLogFile(path, reason, record=index) from None
+        entries.append(NewEntry(record.source, record.seq, event, record.recorded_at))
+        events += _event_count(event)
+    return _Source(path, "eventlog", entries, blobs, events)
+
+
+async def _read_store(store: Store, name: str) -> _Source:
+    """Every entry of a store's journal, decoded, with the artifact contents they refer to."""
+    read = store.read_journal_raw
+    raw: list[RawEntry] = []
+    while page := await read(raw[-1].position if raw else 0, _PAGE):
+        raw.extend(page)
+
+    def decode() -> tuple[list[NewEntry], int]:
+        codec = EventCodec()
+        entries: list[NewEntry] = []
+        events = 0
+        for entry in raw:
+            try:
+                event = codec.decode(entry.body, entry.version)
+            except (msgspec.DecodeError, ValueError) as exc:
+                raise StoreError(
+                    f"{name}: journal entry {entry.position} cannot be decoded: {exc}"
+                ) from exc
+            entries.append(NewEntry(entry.source, entry.seq, event, entry.recorded_at))
+            events += _event_count(event)
+        return entries, events
+
+    entries, events = await anyio.to_thread.run_sync(decode)
+    shas = list(
+        dict.fromkeys(e.event.sha256 for e in entries if isinstance(e.event, ArtifactLogged))
+    )
+    found = await _blobs(store, shas)
+    blobs = [BlobStored(sha, data) for sha, data in found.items()]
+    return _Source(name, "database", entries, blobs, events)
+
+
+def _is_sqlite_file(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+
+
+async def _load(source: StoreOrPath) -> _Source:
+    if not isinstance(source, str | os.PathLike):
+        return await _read_store(source, repr(source))
+    path = os.fspath(source)
+    if await anyio.to_thread.run_sync(_is_sqlite_file, path):
+        async with _using(path) as store:
+            return await _read_store(store, path)
+    return await anyio.to_thread.run_sync(_read_eventlog, path)
+
+
+async def import_events(store_or_path: StoreOrPath, *sources: StoreOrPath) -> ImportResult:
+    """Append the journals of event-log files or runjournal databases to a store.
+
+    Every source is validated entirely before anything is imported: one that
+    fails validation imports nothing, and neither does any other source of the
+    call. Each source is then appended in one transaction, in the order given.
+    Entries keep their identity ``(source, seq)``, so an entry the store already
+    has is skipped: importing the same file twice, or files that overlap,
+    changes nothing the second time, and the journals of several machines merge
+    into one database. Entries that contradict the store's state (a run of an
+    experiment that the store does not have, say, or one that was deleted) are
+    left out and reported in :attr:`SourceImport.rejections`; a deleted run or
+    experiment never comes back.
+
+    With several sources, each file is read twice (once to validate them all,
+    once to import it), so that only one source is held in memory at a time.
+
+    Args:
+        store_or_path: the target store, or the path of a database (created if missing).
+        sources: event-log files (see :func:`export_events`), runjournal
+            databases (recognised by their SQLite header), or stores.
+
+    Returns:
+        What happened to each source.
+
+    Raises:
+        CorruptLogFile: a file failed validation (it names the file and, where
+            it applies, the record); nothing was imported.
+        NotARunJournalDatabase: a source is an SQLite file of another kind.
+        FileNotFoundError: a source does not exist.
+        ValueError: no sources were given.
+    """
+    if not sources:
+        raise ValueError("import_events needs at least one source")
+    if len(sources) > 1:
+        for source in sources:
+            await _load(source)
+    reports: list[SourceImport] = []
+    async with _using(store_or_path, create=True) as store:
+        for source in sources:
+            loaded = await _load(source)
+            result = await anyio.to_thread.run_sync(store.append, loaded.entries, loaded.blobs)
+            rejections = []
+            for index, reason in result.rejected:
+                entry = loaded.entries[index]
+                rejections.append(Rejection(entry.source, entry.seq, describe(entry.event), reason))
+            reports.append(
+                SourceImport(
+                    source=loaded.name,
+                    kind=loaded.kind,
+                    entries=len(loaded.entries),
+                    events=loaded.events,
+                    blobs=len(loaded.blobs),
+                    appended=result.appended,
+                    duplicates=result.duplicates,
+                    rejections=rejections,
+                )
+            )
+    return ImportResult(reports)
+
+
+# -- rebuild and verify --------------------------------------------------------------------------
+async def rebuild(store_or_path: StoreOrPath) -> int:
+    """Drop every projection and fold the journal again; returns the journal's head position.
+
+    Raises:
+        StoreError: an entry of the journal no longer applies (the journal is damaged).
+        FileNotFoundError: ``store_or_path`` is a path where no database exists.
+    """
+    async with _using(store_or_path) as store:
+        await store.rebuild()
+        return await store.head()
+
+
+async def verify(store_or_path: StoreOrPath) -> VerifyReport:
+    """Fold the journal into a scratch projection and compare it with the live projections.
+
+    The comparison goes through the query API: experiments, every run (with its
+    status, times, params and tags), the params index behind ``filter_runs``,
+    metric keys and series, artifacts and span ids. Nothing is changed; run
+    :func:`rebuild` to repair what the report lists.
+
+    If other writers commit meanwhile, the comparison is repeated (a few times)
+    until the journal stands still while it runs.
+
+    Raises:
+        FileNotFoundError: ``store_or_path`` is a path where no database exists.
+    """
+    scratch = Projection()
+    broken: list[Difference] = []
+    position = 0
+    async with _using(store_or_path) as store:
+        for _ in range(5):
+            while page := await store.read_journal(position, _PAGE):
+                for entry in page:
+                    position = entry.position
+                    try:
+                        scratch.fold(entry.event)
+                    except Rejected as exc:
+                        what = f"journal entry {position} ({describe(entry.event)})"
+                        broken.append(Difference(what, "committed", f"does not apply: {exc}"))
+            differences = await _compare(store, scratch)
+            if await store.head() == position:
+                break
+    return VerifyReport(position, broken + differences)
+
+
+def _norm(value: Any) -> Any:
+    """A comparable form of decoded builtins: NaN equals NaN, and bool, int and float differ."""
+    kind = type(value)
+    if kind is float:
+        return (float, "nan") if math.isnan(value) else (float, value)
+    if kind is dict:
+        return {k: _norm(v) for k, v in value.items()}
+    if kind is list:
+        return [_norm(v) for v in value]
+    return (kind, value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(a == b) or _norm(msgspec.to_builtins(a)) == _norm(msgspec.to_builtins(b))
+
+
+def _shown(value: Any) -> Any:
+    return msgspec.to_builtins(value)
+
+
+def _first_difference(a: list[MetricPoint], b: list[MetricPoint]) -> int | None:
+    if a == b:
+        return None
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if not _same(x, y):
+            return index
+    return min(len(a), len(b)) if len(a) != len(b) else None
+
+
+async def _compare(store: Store, scratch: Projection) -> list[Difference]:
+    out: list[Difference] = []
+
+    def check(what: str, live: Any, journal: Any) -> None:
+        if not _same(live, journal):
+            out.append(Difference(what, _shown(live), _shown(journal)))
+
+    live_experiments = {e.id: e for e in await store.list_experiments()}
+    for experiment in scratch.list_experiments():
+        check(f"experiment {experiment.id}", live_experiments.pop(experiment.id, None), experiment)
+    for gone in live_experiments.values():
+        check(f"experiment {gone.id}", gone, None)
+
+    live_runs = {r.id: r for r in await store.filter_runs(None, [])}
+    journal_runs = scratch.filter_runs(None, [])
+    for run in journal_runs:
+        live = live_runs.pop(run.id, None)
+        check(f"run {run.id}", live, run)
+        if live is not None:
+            await _compare_run(store, scratch, run.id, check)
+    for extra in live_runs.values():
+        check(f"run {extra.id}", extra, None)
+
+    # The params index that filter_runs reads: which runs have each key, None or not.
+    keys = sorted({k for run in journal_runs for k in run.params})
+    for key in keys:
+        for op in (FilterOp.EQ, FilterOp.NE):
+            flt = [ParamFilter(key, op, None)]
+            live_ids = [r.id for r in await store.filter_runs(None, flt)]
+            journal_ids = [r.id for r in scratch.filter_runs(None, flt)]
+            check(f"filter_runs({key} {op.value} None)", live_ids, journal_ids)
+    return out
+
+
+async def _compare_run(
+    store: Store, scratch: Projection, run_id: str, check: Callable[[str, Any, Any], None]
+) -> None:
+    live_keys = await store.list_metric_keys(run_id)
+    journal_keys = scratch.list_metric_keys(run_id)
+    check(f"run {run_id}: metric keys", live_keys, journal_keys)
+    for key in sorted(set(live_keys) & set(journal_keys)):
+        live_points = await store.get_metrics(run_id, key)
+        journal_points = scratch.get_metrics(run_id, key)
+        index = _first_difference(live_points, journal_points)
+        if index is not None:
+            check(
+                f"run {run_id}: metric {key!r} ({len(live_points)} points live, "
+                f"{len(journal_points)} in the journal), first difference at index {index}",
+                live_points[index] if index < len(live_points) else None,
+                journal_points[index] if index < len(journal_points) else None,
+            )
+    check(
+        f"run {run_id}: artifacts",
+        await store.list_artifacts(run_id),
+        scratch.list_artifacts(run_id),
+    )
+    check(f"run {run_id}: span id", await store.get_span_id(run_id), scratch.get_span_id(run_id))
+
+
+# -- time travel ---------------------------------------------------------------------------------
+class StateView:
+    """Everything as it stood at one moment of the journal; read-only.
+
+    It answers the tracker's queries from a projection folded in memory by
+    :func:`state_at`. Artifact contents are read from the store when asked
+    for (and only for artifacts the view holds).
+    """
+
+    position: int
+    """The newest journal position whose entry the view holds (0 for none)."""
+    time: float | None
+    """The wall-clock cut-off (Unix seconds) the view was made for, if one was given."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        *,
+        position: int,
+        time: float | None,
+        artifacts: set[str],
+        blob_source: StoreOrPath,
+    ) -> None:
+        self._state = projection
+        self._artifacts = artifacts
+        self._blob_source = blob_source
+        self.position = position
+        self.time = time
+
+    def __repr__(self) -> str:
+        at = f", time={self.time}" if self.time is not None else ""
+        return f"StateView(position={self.position}{at})"
+
+    async def get_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment with this id; raises :class:`ExperimentNotFound`."""
+        return self._state.get_experiment(experiment_id)
+
+    async def list_experiments(self) -> list[Experiment]:
+        """Every experiment, oldest first."""
+        return self._state.list_experiments()
+
+    async def get_run(self, run_id: str) -> Run:
+        """The run with this id; raises :class:`RunNotFound`."""
+        return self._state.get_run(run_id)
+
+    async def get_run_status(self, run_id: str) -> RunStatus:
+        """The run's status."""
+        return self._state.require_run(run_id).status
+
+    async def list_runs(self, experiment_id: str) -> list[Run]:
+        """The runs of an experiment, by creation time."""
+        return self._state.list_runs(experiment_id)
+
+    async def filter_runs(
+        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+    ) -> list[Run]:
+        """Runs whose params match every filter (of one experiment, or all if None)."""
+        return self._state.filter_runs(experiment_id, list(filters))
+
+    async def get_params(self, run_id: str) -> dict[str, Any]:
+        """The run's parameters."""
+        return self._state.get_params(run_id)
+
+    async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
+        """The series, ordered by step (equal steps keep their logging order)."""
+        return self._state.get_metrics(run_id, key)
+
+    async def list_metric_keys(self, run_id: str) -> list[str]:
+        """The names of the run's metrics, sorted."""
+        return self._state.list_metric_keys(run_id)
+
+    async def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
+        """The run's artifacts, in logging order."""
+        return self._state.list_artifacts(run_id)
+
+    async def get_span_id(self, run_id: str) -> str | None:
+        """The run's span id, or None."""
+        return self._state.get_span_id(run_id)
+
+    async def get_artifact_data(self, sha256: str) -> bytes:
+        """The content of an artifact the view holds; raises :class:`ArtifactNotFound`."""
+        if sha256 not in self._artifacts:
+            raise ArtifactNotFound(sha256)
+        async with _using(self._blob_source) as store:
+            return await store.get_artifact_data(sha256)
+
+
+async def state_at(
+    store_or_path: StoreOrPath,
+    *,
+    position: int | None = None,
+    time: float | datetime.datetime | None = None,
+) -> StateView:
+    """A read-only view of everything as it stood at a journal position or a wall-clock time.
+
+    With ``position``, the view holds the entries up to and including that
+    position (all of them if the journal is shorter). With ``time`` (Unix
+    seconds, or an aware ``datetime``), it holds the entries *recorded* at or
+    before it: ``recorded_at`` is when the tracker accepted the event, never a
+    timestamp the user gave a metric point. Entries are taken in journal order,
+    and in a merged journal, whose machines' clocks differ, an entry whose
+    premise was recorded after ``time`` (a metric of a run created later, say)
+    is left out. With neither, the view holds the whole journal.
+
+    Time granularity: the writer stores the metric points of one run and key
+    that it commits together (up to about one flush interval, ~100 ms, of
+    logging) as one ``metrics.logged`` entry with one ``recorded_at`` for the
+    whole batch, no earlier than the acceptance of its newest point. A cut-off
+    in time therefore takes or leaves whole batches: a point logged just before
+    ``time`` is missing if its batch's newest point came after. Every other
+    event is recorded at the moment of its call.
+
+    The view is built by folding the journal in memory, so it costs a read of
+    the journal up to the cut-off.
+
+    Raises:
+        ValueError: both ``position`` and ``time`` were given, or a negative position.
+        FileNotFoundError: ``store_or_path`` is a path where no database exists.
+    """
+    if position is not None and time is not None:
+        raise ValueError("give state_at a position or a time, not both")
+    until = None if position is None else _check_position(position, "position")
+    cutoff: float | None = None
+    if isinstance(time, datetime.datetime):
+        cutoff = time.timestamp()
+    elif time is not None:
+        cutoff = float(time)
+    projection = Projection()
+    artifacts: set[str] = set()
+    last = 0
+    async with _using(store_or_path) as store:
+        after = 0
+        while until is None or after < until:
+            limit = _PAGE if until is None else min(_PAGE, until - after)
+            page = await store.read_journal(after, limit)
+            if not page:
+                break
+            for entry in page:
+                after = entry.position
+                if cutoff is not None and entry.recorded_at > cutoff:
+                    continue
+                try:
+                    projection.fold(entry.event)
+                except Rejected as exc:
+                    if cutoff is not None:
+                        continue  # its premise was recorded after the cut-off
+                    raise StoreError(
+                        f"journal entry {entry.position} no longer applies: {exc}"
+                    ) from exc
+                last = entry.position
+                if isinstance(entry.event, ArtifactLogged):
+                    artifacts.add(entry.event.sha256)
+    if cutoff is None:
+        last = after
+    blob_source: StoreOrPath = store
+    if isinstance(store_or_path, str | os.PathLike):
+        blob_source = os.fspath(store_or_path)
+    return StateView(
+        projection, position=last, time=cutoff, artifacts=artifacts, blob_source=blob_source
+    )
+
+
+# -- follow --------------------------------------------------------------------------------------
+def follow(
+    store_or_path: StoreOrPath, *, after: int = 0, poll_interval: float = 0.1
+) -> AsyncGenerator[tuple[int, Event], None]:
+    """Yield ``(position, event)`` for every journal entry after ``after``, as it is committed.
+
+    It first catches up with what the journal holds, then polls every
+    ``poll_interval`` seconds, so it sees what any process commits within about
+    that time. A batch of metric points is one entry (a ``MetricsLogged``
+    event). The iteration never ends by itself: break out of it, and close it
+    (``async with contextlib.aclosing(follow(...)) as entries:``) to release a
+    database opened from a path at once.
+
+    Raises:
+        ValueError: ``poll_interval`` is not positive, or ``after`` is negative.
+        FileNotFoundError: ``store_or_path`` is a path where no database exists.
+    """
+    cursor = _check_position(after, "after")
+    if not poll_interval > 0:
+        raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
+    return _follow(store_or_path, cursor, poll_interval)
+
+
+async def _follow(
+    store_or_path: StoreOrPath, cursor: int, poll_interval: float
+) -> AsyncGenerator[tuple[int, Event], None]:
+    async with _using(store_or_path) as store:
+        while True:
+            page = await store.read_journal(cursor, _PAGE)
+            if not page:
+                await anyio.sleep(poll_interval)
+                continue
+            for entry in page:
+                cursor = entry.position
+                yield entry.position, entry.event

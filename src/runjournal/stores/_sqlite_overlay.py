@@ -1,0 +1,266 @@
+"""The projection state of one SQLite write transaction, held in memory and written once.
+
+The fold (``projection.evolve``) reads the state through this overlay: a row is
+loaded from its table the first time the fold asks for it, and every change the
+fold makes lands in memory. At the end of the batch, :meth:`Overlay.write` puts
+each changed row back with one statement per table. A batch of a thousand param
+events then costs a handful of statements, not five per event, and
+``rebuild()`` folds a whole journal the same way, starting from empty tables.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from runjournal.model import RunStatus
+from runjournal.projection import (
+    AddArtifact,
+    AddMetrics,
+    Change,
+    DeleteExperiment,
+    DeleteRun,
+    ExperimentRow,
+    PutExperiment,
+    PutRun,
+    RunRow,
+    SetParams,
+    SetSpanId,
+)
+
+__all__ = [
+    "EXPERIMENT_COLUMNS",
+    "RUN_COLUMNS",
+    "Overlay",
+    "decode_params",
+    "experiment_row",
+    "run_row",
+]
+
+RUN_COLUMNS = "id, experiment_id, name, status, created_at, start_time, end_time, tags"
+EXPERIMENT_COLUMNS = "id, name, description, config, tags, created_at, updated_at"
+
+_encode = msgspec.msgpack.Encoder().encode
+decode_params = msgspec.msgpack.Decoder(dict[str, Any]).decode
+_decode_tags = msgspec.msgpack.Decoder(dict[str, str]).decode
+_STATUS = {status.value: status for status in RunStatus}
+_EMPTY_PARAMS = _encode({})
+
+
+def experiment_row(row: Sequence[Any]) -> ExperimentRow:
+    """An ``experiments`` row selected as ``EXPERIMENT_COLUMNS``."""
+    return ExperimentRow(
+        id=row[0],
+        name=row[1],
+        description=row[2],
+        config=None if row[3] is None else decode_params(row[3]),
+        tags=_decode_tags(row[4]),
+        created_at=row[5],
+        updated_at=row[6],
+    )
+
+
+def run_row(row: Sequence[Any]) -> RunRow:
+    """A ``runs`` row selected as ``RUN_COLUMNS``."""
+    return RunRow(
+        id=row[0],
+        experiment_id=row[1],
+        name=row[2],
+        status=_STATUS[row[3]],
+        created_at=row[4],
+        start_time=row[5],
+        end_time=row[6],
+        tags=_decode_tags(row[7]),
+    )
+
+
+class Overlay:
+    """The state one transaction folds events into (a ``projection.View``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        # None marks a row known to be absent.
+        self._experiments: dict[str, ExperimentRow | None] = {}
+        self._runs: dict[str, RunRow | None] = {}
+        self._params: dict[str, dict[str, Any]] = {}
+        self._tombstones: dict[str, bool] = {}
+        self._dirty_experiments: dict[str, ExperimentRow] = {}
+        self._dirty_runs: dict[str, RunRow] = {}
+        self._dirty_params: dict[str, dict[str, Any]] = {}
+        self._span_ids: dict[str, str] = {}
+        self._metric_rows: list[tuple[str, str, int, int]] = []
+        self._artifact_rows: list[tuple[str, int, str, str, int, float]] = []
+        self._deleted_runs: list[str] = []
+        self._deleted_experiments: list[str] = []
+
+    # -- the View the fold reads ----------------------------------------------------------
+    def experiment(self, experiment_id: str) -> ExperimentRow | None:
+        if experiment_id not in self._experiments:
+            row = self._conn.execute(
+                f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (experiment_id,)
+            ).fetchone()
+            self._experiments[experiment_id] = None if row is None else experiment_row(row)
+        return self._experiments[experiment_id]
+
+    def run(self, run_id: str) -> RunRow | None:
+        if run_id not in self._runs:
+            row = self._conn.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            loaded = None if row is None else run_row(row)
+            if loaded is not None and self.is_deleted(loaded.experiment_id):
+                loaded = None  # its experiment was deleted earlier in this transaction
+            self._runs[run_id] = loaded
+        return self._runs[run_id]
+
+    def is_deleted(self, entity_id: str) -> bool:
+        known = self._tombstones.get(entity_id)
+        if known is None:
+            conn = self._conn
+            known = conn.execute("SELECT 1 FROM tombstones WHERE id = ?", (entity_id,)).fetchone()
+            known = known is not None
+            if not known and self._deleted_experiments:
+                # A run of an experiment deleted earlier in this transaction.
+                row = conn.execute(
+                    "SELECT experiment_id FROM runs WHERE id = ?", (entity_id,)
+                ).fetchone()
+                known = row is not None and row[0] in self._deleted_experiments
+            self._tombstones[entity_id] = known
+        return known
+
+    # -- changes ----------------------------------------------------------------------------
+    def apply(self, changes: Iterable[Change], position: int) -> None:
+        """Apply the changes of the journal entry at ``position`` to the in-memory state."""
+        for change in changes:
+            match change:
+                case AddMetrics(run_id=run_id, key=key, points=points):
+                    self._metric_rows.append((run_id, key, position, len(points)))
+                case SetParams(run_id=run_id, params=params):
+                    self._run_params(run_id).update(params)
+                    self._dirty_params.setdefault(run_id, {}).update(params)
+                case PutRun(row=run):
+                    self._runs[run.id] = run
+                    self._dirty_runs[run.id] = run
+                case PutExperiment(row=exp):
+                    self._experiments[exp.id] = exp
+                    self._dirty_experiments[exp.id] = exp
+                case SetSpanId(run_id=run_id, span_id=span_id):
+                    self._span_ids[run_id] = span_id
+                case AddArtifact(ref=ref):
+                    self._artifact_rows.append(
+                        (ref.run_id, position, ref.name, ref.sha256, ref.size_bytes, ref.created_at)
+                    )
+                case DeleteRun(run_id=run_id):
+                    self._runs[run_id] = None
+                    self._tombstones[run_id] = True
+                    self._deleted_runs.append(run_id)
+                case DeleteExperiment(experiment_id=exp_id):
+                    self._experiments[exp_id] = None
+                    self._tombstones[exp_id] = True
+                    self._deleted_experiments.append(exp_id)
+                    for run_id, known in list(self._runs.items()):
+                        if known is not None and known.experiment_id == exp_id:
+                            self._runs[run_id] = None
+                            self._tombstones[run_id] = True
+
+    def _run_params(self, run_id: str) -> dict[str, Any]:
+        params = self._params.get(run_id)
+        if params is None:
+            row = self._conn.execute("SELECT params FROM runs WHERE id = ?", (run_id,)).fetchone()
+            params = {} if row is None else decode_params(row[0])
+            self._params[run_id] = params
+        return params
+
+    # -- writing back -----------------------------------------------------------------------
+    def write(self) -> None:
+        """Write every changed row, then apply the deletions (which win over anything above)."""
+        conn = self._conn
+        if self._dirty_experiments:
+            conn.executemany(
+                "INSERT OR REPLACE INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.id,
+                        e.name,
+                        e.description,
+                        None if e.config is None else _encode(e.config),
+                        _encode(e.tags),
+                        e.created_at,
+                        e.updated_at,
+                    )
+                    for e in self._dirty_experiments.values()
+                ],
+            )
+        if self._dirty_runs:
+            conn.executemany(
+                "INSERT INTO runs (id, experiment_id, name, status, created_at, start_time, "
+                "end_time, tags, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+                "start_time = excluded.start_time, end_time = excluded.end_time, "
+                "tags = excluded.tags, name = excluded.name",
+                [
+                    (
+                        r.id,
+                        r.experiment_id,
+                        r.name,
+                        r.status.value,
+                        r.created_at,
+                        r.start_time,
+                        r.end_time,
+                        _encode(r.tags),
+                        _EMPTY_PARAMS,
+                    )
+                    for r in self._dirty_runs.values()
+                ],
+            )
+        if self._dirty_params:
+            conn.executemany(
+                "UPDATE runs SET params = ? WHERE id = ?",
+                [(_encode(self._params[run_id]), run_id) for run_id in self._dirty_params],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO params (key, run_id, value) VALUES (?, ?, ?)",
+                [
+                    (key, run_id, _encode(value))
+                    for run_id, changed in self._dirty_params.items()
+                    for key, value in changed.items()
+                ],
+            )
+        if self._span_ids:
+            conn.executemany(
+                "INSERT OR REPLACE INTO span_ids (run_id, span_id) VALUES (?, ?)",
+                list(self._span_ids.items()),
+            )
+        if self._metric_rows:
+            conn.executemany(
+                "INSERT INTO metrics (run_id, key, position, points) VALUES (?, ?, ?, ?)",
+                self._metric_rows,
+            )
+        if self._artifact_rows:
+            conn.executemany("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?)", self._artifact_rows)
+        for exp_id in self._deleted_experiments:
+            run_ids = conn.execute("SELECT id FROM runs WHERE experiment_id = ?", (exp_id,))
+            for (run_id,) in run_ids.fetchall():
+                _delete_run(conn, run_id)
+            conn.execute("DELETE FROM experiments WHERE id = ?", (exp_id,))
+            conn.execute("INSERT OR IGNORE INTO tombstones VALUES (?, 'experiment')", (exp_id,))
+        for run_id in self._deleted_runs:
+            _delete_run(conn, run_id)
+
+
+def _delete_run(conn: sqlite3.Connection, run_id: str) -> None:
+    for table, column in _RUN_TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))
+    conn.execute("INSERT OR IGNORE INTO tombstones VALUES (?, 'run')", (run_id,))
+
+
+_RUN_TABLES = (
+    ("runs", "id"),
+    ("params", "run_id"),
+    ("metrics", "run_id"),
+    ("artifacts", "run_id"),
+    ("span_ids", "run_id"),
+)
