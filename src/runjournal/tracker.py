@@ -170,7 +170,8 @@ class Tracker:
         if not store.shareable:
             raise TypeError(f"{store!r} lives in this process only; it cannot be sent elsewhere")
         durability = getattr(store, "durability", "normal")
-        return (_reopen, (store.spec, durability, self._options))
+        busy_timeout = getattr(store, "busy_timeout", 30.0)
+        return (_reopen, (store.spec, durability, self._options, busy_timeout))
 
     # -- the core shared by async calls and their *_nowait twins -------------------------------
     def _offer(self, item: QueueItem) -> bool:
@@ -519,5 +520,7 @@ def _terminal_status(status: RunStatus | str) -> RunStatus:
     return final
 
 
-def _reopen(spec: str, durability: Durability, options: dict[str, Any]) -> Tracker:
-    return Tracker(SqliteBackend(spec, durability=durability), **options)
+def _reopen(
+    spec: str, durability: Durability, options: dict[str, Any], busy_timeout: float = 30.0
+) -> Tracker:
+    return Tracker(SqliteBackend(spec, durability=durability, busy_timeout=busy_timeout), **options)

@@ -231,9 +231,13 @@ class SqliteBackend:
         self._check_fork()
         if self._read_conn is None:
             await anyio.to_thread.run_sync(self._open_sync)
-            conn = await aiosqlite.connect(
-                self._target, timeout=self.busy_timeout, uri=self._memory
-            )
+            pending = aiosqlite.connect(self._target, timeout=self.busy_timeout, uri=self._memory)
+            # The reader only reads: it must never keep the interpreter from exiting, even
+            # when a store is left unclosed. aiosqlite starts the thread on first await.
+            thread = getattr(pending, "_thread", None)
+            if isinstance(thread, threading.Thread) and not thread.is_alive():
+                thread.daemon = True
+            conn = await pending
             try:
                 await conn.execute("PRAGMA query_only=1")
             except BaseException:
