@@ -51,9 +51,11 @@ class E2ERun:
     bytes_closed: int
 
 
-async def measure_runjournal(path: Path, keys: Sequence[str], steps: int, mode: Mode) -> E2ERun:
+async def measure_runjournal(
+    path: Path, keys: Sequence[str], steps: int, mode: Mode, durability: str = "normal"
+) -> E2ERun:
     """Log ``len(keys) × steps`` points through ``mode`` and time them until ``flush()``."""
-    async with tracked_run(path) as (tracker, run_id):
+    async with tracked_run(path, durability=durability) as (tracker, run_id):
         start = time.perf_counter()
         await log_points(tracker, run_id, keys, steps, mode)
         await tracker.flush()
@@ -146,6 +148,12 @@ def run(context: Context) -> CaseResult:
         for mode in ("await", "nowait"):
             path = context.path(f"e2e-{mode}.db")
             measured[mode].append(run_async(measure_runjournal(path, KEYS, steps, mode)))
+    # What durability="full" (an fsync per commit, survives power loss) costs, same workload.
+    full_path = context.path("e2e-full.db")
+    full = [
+        run_async(measure_runjournal(full_path, KEYS, steps, "await", "full")).pts_per_s
+        for _ in range(repeats)
+    ]
     raw_rate = median(raw)
     for mode, runs in measured.items():
         rates = [r.pts_per_s for r in runs]
@@ -166,6 +174,16 @@ def run(context: Context) -> CaseResult:
         result.rows.append(
             Row(f"{FACE[mode]} ÷ raw executemany", rate / raw_rate, "×", at_least(RAW_RATIO_TARGET))
         )
+    normal_rate = median(r.pts_per_s for r in measured["await"])
+    result.rows.append(
+        Row(
+            "runjournal, await log_metric, durability='full'",
+            median(full),
+            "pts/s",
+            note=f"{median(full) / normal_rate:.2f}× the default 'normal'; "
+            + spread(full, "pts/s"),
+        )
+    )
     last = measured["await"][-1]
     await_path = context.config.workdir / "e2e-await.db"
     context.e2e_sample = _sample(points, last, await_path, raw_path)

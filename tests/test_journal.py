@@ -684,7 +684,8 @@ async def play(tracker: Tracker, data: st.DataObject, model: Model) -> None:
                     del model.runs[run_id]
                     model.deleted.append(run_id)
         else:
-            run_id = data.draw(st.sampled_from(sorted(model.runs)))
+            # Creation order, not id order: ids made in one millisecond sort at random.
+            run_id = data.draw(st.sampled_from(list(model.runs)))
             status = model.runs[run_id]
             if op == "start" and status is RunStatus.PENDING:
                 await tracker.start_run(run_id)
