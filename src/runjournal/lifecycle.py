@@ -55,29 +55,25 @@ def register(writer: Drainable) -> None:
     _live.add(writer)
 
 
-def drain_all() -> None:
-    """Drain every live writer of this process; used by the exit and signal hooks."""
+def _each_writer(method: str, failure: str) -> None:
     for writer in list(_live):
         try:
-            writer.drain_at_exit()
-        except Exception as exc:  # noqa: BLE001 - one writer's failure must not stop the others
-            print(f"runjournal: draining failed: {exc!r}", file=sys.stderr)
+            getattr(writer, method)()
+        except Exception as exc:  # noqa: BLE001 - one writer must not stop the others, nor a fork
+            print(f"runjournal: {failure} failed: {exc!r}", file=sys.stderr)
+
+
+def drain_all() -> None:
+    """Drain every live writer of this process; used by the exit and signal hooks."""
+    _each_writer("drain_at_exit", "draining")
 
 
 def _before_fork() -> None:
-    for writer in list(_live):
-        try:
-            writer.before_fork()
-        except Exception as exc:  # noqa: BLE001 - a fork must never fail because of us
-            print(f"runjournal: committing before fork failed: {exc!r}", file=sys.stderr)
+    _each_writer("before_fork", "committing before fork")
 
 
 def _after_fork_in_parent() -> None:
-    for writer in list(_live):
-        try:
-            writer.after_fork_in_parent()
-        except Exception as exc:  # noqa: BLE001 - a fork must never fail because of us
-            print(f"runjournal: resuming after fork failed: {exc!r}", file=sys.stderr)
+    _each_writer("after_fork_in_parent", "resuming after fork")
 
 
 def _after_fork_in_child() -> None:

@@ -173,9 +173,6 @@ class Writer:
         if not self._wake.is_set():
             self._wake.set()
 
-    def room_for(self, count: int) -> bool:
-        return len(self.queue) + count <= self.capacity
-
     @property
     def idle(self) -> bool:
         """True if everything accepted so far is committed (or rejected)."""
@@ -234,7 +231,7 @@ class Writer:
         limit = self.drain_timeout if timeout is None else timeout
         self._give_up_at = time.monotonic() + limit
         self._closing = True
-        self.capacity = 0  # routes every later producer call to offer_slow, which raises
+        self.capacity = 0  # routes every later producer call to the slow path, which raises
         self._retry.set()
         self._wake.set()
         if thread is not threading.current_thread():
@@ -288,15 +285,15 @@ class Writer:
             except RunJournalError as exc:  # never stop a fork; the child starts without it
                 log.warning("runjournal: could not commit pending events before fork: %s", exc)
         # No write transaction may be open while the process forks (see the store).
-        _call_optional(self.store, "before_fork")
+        self.store.before_fork()
 
     def after_fork_in_parent(self) -> None:
-        _call_optional(self.store, "after_fork_in_parent")
+        self.store.after_fork_in_parent()
 
     def after_fork_in_child(self) -> None:
         # The parent's pending events are the parent's to write; the child starts empty.
         # The store may hold a lock or a connection of a parent thread: it must let go first.
-        _call_optional(self.store, "after_fork_in_child")
+        self.store.after_fork_in_child()
         self.queue.clear()
         was_closed = self._closed or self._closing
         self._fresh_state()
@@ -465,13 +462,6 @@ class Writer:
 
 _FORK_FLUSH_TIMEOUT = 5.0
 """How long a fork may wait for the parent's pending events to be committed."""
-
-
-def _call_optional(store: Store, hook: str) -> None:
-    """Call a fork hook that a store may define (the SQLite store needs them)."""
-    method = getattr(store, hook, None)
-    if method is not None:
-        method()
 
 
 def _event_count(item: object) -> int:

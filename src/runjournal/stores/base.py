@@ -93,6 +93,16 @@ class Store(Protocol):
     def release(self) -> None:
         """Blocking, loop-free :meth:`close`, for the exit hooks. Idempotent."""
 
+    # -- fork: no thread of ours may be inside the storage while the process forks ------------
+    def before_fork(self) -> None:
+        """Hold this store's own threads out of the storage until the fork is done."""
+
+    def after_fork_in_parent(self) -> None:
+        """Undo :meth:`before_fork` in the parent."""
+
+    def after_fork_in_child(self) -> None:
+        """Drop what the child inherited from the parent's threads (locks, connections)."""
+
     # -- writing: called from the writer thread, may block --------------------------------
     def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
         """Atomically store blobs, append entries and apply their projections.

@@ -194,6 +194,12 @@ class InMemoryStorage:
     def release(self) -> None:
         return None
 
+    def before_fork(self) -> None:
+        return None
+
+    def after_fork_in_parent(self) -> None:
+        return None
+
     def after_fork_in_child(self) -> None:
         """A forked child gets a fresh lock: a parent thread may have held this one."""
         self._lock = threading.RLock()
