@@ -983,3 +983,12 @@ async def test_export_copies_stored_bodies_byte_for_byte(tmp_path: Path) -> None
     ]
     assert exported == stored
     assert len(stored) == 4
+
+
+async def test_a_bad_single_source_leaves_no_target_database(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.rjlog"
+    bad.write_bytes(b"not an event log")
+    target = tmp_path / "target.db"
+    with pytest.raises(CorruptLogFile, match="bad.rjlog"):
+        await import_events(target, bad)
+    assert not target.exists()

@@ -611,13 +611,16 @@ async def import_events(store_or_path: StoreOrPath, *sources: StoreOrPath) -> Im
     """
     if not sources:
         raise ValueError("import_events needs at least one source")
+    # Validate before the target is opened (and perhaps created): a bad source leaves no trace.
+    # A single source is kept for the import; several are read again one at a time.
+    validated = [await _load(sources[0])] if len(sources) == 1 else []
     if len(sources) > 1:
         for source in sources:
             await _load(source)
     reports: list[SourceImport] = []
     async with _using(store_or_path, create=True) as store:
         for source in sources:
-            loaded = await _load(source)
+            loaded = validated.pop() if validated else await _load(source)
             result = await anyio.to_thread.run_sync(store.append, loaded.entries, loaded.blobs)
             rejections = []
             for index, reason in result.rejected:
