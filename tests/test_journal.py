@@ -989,6 +989,6 @@ async def test_a_bad_single_source_leaves_no_target_database(tmp_path: Path) -> 
     bad = tmp_path / "bad.rjlog"
     bad.write_bytes(b"not an event log")
     target = tmp_path / "target.db"
-    with pytest.raises(CorruptLogFile, match="bad.rjlog"):
+    with pytest.raises(CorruptLogFile, match=r"bad\.rjlog"):
         await import_events(target, bad)
     assert not target.exists()
