@@ -6,10 +6,10 @@ from typing import Any
 
 import msgspec
 
-from runjournal.stores import Store
+from runjournal.stores.base import Queries
 
 
-async def snapshot(store: Store) -> dict[str, Any]:
+async def snapshot(store: Queries) -> dict[str, Any]:
     """Every experiment, run, param, metric series, artifact and span id in ``store``."""
     experiments = await store.list_experiments()
     out: dict[str, Any] = {"experiments": [], "runs": {}}

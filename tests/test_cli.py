@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import pytest
@@ -22,7 +22,7 @@ import pytest
 from runjournal import FilterOp, ParamFilter, RunStatus, Tracker
 from runjournal._cli_filters import parse_filter
 from runjournal.journal import state_at
-from runjournal.stores import SqliteBackend, Store
+from runjournal.stores import SqliteBackend
 from tests.snapshot import snapshot
 
 # -- running the command --------------------------------------------------------------------------
@@ -659,7 +659,7 @@ async def _snapshots(replayed: Path, source: Path, **until: Any) -> tuple[Any, A
     finally:
         await backend.close()
     view = await state_at(source, **until)
-    return got, await snapshot(cast(Store, view))  # a StateView answers the same queries
+    return got, await snapshot(view)
 
 
 async def _journal_length(db: Path) -> int:

@@ -12,9 +12,9 @@ import struct
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import msgspec
 import pytest
@@ -23,15 +23,11 @@ from hypothesis import strategies as st
 
 from runjournal import (
     ArtifactNotFound,
-    ArtifactRef,
     CorruptLogFile,
-    Experiment,
     ExperimentNotFound,
     FilterOp,
-    MetricPoint,
     NotARunJournalDatabase,
     ParamFilter,
-    Run,
     RunNotFound,
     RunStatus,
     Tracker,
@@ -50,7 +46,7 @@ from runjournal.journal import (
     verify,
 )
 from runjournal.logfile import LogWriter, read_log
-from runjournal.stores.base import Store
+from runjournal.stores.base import Queries, Store
 from runjournal.stores.memory import InMemoryStorage
 from runjournal.stores.sqlite import SqliteBackend
 from tests.strategies import param_values
@@ -78,22 +74,6 @@ async def opened(path: Path) -> AsyncIterator[SqliteBackend]:
         yield store
     finally:
         await store.close()
-
-
-class Queries(Protocol):
-    """The read API shared by stores and StateView."""
-
-    async def list_experiments(self) -> list[Experiment]: ...
-    async def list_runs(self, experiment_id: str) -> list[Run]: ...
-    async def get_params(self, run_id: str) -> dict[str, Any]: ...
-    async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]: ...
-    async def list_metric_keys(self, run_id: str) -> list[str]: ...
-    async def list_artifacts(self, run_id: str) -> list[ArtifactRef]: ...
-    async def get_artifact_data(self, sha256: str) -> bytes: ...
-    async def get_span_id(self, run_id: str) -> str | None: ...
-    async def filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
-    ) -> list[Run]: ...
 
 
 def comparable(value: Any) -> Any:
