@@ -230,6 +230,7 @@ class Writer:
             return 0
         limit = self.drain_timeout if timeout is None else timeout
         self._give_up_at = time.monotonic() + limit
+        self.store.limit_waits(self._give_up_at)
         self._closing = True
         self.capacity = 0  # routes every later producer call to the slow path, which raises
         self._retry.set()

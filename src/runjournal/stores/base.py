@@ -113,6 +113,12 @@ class Store(Queries, Protocol):
     def release(self) -> None:
         """Blocking, loop-free :meth:`close`, for the exit hooks. Idempotent."""
 
+    def limit_waits(self, deadline: float | None) -> None:
+        """Give up waiting for another process's lock at this ``time.monotonic()`` moment.
+
+        Draining sets it, so that closing never waits past its own timeout.
+        """
+
     # -- fork: no thread of ours may be inside the storage while the process forks ------------
     def before_fork(self) -> None:
         """Hold this store's own threads out of the storage until the fork is done."""

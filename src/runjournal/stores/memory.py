@@ -194,6 +194,9 @@ class InMemoryStorage:
     def release(self) -> None:
         return None
 
+    def limit_waits(self, deadline: float | None) -> None:
+        return None
+
     def before_fork(self) -> None:
         return None
 

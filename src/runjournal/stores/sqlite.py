@@ -17,6 +17,7 @@ import operator
 import os
 import sqlite3
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -131,6 +132,7 @@ class SqliteBackend:
         self._pragmas = dict(pragmas or {})
         self._codec = EventCodec()
         self._lock = threading.RLock()
+        self._wait_limit: float | None = None
         self._fork_held = False
         self._fork_resume: threading.Event | None = None
         self._write_conn: sqlite3.Connection | None = None
@@ -175,6 +177,9 @@ class SqliteBackend:
             for name, value in self._pragmas.items():
                 conn.execute(f"PRAGMA {_pragma_name(name)}={_pragma_value(value)}")
             ensure_schema(conn, self._path)
+            # From here on, _begin waits for the write lock itself, in short steps, so that
+            # a drain deadline can cut the wait short (SQLite's own wait cannot be cut).
+            conn.execute(f"PRAGMA busy_timeout={_LOCK_STEP_MS}")
         except sqlite3.Error as exc:
             conn.close()
             raise translate_error(exc, self._path) from exc
@@ -275,6 +280,7 @@ class SqliteBackend:
 
     def close_writer(self) -> None:
         """Close the blocking connection (the writer thread's)."""
+        self._wait_limit = None  # a drain's deadline ends with it; a reopened store waits anew
         with self._lock:
             self._check_fork()
             conn, self._write_conn = self._write_conn, None
@@ -289,12 +295,33 @@ class SqliteBackend:
             for name, value in pragmas.items():
                 conn.execute(f"PRAGMA {_pragma_name(name)}={_pragma_value(value)}")
 
+    def limit_waits(self, deadline: float | None) -> None:
+        self._wait_limit = deadline
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, waiting up to ``busy_timeout`` (or the wait limit) for the lock."""
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not (getattr(exc, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY"):
+                    raise
+                limit = deadline if self._wait_limit is None else min(deadline, self._wait_limit)
+                now = time.monotonic()
+                if now >= limit:
+                    raise
+                time.sleep(min(pause, limit - now))
+                pause = min(pause * 2, 0.02)
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             conn = self._writer()
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                self._begin(conn)
                 try:
                     yield conn
                     conn.execute("COMMIT")
@@ -561,6 +588,9 @@ class SqliteBackend:
                 out[sha] = bytes(row[0])
         return out
 
+
+_LOCK_STEP_MS = 25
+"""How long one attempt at the write lock may wait inside SQLite; ``_begin`` loops."""
 
 _FORK_WAIT = 5.0
 """How long a fork waits for a read or write in flight to leave SQLite."""
