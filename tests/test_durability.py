@@ -15,14 +15,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import multiprocessing
 import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +34,7 @@ from runjournal import (
 )
 from runjournal.stores import SqliteBackend
 from runjournal.stores._sqlite_schema import PROJECTION_TABLES
+from tests.children import get_context, watched_child
 from tests.snapshot import snapshot
 
 WORKERS = Path(__file__).parent / "_workers"
@@ -86,23 +83,6 @@ def journal_seqs(path: Path) -> dict[str, list[int]]:
         conn.close()
 
 
-@contextmanager
-def child_process(args: list[str], timeout: float) -> Iterator[subprocess.Popen[str]]:
-    """A child whose output we read as it comes; killed if it outlives ``timeout``."""
-    process = subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    watchdog = threading.Timer(timeout, process.kill)
-    watchdog.start()
-    try:
-        yield process
-    finally:
-        watchdog.cancel()
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
-
-
 def crash_value(step: int) -> float:  # the same as in _workers/crash_logger.py
     return step * 0.5 + 0.125
 
@@ -114,7 +94,7 @@ def crash_once(tmp_path: Path, index: int, rng: random.Random) -> tuple[int, int
     """One child killed at a random moment; returns (acknowledged step, surviving points)."""
     path = tmp_path / f"crash{index}.db"
     run_id = asyncio.run(new_run(path))
-    with child_process([str(WORKERS / "crash_logger.py"), str(path), run_id], 60) as child:
+    with watched_child([str(WORKERS / "crash_logger.py"), str(path), run_id], 60) as child:
         assert child.stdout is not None
         assert child.stdout.readline() == "READY\n", "the logger did not start"
         time.sleep(rng.uniform(0.0, 0.6))
@@ -200,7 +180,7 @@ def test_ending_drains_everything_queued(tmp_path: Path, mode: str) -> None:
     run_id = asyncio.run(new_run(path))
     send, expected_code = ENDINGS[mode]
     args = [str(WORKERS / "ending.py"), mode, str(path), run_id, str(QUEUED)]
-    with child_process(args, 120) as child:
+    with watched_child(args, 120) as child:
         assert child.stdout is not None
         line = child.stdout.readline()
         assert line.startswith("PENDING "), line
@@ -215,14 +195,6 @@ def test_ending_drains_everything_queued(tmp_path: Path, mode: str) -> None:
         assert "RuntimeError: the training loop failed" in err
     assert integrity(path) == "ok"
     assert asyncio.run(read_steps(path, run_id, "end")) == [(s, float(s)) for s in range(QUEUED)]
-
-
-def get_context(
-    name: str,
-) -> multiprocessing.context.ForkContext | multiprocessing.context.SpawnContext:
-    if name == "fork":
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
 
 
 def worker_returns(tracker: Tracker, run_id: str, count: int, report: Any) -> None:

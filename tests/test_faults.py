@@ -34,6 +34,7 @@ from runjournal import (
     Tracker,
 )
 from runjournal.stores import SqliteBackend
+from tests.children import watched_child
 
 WORKERS = Path(__file__).parent / "_workers"
 
@@ -172,24 +173,10 @@ async def test_read_only_database_gives_a_clear_error_and_no_hang(
 
 @contextmanager
 def lock_holder(path: Path) -> Iterator[subprocess.Popen[str]]:
-    holder = subprocess.Popen(
-        [sys.executable, str(WORKERS / "hold_lock.py"), str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(120, holder.kill)
-    watchdog.start()
-    try:
+    with watched_child([str(WORKERS / "hold_lock.py"), str(path)], 120) as holder:
         assert holder.stdout is not None
         assert holder.stdout.readline() == "LOCKED\n"
         yield holder
-    finally:
-        watchdog.cancel()
-        if holder.poll() is None:
-            holder.kill()
-        holder.communicate(timeout=30)
 
 
 def release(holder: subprocess.Popen[str]) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from runjournal import Tracker
 from runjournal.stores import SqliteBackend
+from tests.children import get_context
 
 WORKERS = Path(__file__).parent / "_workers"
 
@@ -41,14 +42,6 @@ def child_logs_then_reports(tracker: Tracker, run_id: str, key: str, count: int)
     child_logs(tracker, run_id, key, count)
     # A child that was forked while the parent wrote must still get its own writer going.
     tracker.flush_blocking()
-
-
-def get_context(
-    name: str,
-) -> multiprocessing.context.ForkContext | multiprocessing.context.SpawnContext:
-    if name == "fork":
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
 
 
 def run_child(

@@ -67,10 +67,7 @@ __all__ = ["Durability", "SqliteBackend", "translate_error"]
 
 Durability = Literal["normal", "full"]
 
-_encode = msgspec.msgpack.Encoder().encode
 _decode_any = msgspec.msgpack.Decoder().decode
-_decode_params = msgspec.msgpack.Decoder(dict[str, Any]).decode
-_decode_tags = msgspec.msgpack.Decoder(dict[str, str]).decode
 
 # Connections inherited through fork() must never be used or closed by the child:
 # closing them could release the parent's locks or remove its WAL. Keep them alive.
