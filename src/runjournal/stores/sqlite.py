@@ -233,23 +233,34 @@ class SqliteBackend:
         self._check_fork()
         if self._read_conn is None:
             await anyio.to_thread.run_sync(self._open_sync)
-            pending = aiosqlite.connect(self._target, timeout=self.busy_timeout, uri=self._memory)
+            pending = aiosqlite.Connection(self._connect_reader, iter_chunk_size=64)
             # The reader only reads: it must never keep the interpreter from exiting, even
             # when a store is left unclosed. aiosqlite starts the thread on first await.
             thread = getattr(pending, "_thread", None)
             if isinstance(thread, threading.Thread) and not thread.is_alive():
                 thread.daemon = True
             conn = await pending
-            try:
-                await conn.execute("PRAGMA query_only=1")
-            except BaseException:
-                await conn.close()
-                raise
             if self._read_conn is None:
                 self._read_conn = conn
             else:  # another task opened one meanwhile
                 await conn.close()
         return self._read_conn
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        """The reader's connection, opened on aiosqlite's thread.
+
+        Under the store lock: a fork waits until the connection is open (a child forked
+        while a parent thread is inside ``sqlite3.connect`` inherits SQLite's mutexes
+        held, and hangs at its own first connect), and an opening waits for a fork.
+        """
+        with self._lock:
+            conn = sqlite3.connect(self._target, timeout=self.busy_timeout, uri=self._memory)
+            try:
+                conn.execute("PRAGMA query_only=1")
+            except BaseException:
+                conn.close()
+                raise
+            return conn
 
     def _open_sync(self) -> None:
         with self._lock:
