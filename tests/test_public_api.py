@@ -59,6 +59,7 @@ LAYER = {
     "logfile": 1,
     "projection": 2,
     "stores": 3,
+    "forks": 0,
     "lifecycle": 4,
     "writer": 4,
     "tracker": 5,

@@ -1,6 +1,6 @@
-"""Process lifecycle: drain every live writer before the process ends, and after fork.
+"""Process lifecycle: drain every live writer before the process ends.
 
-One place handles every way a process ends or splits:
+One place handles every way a process ends (``fork()`` is ``runjournal._forks``'s):
 
 - normal interpreter exit, and the end of a ``multiprocessing`` child (fork or
   spawn; such children leave through ``os._exit``, which skips ``atexit``, but
@@ -8,11 +8,7 @@ One place handles every way a process ends or splits:
   which also runs before non-daemon threads are joined;
 - SIGTERM, whose default action would end the process on the spot: a handler,
   installed only where none was set, drains and then re-raises the signal;
-- Ctrl-C raises ``KeyboardInterrupt``, which unwinds to the exit hooks above;
-- ``fork()``: first each writer commits what is pending (briefly), so that the
-  child finds the runs its parent created in the store; then, in the child, each
-  writer forgets the parent's queue, lets its store drop the parent's connections
-  and locks, and starts afresh.
+- Ctrl-C raises ``KeyboardInterrupt``, which unwinds to the exit hooks above.
 """
 
 from __future__ import annotations
@@ -34,51 +30,31 @@ class Drainable(Protocol):
     def drain_at_exit(self) -> None:
         """Write everything pending (within the writer's drain timeout) and stop."""
 
-    def before_fork(self) -> None:
-        """Commit what is pending, within a short bound, before the process forks."""
-
-    def after_fork_in_parent(self) -> None:
-        """Undo what :meth:`before_fork` held during the fork."""
-
-    def after_fork_in_child(self) -> None:
-        """Start afresh in a forked child, without the parent's pending events."""
-
 
 _live: weakref.WeakSet[Any] = weakref.WeakSet()
+# Copying a WeakSet while another thread adds to it can fail. Reentrant, because the
+# SIGTERM handler may run in the middle of a register() on the same thread.
+_live_lock = threading.RLock()
 _hooks_installed = False
 _previous_sigterm: Any = None
 
 
 def register(writer: Drainable) -> None:
-    """Drain ``writer`` at process end and reset it after fork, for as long as it lives."""
+    """Drain ``writer`` at process end, for as long as it lives."""
     _install_hooks()
-    _live.add(writer)
-
-
-def _each_writer(method: str, failure: str) -> None:
-    for writer in list(_live):
-        try:
-            getattr(writer, method)()
-        except Exception as exc:  # noqa: BLE001 - one writer must not stop the others, nor a fork
-            print(f"runjournal: {failure} failed: {exc!r}", file=sys.stderr)
+    with _live_lock:
+        _live.add(writer)
 
 
 def drain_all() -> None:
     """Drain every live writer of this process; used by the exit and signal hooks."""
-    _each_writer("drain_at_exit", "draining")
-
-
-def _before_fork() -> None:
-    _each_writer("before_fork", "committing before fork")
-
-
-def _after_fork_in_parent() -> None:
-    _each_writer("after_fork_in_parent", "resuming after fork")
-
-
-def _after_fork_in_child() -> None:
-    for writer in list(_live):
-        writer.after_fork_in_child()
+    with _live_lock:
+        writers = list(_live)
+    for writer in writers:
+        try:
+            writer.drain_at_exit()
+        except Exception as exc:  # noqa: BLE001 - one writer must not stop the others
+            print(f"runjournal: draining failed: {exc!r}", file=sys.stderr)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -115,8 +91,3 @@ def _install_hooks() -> None:
     if register_threading_atexit is not None:
         register_threading_atexit(drain_all)
     atexit.register(drain_all)
-    os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_in_parent,
-        after_in_child=_after_fork_in_child,
-    )

@@ -25,7 +25,7 @@ from typing import Literal
 import anyio
 import msgspec
 
-from runjournal import lifecycle
+from runjournal import _forks, lifecycle
 from runjournal.errors import DrainTimeout, RejectedWrites, RunJournalError, StoreError
 from runjournal.events import BlobStored, MetricLogged, MetricsLogged, QueueItem, describe
 from runjournal.ids import new_id
@@ -98,6 +98,8 @@ class Writer:
         self.capacity = max_pending
         self._fresh_state()
         lifecycle.register(self)
+        _forks.register(self, _forks.Stage.COMMIT)
+        _forks.register(store, _forks.Stage.QUIESCE)  # the built-in stores did so already
         self._start()
 
     def _fresh_state(self) -> None:
@@ -285,16 +287,13 @@ class Writer:
                 self.flush_sync(report=False, timeout=_FORK_FLUSH_TIMEOUT)
             except RunJournalError as exc:  # never stop a fork; the child starts without it
                 log.warning("runjournal: could not commit pending events before fork: %s", exc)
-        # No write transaction may be open while the process forks (see the store).
-        self.store.before_fork()
 
     def after_fork_in_parent(self) -> None:
-        self.store.after_fork_in_parent()
+        return None
 
     def after_fork_in_child(self) -> None:
         # The parent's pending events are the parent's to write; the child starts empty.
-        # The store may hold a lock or a connection of a parent thread: it must let go first.
-        self.store.after_fork_in_child()
+        # (The store has already let go of what the parent's threads held.)
         self.queue.clear()
         was_closed = self._closed or self._closing
         self._fresh_state()

@@ -120,6 +120,8 @@ class Store(Queries, Protocol):
         """
 
     # -- fork: no thread of ours may be inside the storage while the process forks ------------
+    # runjournal._forks calls these; a store registers itself there before its first use
+    # (the built-in ones do so when built; a writer registers its store too).
     def before_fork(self) -> None:
         """Hold this store's own threads out of the storage until the fork is done."""
 

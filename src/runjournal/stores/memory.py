@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from runjournal import _forks
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
 from runjournal.events import EVENT_VERSION, BlobStored, Event, EventCodec
 from runjournal.filtering import matches, validate_filters
@@ -176,6 +177,8 @@ class InMemoryStorage:
         self._ids: set[tuple[str, int]] = set()
         self._blobs: dict[str, bytes] = {}
         self._state = Projection()
+        self._fork_held = False
+        _forks.register(self, _forks.Stage.QUIESCE)
 
     @property
     def spec(self) -> str:
@@ -198,13 +201,17 @@ class InMemoryStorage:
         return None
 
     def before_fork(self) -> None:
-        return None
+        """Let an append in flight finish, so that a child never copies half of one."""
+        self._fork_held = self._lock.acquire(timeout=_forks.WAIT_LIMIT)
 
     def after_fork_in_parent(self) -> None:
-        return None
+        if self._fork_held:
+            self._fork_held = False
+            self._lock.release()
 
     def after_fork_in_child(self) -> None:
         """A forked child gets a fresh lock: a parent thread may have held this one."""
+        self._fork_held = False
         self._lock = threading.RLock()
 
     def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:

@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -27,6 +28,7 @@ import aiosqlite
 import anyio.to_thread
 import msgspec
 
+from runjournal import _forks
 from runjournal.errors import (
     ArtifactNotFound,
     ExperimentNotFound,
@@ -131,10 +133,15 @@ class SqliteBackend:
         self._lock = threading.RLock()
         self._wait_limit: float | None = None
         self._fork_held = False
-        self._fork_resume: threading.Event | None = None
+        self._fork_resumes: list[threading.Event] = []
         self._write_conn: sqlite3.Connection | None = None
         self._read_conn: aiosqlite.Connection | None = None
+        # Every reader connection made, the one in use and any being opened or closed:
+        # a fork must hold all of their threads still.
+        self._read_conns: weakref.WeakSet[aiosqlite.Connection] = weakref.WeakSet()
+        self._connected_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
         self._pid = os.getpid()
+        _forks.register(self, _forks.Stage.QUIESCE)  # before this store ever touches SQLite
 
     def __repr__(self) -> str:
         return f"SqliteBackend({self._path!r}, durability={self.durability!r})"
@@ -188,9 +195,11 @@ class SqliteBackend:
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
             # We are a forked child: the parent's connections are not ours to use.
-            _ABANDONED.extend(c for c in (self._write_conn, self._read_conn) if c is not None)
+            _ABANDONED.extend(c for c in (self._write_conn, *self._read_conns) if c is not None)
             self._write_conn = None
             self._read_conn = None
+            self._read_conns = weakref.WeakSet()
+            self._connected_threads = weakref.WeakSet()
             self._lock = threading.RLock()
             self._pid = os.getpid()
 
@@ -202,12 +211,15 @@ class SqliteBackend:
         on the reader's thread) inherits a lock that nobody will release, and hangs.
         Let what is in flight finish (for a few seconds at most) and hold the rest off.
         """
-        self._fork_held = self._lock.acquire(timeout=_FORK_WAIT)
-        self._fork_resume = _park_reader_thread(self._read_conn)
+        self._fork_held = self._lock.acquire(timeout=_forks.WAIT_LIMIT)
+        connected = set(self._connected_threads)  # under the lock: none can join meanwhile
+        self._fork_resumes = [
+            _park_reader_thread(reader, connected) for reader in list(self._read_conns)
+        ]
 
     def after_fork_in_parent(self) -> None:
-        resume, self._fork_resume = self._fork_resume, None
-        if resume is not None:
+        resumes, self._fork_resumes = self._fork_resumes, []
+        for resume in resumes:
             resume.set()
         if self._fork_held:
             self._fork_held = False
@@ -220,7 +232,7 @@ class SqliteBackend:
         child that thread does not exist, so the lock would never be released.
         """
         self._fork_held = False
-        self._fork_resume = None
+        self._fork_resumes = []
         self._check_fork()
 
     def _writer(self) -> sqlite3.Connection:
@@ -234,6 +246,7 @@ class SqliteBackend:
         if self._read_conn is None:
             await anyio.to_thread.run_sync(self._open_sync)
             pending = aiosqlite.Connection(self._connect_reader, iter_chunk_size=64)
+            self._read_conns.add(pending)
             # The reader only reads: it must never keep the interpreter from exiting, even
             # when a store is left unclosed. aiosqlite starts the thread on first await.
             thread = getattr(pending, "_thread", None)
@@ -260,6 +273,7 @@ class SqliteBackend:
             except BaseException:
                 conn.close()
                 raise
+            self._connected_threads.add(threading.current_thread())
             return conn
 
     def _open_sync(self) -> None:
@@ -600,29 +614,34 @@ class SqliteBackend:
 _LOCK_STEP_MS = 25
 """How long one attempt at the write lock may wait inside SQLite; ``_begin`` loops."""
 
-_FORK_WAIT = 5.0
-"""How long a fork waits for a read or write in flight to leave SQLite."""
 
-
-def _park_reader_thread(reader: aiosqlite.Connection | None) -> threading.Event | None:
+def _park_reader_thread(
+    reader: aiosqlite.Connection, connected: set[threading.Thread]
+) -> threading.Event:
     """Park the reader's thread in a wait outside SQLite; set the returned event to resume it.
 
     aiosqlite has no public hook for this; its thread runs the functions queued on
     ``_tx`` one at a time, so a queued wait holds it still once what is ahead is done.
+    A thread that has not ``connected`` yet needs no parking: it opens its connection
+    under the store lock, which the fork holds (and waiting for it would wait for the
+    fork). A thread that stops (its connection was closed ahead of the wait) never
+    reaches the wait, and is not waited for.
     """
+    resume = threading.Event()
     tx = getattr(reader, "_tx", None)
     thread = getattr(reader, "_thread", None)
-    if tx is None or not isinstance(thread, threading.Thread) or not thread.is_alive():
-        return None
+    if tx is None or thread not in connected or not thread.is_alive():
+        return resume
     parked = threading.Event()
-    resume = threading.Event()
 
     def park() -> None:
         parked.set()
-        resume.wait(_FORK_WAIT)
+        resume.wait(_forks.WAIT_LIMIT)
 
     tx.put_nowait((None, park))
-    parked.wait(_FORK_WAIT)
+    deadline = time.monotonic() + _forks.WAIT_LIMIT
+    while not parked.wait(0.01) and thread.is_alive() and time.monotonic() < deadline:
+        pass
     return resume
 
 
