@@ -99,6 +99,7 @@ async def test_fork_while_other_threads_open_and_close_stores(tmp_path: Path) ->
             for thread in churn:
                 thread.join(30)
         assert codes == [0] * forks
-        assert len(opened) > forks, "the other threads hardly opened anything during the forks"
+        # About 60 here; fewer would still cross the forks, but none would test nothing.
+        assert len(opened) >= 10, "the other threads hardly opened anything during the forks"
         for i in range(forks):
             await check_child_points(tracker, run_id, f"c{i}", count)
