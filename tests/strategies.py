@@ -103,3 +103,13 @@ histories: st.SearchStrategy[list[Event]] = st.builds(
 )
 """Random events after a setup that creates every experiment and run, so that most apply;
 deletions are rarer, so that they do not end most histories early."""
+
+# Values that are easy to confuse with one another: equal numbers of both kinds, both
+# zeros, a bool beside 1, NaN, integers beyond a float's precision, and the like.
+CONFUSABLE: list[Any] = [
+    *(0, 0.0, -0.0, 1, 1.0, True, False, None, 64, 64.0, -1, -1.0, 1e-4, 0.5),
+    *(2**53 + 1, float(2**53), 2**63 - 1, float(2**63), -(2**63), float("nan")),
+    *(float("inf"), "", "a", "adamw", "adam", [1], [1.0], [True], {"a": 1}),
+]
+confusable = st.sampled_from(CONFUSABLE)
+filter_values: st.SearchStrategy[Any] = confusable | param_values

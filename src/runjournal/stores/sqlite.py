@@ -13,6 +13,7 @@ of points, and the ``metrics`` projection indexes those entries by (run, key).
 from __future__ import annotations
 
 import itertools
+import json
 import operator
 import os
 import sqlite3
@@ -40,7 +41,7 @@ from runjournal.errors import (
     StoreReadOnly,
 )
 from runjournal.events import EVENT_VERSION, BlobStored, EventCodec, MetricLogged, MetricsLogged
-from runjournal.filtering import validate_filters, value_matches
+from runjournal.filtering import validate_filters
 from runjournal.ids import new_id
 from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run
 from runjournal.projection import (
@@ -48,6 +49,7 @@ from runjournal.projection import (
     RunRow,
     evolve,
 )
+from runjournal.stores._sqlite_filters import equal_encodings, select_matching
 from runjournal.stores._sqlite_overlay import (
     EXPERIMENT_COLUMNS,
     RUN_COLUMNS,
@@ -555,28 +557,59 @@ class SqliteBackend:
                 args,
             )
             return [_public_run(r) for r in rows]
-        keys = sorted({f.key for f in checked})
-        marks = ",".join("?" * len(keys))
-        values = await self._fetchall(
-            f"SELECT key, run_id, value FROM params WHERE key IN ({marks})", keys
-        )
-        scope_ids: set[str] | None = None
-        if experiment_id is not None:
-            ids = await self._fetchall("SELECT id FROM runs WHERE experiment_id = ?", args)
-            scope_ids = {r[0] for r in ids}
-        selected = await anyio.to_thread.run_sync(_select, checked, values, scope_ids)
-        if not selected:
-            return []
-        found: list[Any] = []
-        ids = sorted(selected)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.extend(
-                await self._fetchall(
-                    f"SELECT {RUN_COLUMNS}, params FROM runs WHERE id IN ({marks})", chunk
+        # SQL answers the EQ filters on scalars by comparing stored bytes; what it narrows
+        # them to is all that Python then decodes for the other filters.
+        in_sql: list[tuple[ParamFilter, list[bytes]]] = []
+        in_python: list[ParamFilter] = []
+        for flt in checked:
+            codes = equal_encodings(flt)
+            if codes is None:
+                in_python.append(flt)
+            else:
+                in_sql.append((flt, codes))
+        candidates: set[str] | None = None
+        if in_sql:
+            parts: list[str] = []
+            codes_args: list[Any] = []
+            for flt, codes in in_sql:  # no codes (NaN): IN () matches nothing
+                parts.append(
+                    "SELECT run_id FROM params WHERE key = ? AND value IN "
+                    f"({','.join('?' * len(codes))})"
                 )
+                codes_args += [flt.key, *codes]
+            rows = await self._fetchall(" INTERSECT ".join(parts), codes_args)
+            candidates = {r[0] for r in rows}
+        if in_python and candidates != set():
+            keys = sorted({f.key for f in in_python})
+            marks = ",".join("?" * len(keys))
+            if candidates is None:
+                values = await self._fetchall(
+                    f"SELECT key, run_id, value FROM params WHERE key IN ({marks})", keys
+                )
+                if experiment_id is not None:
+                    ids = await self._fetchall(
+                        "SELECT id FROM runs WHERE experiment_id = ?", (experiment_id,)
+                    )
+                    candidates = {r[0] for r in ids}
+            else:
+                values = await self._fetchall(
+                    f"SELECT key, run_id, value FROM params WHERE key IN ({marks}) "
+                    "AND run_id IN (SELECT value FROM json_each(?))",
+                    [*keys, _json_list(candidates)],
+                )
+            candidates = await anyio.to_thread.run_sync(
+                select_matching, in_python, values, candidates
             )
+        if not candidates:
+            return []
+        found = await self._fetchall(
+            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE id IN (SELECT value FROM json_each(?))",
+            [_json_list(candidates)],
+        )
+        if experiment_id is not None:
+            # Here, not in SQL: given the experiment, SQLite would scan all of its runs
+            # through runs_by_experiment instead of looking up the few candidates.
+            found = [r for r in found if r[1] == experiment_id]
         found.sort(key=lambda r: (r[4], r[0]))
         return [_public_run(r) for r in found]
 
@@ -645,6 +678,11 @@ def _park_reader_thread(
     return resume
 
 
+def _json_list(items: set[str]) -> str:
+    """``items`` as one JSON array: a parameter for ``IN (SELECT value FROM json_each(?))``."""
+    return json.dumps(sorted(items))
+
+
 def _step(point: MetricPoint) -> int:
     return point.step
 
@@ -676,24 +714,3 @@ def _journaled(conn: sqlite3.Connection, entries: Sequence[NewEntry]) -> set[tup
         )
         seen.update((source, seq) for (seq,) in rows.fetchall())
     return seen
-
-
-def _select(
-    filters: Sequence[ParamFilter],
-    values: list[tuple[str, str, bytes]],
-    scope: set[str] | None,
-) -> set[str]:
-    """The run ids (within ``scope``, if given) whose params match every filter."""
-    by_key: dict[str, list[tuple[str, bytes]]] = {}
-    for key, run_id, value in values:
-        by_key.setdefault(key, []).append((run_id, value))
-    selected = scope
-    for flt in filters:
-        selected = {
-            run_id
-            for run_id, value in by_key.get(flt.key, ())
-            if (selected is None or run_id in selected) and value_matches(_decode_any(value), flt)
-        }
-        if not selected:
-            break
-    return selected or set()
