@@ -27,7 +27,6 @@ from typing import Any, Literal
 
 import aiosqlite
 import anyio.to_thread
-import msgspec
 
 from runjournal import _forks
 from runjournal.errors import (
@@ -71,7 +70,6 @@ __all__ = ["Durability", "SqliteBackend", "translate_error"]
 
 Durability = Literal["normal", "full"]
 
-_decode_any = msgspec.msgpack.Decoder().decode
 
 # Connections inherited through fork() must never be used or closed by the child:
 # closing them could release the parent's locks or remove its WAL. Keep them alive.
