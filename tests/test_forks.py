@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runjournal import Tracker, _forks
 from runjournal.stores import SqliteBackend
-from tests.test_processes import check_child_points, child_logs_then_reports, new_run, run_child
+from tests.test_processes import check_child_points, fork_loggers_while, new_run
 
 
 class SlowToFork:
@@ -85,19 +85,7 @@ async def test_fork_while_other_threads_open_and_close_stores(tmp_path: Path) ->
             threading.Thread(target=open_and_close_constantly, args=(path, stop, opened))
             for _ in range(2)
         ]
-        for thread in churn:
-            thread.start()
-        try:
-            codes = [
-                run_child(
-                    "fork", child_logs_then_reports, tracker, run_id, f"c{i}", count, timeout=60
-                )
-                for i in range(forks)
-            ]
-        finally:
-            stop.set()
-            for thread in churn:
-                thread.join(30)
+        codes = fork_loggers_while(churn, stop, tracker, run_id, "c", forks, count)
         assert codes == [0] * forks
         # About 60 here; fewer would still cross the forks, but none would test nothing.
         assert len(opened) >= 10, "the other threads hardly opened anything during the forks"

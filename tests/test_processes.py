@@ -175,6 +175,35 @@ def read_constantly(path: Path, run_id: str, stop: threading.Event, reads: list[
     asyncio.run(main())
 
 
+def fork_loggers_while(
+    busy: list[threading.Thread],
+    stop: threading.Event,
+    tracker: Tracker,
+    run_id: str,
+    prefix: str,
+    forks: int,
+    count: int,
+) -> list[int]:
+    """Fork ``forks`` children in turn, each logging ``count`` points, while ``busy`` runs.
+
+    The threads are started first, and told to ``stop`` and joined at the end.
+    Returns the children's exit codes.
+    """
+    for thread in busy:
+        thread.start()
+    try:
+        return [
+            run_child(
+                "fork", child_logs_then_reports, tracker, run_id, f"{prefix}{i}", count, timeout=60
+            )
+            for i in range(forks)
+        ]
+    finally:
+        stop.set()
+        for thread in busy:
+            thread.join(30)
+
+
 async def test_fork_while_the_parent_reads_and_writes(tmp_path: Path) -> None:
     """Children forked while the parent's threads are inside SQLite still work (no hang).
 
@@ -202,19 +231,7 @@ async def test_fork_while_the_parent_reads_and_writes(tmp_path: Path) -> None:
             threading.Thread(target=parent_logs),
             threading.Thread(target=read_constantly, args=(path, run_id, stop, reads)),
         ]
-        for thread in busy:
-            thread.start()
-        try:
-            codes = [
-                run_child(
-                    "fork", child_logs_then_reports, tracker, run_id, f"f{i}", count, timeout=60
-                )
-                for i in range(forks)
-            ]
-        finally:
-            stop.set()
-            for thread in busy:
-                thread.join(30)
+        codes = fork_loggers_while(busy, stop, tracker, run_id, "f", forks, count)
         assert codes == [0] * forks
         assert reads, "the reader never read: the test did not test reads during fork"
         for i in range(forks):
