@@ -33,7 +33,7 @@ from runjournal import (
     Tracker,
 )
 from runjournal.stores import SqliteBackend
-from runjournal.stores._sqlite_schema import PROJECTION_TABLES
+from runjournal.stores.sqlite.schema import PROJECTION_TABLES
 from tests.children import get_context, watched_child
 from tests.snapshot import snapshot
 

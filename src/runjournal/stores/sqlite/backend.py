@@ -48,8 +48,9 @@ from runjournal.projection import (
     RunRow,
     evolve,
 )
-from runjournal.stores._sqlite_filters import equal_encodings, select_matching
-from runjournal.stores._sqlite_overlay import (
+from runjournal.stores.base import AppendResult, JournalEntry, NewEntry, RawEntry
+from runjournal.stores.sqlite.filters import equal_encodings, select_matching
+from runjournal.stores.sqlite.overlay import (
     EXPERIMENT_COLUMNS,
     RUN_COLUMNS,
     Overlay,
@@ -57,14 +58,13 @@ from runjournal.stores._sqlite_overlay import (
     experiment_row,
     run_row,
 )
-from runjournal.stores._sqlite_schema import (
+from runjournal.stores.sqlite.schema import (
     PROJECTION_TABLES,
     PROJECTIONS,
     ensure_schema,
     refuse_foreign,
     statements,
 )
-from runjournal.stores.base import AppendResult, JournalEntry, NewEntry, RawEntry
 
 __all__ = ["Durability", "SqliteBackend", "translate_error"]
 
