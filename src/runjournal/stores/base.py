@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from runjournal._forks import Participant
 from runjournal.events import BlobStored, Event
 from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run
 from runjournal.projection import RunRow
@@ -93,12 +94,18 @@ class Queries(Protocol):
         """Runs (of one experiment, or of all) whose params match every filter."""
 
 
-class Store(Queries, Protocol):
-    """What every store does. One contract test suite runs against each implementation."""
+class Store(Queries, Participant, Protocol):
+    """What every store does. One contract test suite runs against each implementation.
+
+    A store is also a fork participant (``runjournal._forks``): it registers itself
+    there before its first use, and its fork hooks hold its own threads out of the
+    storage while the process forks, then drop in a forked child what the parent's
+    threads held (locks, connections).
+    """
 
     @property
     def spec(self) -> str:
-        """How to open this store again from another process (a path, or ``:memory:``)."""
+        """Where this store lives, for people and export metadata (a path, or ``:memory:``)."""
 
     @property
     def shareable(self) -> bool:
@@ -118,18 +125,6 @@ class Store(Queries, Protocol):
 
         Draining sets it, so that closing never waits past its own timeout.
         """
-
-    # -- fork: no thread of ours may be inside the storage while the process forks ------------
-    # runjournal._forks calls these; a store registers itself there before its first use
-    # (the built-in ones do so when built; a writer registers its store too).
-    def before_fork(self) -> None:
-        """Hold this store's own threads out of the storage until the fork is done."""
-
-    def after_fork_in_parent(self) -> None:
-        """Undo :meth:`before_fork` in the parent."""
-
-    def after_fork_in_child(self) -> None:
-        """Drop what the child inherited from the parent's threads (locks, connections)."""
 
     # -- writing: called from the writer thread, may block --------------------------------
     def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
