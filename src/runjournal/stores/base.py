@@ -8,7 +8,7 @@ the ``async`` query methods, which never block the caller's event loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -107,9 +107,11 @@ class Store(Queries, Participant, Protocol):
     def spec(self) -> str:
         """Where this store lives, for people and export metadata (a path, or ``:memory:``)."""
 
-    @property
-    def shareable(self) -> bool:
-        """True if another process can open :attr:`spec` and see the same data."""
+    def reopener(self) -> Callable[[], Store]:
+        """A picklable callable that opens this same storage again, in another process.
+
+        Raises ``TypeError`` for a store that lives in this process only.
+        """
 
     async def open(self) -> None:
         """Create or check the storage. Idempotent."""
@@ -117,7 +119,7 @@ class Store(Queries, Participant, Protocol):
     async def close(self) -> None:
         """Release connections. Idempotent."""
 
-    def release(self) -> None:
+    def close_blocking(self) -> None:
         """Blocking, loop-free :meth:`close`, for the exit hooks. Idempotent."""
 
     def limit_waits(self, deadline: float | None) -> None:
@@ -139,7 +141,7 @@ class Store(Queries, Participant, Protocol):
     def lookup_run(self, run_id: str) -> RunRow | None:
         """Blocking lookup of a live run, for callers that cannot await."""
 
-    def rebuild_sync(self) -> None:
+    def rebuild_blocking(self) -> None:
         """Blocking :meth:`rebuild`."""
 
     async def read_journal(self, after: int = 0, limit: int | None = None) -> list[JournalEntry]:

@@ -81,10 +81,6 @@ class SqliteBackend(SqliteQueries):
     def spec(self) -> str:
         return self._settings.path
 
-    @property
-    def shareable(self) -> bool:
-        return not self._settings.memory
-
     def reopener(self) -> Callable[[], Store]:
         """A picklable callable that opens this database again, with the same settings."""
         settings = self._settings
@@ -104,14 +100,13 @@ class SqliteBackend(SqliteQueries):
 
     async def close(self) -> None:
         with anyio.CancelScope(shield=True):  # a cancelled caller still lets go of the file
-            await anyio.to_thread.run_sync(self.release)
+            await anyio.to_thread.run_sync(self.close_blocking)
 
-    def release(self) -> None:
+    def close_blocking(self) -> None:
         self._connections.close_reader()
-        self.close_writer()
+        self._close_writer()
 
-    def close_writer(self) -> None:
-        """Close the blocking connection (the writer thread's)."""
+    def _close_writer(self) -> None:
         self._wait_limit = None  # a drain's deadline ends with it; a reopened store waits anew
         self._connections.close_writer()
 
@@ -146,12 +141,12 @@ class SqliteBackend(SqliteQueries):
         with self._connections.writing() as conn:
             return Overlay(conn).run(run_id)
 
-    def rebuild_sync(self) -> None:
+    def rebuild_blocking(self) -> None:
         with self._connections.writing() as conn, self._transaction(conn):
             writes.refold(conn, self._codec, self.path)
 
     async def rebuild(self) -> None:
-        await anyio.to_thread.run_sync(self.rebuild_sync)
+        await anyio.to_thread.run_sync(self.rebuild_blocking)
 
     def _transaction(self, conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
         return writes.transaction(conn, self.busy_timeout, self._current_wait_limit)
