@@ -123,7 +123,7 @@ class InMemoryStorage(StateReader):
     async def close(self) -> None:
         return None
 
-    def release(self) -> None:
+    def close_blocking(self) -> None:
         return None
 
     def limit_waits(self, deadline: float | None) -> None:
@@ -176,7 +176,7 @@ class InMemoryStorage(StateReader):
         with self._lock:
             return self._state.run(run_id)
 
-    def rebuild_sync(self) -> None:
+    def rebuild_blocking(self) -> None:
         with self._lock:
             state = State()
             for entry in self._journal:
@@ -184,7 +184,7 @@ class InMemoryStorage(StateReader):
             self._state = state
 
     async def rebuild(self) -> None:
-        self.rebuild_sync()
+        self.rebuild_blocking()
 
     async def get_artifact_data(self, sha256: str) -> bytes:
         with self._lock:
