@@ -11,10 +11,9 @@ import sqlite3
 import struct
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import pytest
@@ -47,26 +46,15 @@ from runjournal.journal import (
 )
 from runjournal.logfile import LogWriter, read_log
 from runjournal.stores.base import Queries, Store
-from runjournal.stores.memory import InMemoryStorage
 from runjournal.stores.sqlite import SqliteBackend
+from tests.conftest import StoreKind, assert_identical, closing, make_store
 from tests.strategies import param_values
 
-StoreKind = Literal["sqlite", "memory"]
-KINDS: list[StoreKind] = ["sqlite", "memory"]
+KINDS: list[StoreKind] = ["sqlite-file", "memory"]
 NAN, INF = math.nan, math.inf
 
 
 # -- helpers -------------------------------------------------------------------------------------
-@contextlib.asynccontextmanager
-async def make_store(kind: StoreKind, path: Path) -> AsyncIterator[Store]:
-    """A store of this kind, closed at the end of the block (trackers reopen it lazily)."""
-    store: Store = SqliteBackend(path) if kind == "sqlite" else InMemoryStorage()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
 @contextlib.asynccontextmanager
 async def opened(path: Path) -> AsyncIterator[SqliteBackend]:
     store = SqliteBackend(path)
@@ -76,20 +64,13 @@ async def opened(path: Path) -> AsyncIterator[SqliteBackend]:
         await store.close()
 
 
-def comparable(value: Any) -> Any:
-    """Builtins where NaN equals NaN and bool, int and float stay apart."""
-    value = msgspec.to_builtins(value, builtin_types=(bytes,))
-    if type(value) is float:
-        return ("float", "nan" if math.isnan(value) else value)
-    if type(value) is dict:
-        return {k: comparable(v) for k, v in value.items()}
-    if type(value) in (list, tuple):
-        return [comparable(v) for v in value]
-    return (type(value).__name__, value)
+def builtins(value: Any) -> Any:
+    """Plain values to compare with ``assert_identical`` (bytes stay bytes)."""
+    return msgspec.to_builtins(value, builtin_types=(bytes,))
 
 
 async def snapshot(q: Queries) -> Any:
-    """Everything the query API answers, in a comparable form."""
+    """Everything the query API answers, as plain values."""
     state: dict[str, Any] = {}
     for experiment in await q.list_experiments():
         runs: dict[str, Any] = {}
@@ -109,13 +90,11 @@ async def snapshot(q: Queries) -> Any:
         r.id for r in await q.filter_runs(None, [ParamFilter("lr", FilterOp.LT, 1e-3)])
     ]
     state["all runs"] = [r.id for r in await q.filter_runs(None, [])]
-    return comparable(state)
+    return builtins(state)
 
 
 async def journal_of(store: Store) -> list[Any]:
-    return [
-        comparable((e.source, e.seq, e.recorded_at, e.event)) for e in await store.read_journal()
-    ]
+    return [builtins((e.source, e.seq, e.recorded_at, e.event)) for e in await store.read_journal()]
 
 
 class Ids(msgspec.Struct):
@@ -245,7 +224,7 @@ async def assert_gone(q: Queries, ids: Ids) -> None:
 async def test_an_imported_export_answers_every_query_alike(
     tmp_path: Path, kind: StoreKind
 ) -> None:
-    async with make_store(kind, tmp_path / "source.db") as source:
+    async with closing(make_store(kind, tmp_path)) as source:
         async with Tracker(source) as tracker:
             ids = await populate(tracker)
             committed = tracker.stats().committed
@@ -268,11 +247,11 @@ async def test_an_imported_export_answers_every_query_alike(
         assert (report.events, report.blobs) == (committed, 3)
 
         async with opened(target) as store:
-            assert await snapshot(store) == before
-            assert await journal_of(store) == await journal_of(source)
+            assert_identical(await snapshot(store), before)
+            assert_identical(await journal_of(store), await journal_of(source))
             await assert_gone(store, ids)
             await rebuild(store)
-            assert await snapshot(store) == before
+            assert_identical(await snapshot(store), before)
             await assert_gone(store, ids)
             assert (await verify(store)).ok
 
@@ -285,7 +264,7 @@ async def test_importing_a_database_directly_equals_importing_its_export(tmp_pat
     assert result.sources[0].kind == "database"
     async with opened(source) as a, opened(tmp_path / "target.db") as b:
         assert result.appended == await a.head()
-        assert await snapshot(b) == await snapshot(a)
+        assert_identical(await snapshot(b), await snapshot(a))
         await assert_gone(b, ids)
 
 
@@ -305,7 +284,7 @@ async def test_importing_twice_changes_nothing(tmp_path: Path) -> None:
             (0, exported.entries, 0),
             (0, exported.entries, 0),
         ]
-        assert (await snapshot(store), await journal_of(store)) == before
+        assert_identical((await snapshot(store), await journal_of(store)), before)
         assert (
             sqlite3.connect(target).execute("SELECT count(*) FROM blobs").fetchone() == blob_count
         )
@@ -331,7 +310,7 @@ async def test_an_incremental_export_continues_the_previous_one(tmp_path: Path) 
     assert [s.appended for s in result.sources] == [first.entries, 2]
     assert result.rejected == 0
     async with opened(tmp_path / "target.db") as target:
-        assert await snapshot(target) == want
+        assert_identical(await snapshot(target), want)
 
 
 async def test_an_export_of_one_experiment_or_one_run(tmp_path: Path) -> None:
@@ -345,7 +324,7 @@ async def test_an_export_of_one_experiment_or_one_run(tmp_path: Path) -> None:
         await import_events(tmp_path / "b.db", tmp_path / "b.rjlog")
         async with opened(tmp_path / "b.db") as b:
             assert [e.id for e in await b.list_experiments()] == [ids.exp_b]
-            assert (await snapshot(b))[ids.exp_b] == whole[ids.exp_b]
+            assert_identical((await snapshot(b))[ids.exp_b], whole[ids.exp_b])
 
         await export_events(source, tmp_path / "run.rjlog", run_id=ids.run_failed)
         imported = await import_events(tmp_path / "run.db", tmp_path / "run.rjlog")
@@ -353,7 +332,7 @@ async def test_an_export_of_one_experiment_or_one_run(tmp_path: Path) -> None:
         async with opened(tmp_path / "run.db") as one:
             assert [e.id for e in await one.list_experiments()] == [ids.exp_a]
             runs = (await snapshot(one))[ids.exp_a]["runs"]
-            assert runs == {ids.run_failed: whole[ids.exp_a]["runs"][ids.run_failed]}
+            assert_identical(runs, {ids.run_failed: whole[ids.exp_a]["runs"][ids.run_failed]})
 
         # A deleted run exports with its tombstone, and imports as deleted.
         await export_events(source, tmp_path / "gone.rjlog", run_id=ids.run_in_gone)
@@ -538,7 +517,7 @@ async def test_any_flipped_byte_or_truncation_imports_nothing(tmp_path: Path) ->
             else:  # in the trailer: its sentinel may read as the header of one more record
                 assert error.record in (None, len(spans)), (case, error)
             assert await store.head() == before[1], case
-        assert (await snapshot(store), await store.head()) == before
+        assert_identical((await snapshot(store), await store.head()), before)
 
 
 async def test_damaged_records_inside_a_valid_file_import_nothing(tmp_path: Path) -> None:
@@ -704,7 +683,7 @@ async def check_against_model(store: Store, model: Model) -> None:
     runs = {r.id: r for r in await store.filter_runs(None, [])}
     assert {k: r.status for k, r in runs.items()} == model.runs
     for run_id in model.runs:
-        assert comparable(runs[run_id].params) == comparable(model.params.get(run_id, {}))
+        assert_identical(runs[run_id].params, model.params.get(run_id, {}))
         assert await store.get_span_id(run_id) == model.span_ids.get(run_id)
         for key in ("loss", "acc"):
             assert len(await store.get_metrics(run_id, key)) == model.points.get((run_id, key), 0)
@@ -713,8 +692,8 @@ async def check_against_model(store: Store, model: Model) -> None:
             await (store.get_run(gone) if gone in model.run_experiment else store.list_runs(gone))
 
 
-async def history_then_rebuild(path: Path, kind: StoreKind, data: st.DataObject) -> None:
-    async with make_store(kind, path) as store:
+async def history_then_rebuild(folder: Path, kind: StoreKind, data: st.DataObject) -> None:
+    async with closing(make_store(kind, folder)) as store:
         model = Model()
         async with Tracker(store) as tracker:
             await play(tracker, data, model)
@@ -725,7 +704,7 @@ async def history_then_rebuild(path: Path, kind: StoreKind, data: st.DataObject)
             assert report.position == await store.head()
             before = await snapshot(store)
             await rebuild(store)
-            assert await snapshot(store) == before
+            assert_identical(await snapshot(store), before)
             await check_against_model(store, model)
             assert (await verify(store)).ok
 
@@ -736,8 +715,7 @@ async def history_then_rebuild(path: Path, kind: StoreKind, data: st.DataObject)
 def test_rebuild_and_verify_agree_after_any_history(
     tmp_path_factory: pytest.TempPathFactory, kind: StoreKind, data: st.DataObject
 ) -> None:
-    path = tmp_path_factory.mktemp("history") / f"{uuid.uuid4().hex}.db"
-    asyncio.run(history_then_rebuild(path, kind, data))
+    asyncio.run(history_then_rebuild(tmp_path_factory.mktemp("history"), kind, data))
 
 
 async def test_verify_reports_damaged_projections_and_rebuild_repairs_them(tmp_path: Path) -> None:
@@ -780,7 +758,7 @@ async def test_verify_reports_damaged_projections_and_rebuild_repairs_them(tmp_p
     await rebuild(db)
     assert (await verify(db)).ok
     async with opened(db) as store:
-        assert await snapshot(store) == good
+        assert_identical(await snapshot(store), good)
 
 
 # -- time travel ---------------------------------------------------------------------------------
@@ -788,7 +766,7 @@ async def test_verify_reports_damaged_projections_and_rebuild_repairs_them(tmp_p
 async def test_state_at_matches_what_was_seen_while_writing(
     tmp_path: Path, kind: StoreKind
 ) -> None:
-    async with make_store(kind, tmp_path / "live.db") as store:
+    async with closing(make_store(kind, tmp_path)) as store:
         seen: list[tuple[int, float, Any]] = []
 
         async def checkpoint() -> None:
@@ -824,10 +802,10 @@ async def test_state_at_matches_what_was_seen_while_writing(
         for position, moment, state in seen:
             by_position = await state_at(store, position=position)
             assert by_position.position == position
-            assert await snapshot(by_position) == state
+            assert_identical(await snapshot(by_position), state)
             by_time = await state_at(store, time=moment)
             assert by_time.position == position
-            assert await snapshot(by_time) == state
+            assert_identical(await snapshot(by_time), state)
 
         # Read back: the run as it stood one phase in, and its artifact not there yet.
         early = await state_at(store, position=seen[2][0])
@@ -884,7 +862,7 @@ async def test_follow_catches_up_then_sees_new_entries(tmp_path: Path) -> None:
 
 
 WRITER = """
-import asyncio, sys, time
+import asyncio, sys
 from runjournal import Tracker
 
 async def main(db):
@@ -893,17 +871,23 @@ async def main(db):
         run_id = await tracker.create_run(experiment)
         await tracker.flush()
         print(run_id, flush=True)
-        for line in sys.stdin:
+        for line in sys.stdin:  # each line is a barrier: commit one batch, then wait
             for step in range(3):
                 await tracker.log_metric(run_id, "loss", step, 0.5)
             await tracker.flush()
-            print(time.time(), flush=True)
+            print("committed", flush=True)
 
 asyncio.run(main(sys.argv[1]))
 """
 
 
-async def test_follow_sees_another_process_commit_within_a_second(tmp_path: Path) -> None:
+async def test_follow_sees_another_process_commit_while_it_waits(tmp_path: Path) -> None:
+    """The writer commits a batch, then blocks until the follower has received it.
+
+    Only the commit can make the entry visible: the writer does nothing else
+    until it is released, so a follower that missed it would wait forever
+    (the timeouts here only turn such a hang into a failure).
+    """
     db = tmp_path / "followed.db"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -922,19 +906,14 @@ async def test_follow_sees_another_process_commit_within_a_second(tmp_path: Path
             assert [p for p, _ in caught_up] == [1, 2]
             assert isinstance(caught_up[1][1], RunCreated)
             for round_ in range(3):
-
-                async def receive() -> tuple[float, int, Any]:
-                    position, event = await anext(entries)
-                    return time.time(), position, event
-
-                waiting = asyncio.ensure_future(receive())
                 proc.stdin.write(b"go\n")
-                committed = float(await asyncio.wait_for(proc.stdout.readline(), 10))
-                received, position, event = await asyncio.wait_for(waiting, 5)
+                committed = await asyncio.wait_for(proc.stdout.readline(), 30)
+                assert committed == b"committed\n"
+                position, event = await asyncio.wait_for(anext(entries), 30)
+                assert proc.returncode is None  # still waiting at the barrier
                 assert position == 3 + round_
                 assert isinstance(event, MetricsLogged)
                 assert (event.run_id, len(event.points)) == (run_id, 3)
-                assert received - committed < 1.0
     finally:
         proc.stdin.close()
         await asyncio.wait_for(proc.wait(), 30)

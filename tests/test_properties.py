@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runjournal import FilterOp, ParamFilter, RunStatus, Tracker
 from runjournal.events import Event, ExperimentCreated, ParamsLogged, RunCreated
-from runjournal.stores import InMemoryStorage, NewEntry, SqliteBackend, Store
+from runjournal.model import MetricPoint, same_value
+from runjournal.stores import NewEntry, Store
 from runjournal.stores.base import recorded_at
+from tests.conftest import STORE_KINDS, make_store
 from tests.snapshot import snapshot
 from tests.strategies import CONFUSABLE, confusable, filter_values, histories, param_values
 
@@ -21,7 +25,8 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def _stores(folder: Path) -> list[Store]:
-    return [SqliteBackend(folder / "a.db"), SqliteBackend(":memory:"), InMemoryStorage()]
+    """SQLite on file, SQLite in memory and the in-memory store, in that order."""
+    return [make_store(kind, folder) for kind in STORE_KINDS]
 
 
 async def _fold(store: Store, history: list[Event], batch: int) -> list[list[tuple[int, str]]]:
@@ -97,6 +102,24 @@ def test_tracker_histories_rebuild_identically(ops: list[tuple[str, Any]]) -> No
     asyncio.run(check())
 
 
+@SETTINGS
+@given(value=param_values)
+def test_same_value_holds_for_any_value_and_its_decoded_copy(value: Any) -> None:
+    copy = msgspec.msgpack.decode(msgspec.msgpack.encode(value))
+    assert same_value(value, copy)
+    assert same_value([MetricPoint(0, math.nan, 1.0)], [MetricPoint(0, math.nan, 1.0)])
+
+
+def test_same_value_keeps_bool_int_and_float_apart_at_every_depth() -> None:
+    for i, a in enumerate(CONFUSABLE):
+        for j, b in enumerate(CONFUSABLE):
+            # Only 0.0 and -0.0 are two entries of one value (and NaN is itself).
+            alike = i == j or (type(a) is float and type(b) is float and a == b)
+            assert same_value(a, b) is alike, (a, b)
+            assert same_value({"k": [a]}, {"k": [b]}) is alike, (a, b)
+    assert not same_value(MetricPoint(0, 1.0, 1.0), MetricPoint(0, 2.0, 1.0))
+
+
 _filter_ops = st.sampled_from([FilterOp.EQ, FilterOp.NE]) | st.sampled_from(list(FilterOp))
 
 
@@ -139,8 +162,8 @@ def test_every_store_filters_runs_alike(
 
     async def check() -> None:
         with tempfile.TemporaryDirectory() as folder:
-            sqlite = await answer(SqliteBackend(Path(folder) / "f.db"))
-            reference = await answer(InMemoryStorage())
+            sqlite = await answer(make_store("sqlite-file", Path(folder)))
+            reference = await answer(make_store("memory", Path(folder)))
             assert sqlite == reference
 
     asyncio.run(check())
@@ -174,8 +197,8 @@ def test_every_store_filters_confusable_values_alike(tmp_path: Path) -> None:
             await store.close()
 
     async def check() -> None:
-        sqlite = await answers(SqliteBackend(tmp_path / "f.db"))
-        reference = await answers(InMemoryStorage())
+        sqlite = await answers(make_store("sqlite-file", tmp_path))
+        reference = await answers(make_store("memory", tmp_path))
         assert len(sqlite) == len(FilterOp) * len(values)
         assert sqlite == reference
         # The reference finds 64.0 for 64, -0.0 for 0, and nothing for NaN: the cases in play.

@@ -58,17 +58,14 @@ from runjournal.events import (
 )
 from runjournal.logfile import LogWriter, read_log
 from runjournal.model import (
-    ArtifactRef,
-    Experiment,
     FilterOp,
     MetricPoint,
     ParamFilter,
-    Run,
-    RunStatus,
+    same_value,
 )
-from runjournal.projection import Rejected
+from runjournal.projection import Rejected, State
 from runjournal.stores.base import NewEntry, RawEntry, Store
-from runjournal.stores.memory import Projection
+from runjournal.stores.memory import StateReader
 from runjournal.stores.sqlite import SqliteBackend
 
 __all__ = [
@@ -757,7 +754,7 @@ async def verify(store_or_path: StoreOrPath) -> VerifyReport:
     Raises:
         FileNotFoundError: ``store_or_path`` is a path where no database exists.
     """
-    scratch = Projection()
+    scratch = State()
     broken: list[Difference] = []
     position = 0
     async with _using(store_or_path) as store:
@@ -776,22 +773,6 @@ async def verify(store_or_path: StoreOrPath) -> VerifyReport:
     return VerifyReport(position, broken + differences)
 
 
-def _norm(value: Any) -> Any:
-    """A comparable form of decoded builtins: NaN equals NaN, and bool, int and float differ."""
-    kind = type(value)
-    if kind is float:
-        return (float, "nan") if math.isnan(value) else (float, value)
-    if kind is dict:
-        return {k: _norm(v) for k, v in value.items()}
-    if kind is list:
-        return [_norm(v) for v in value]
-    return (kind, value)
-
-
-def _same(a: Any, b: Any) -> bool:
-    return bool(a == b) or _norm(msgspec.to_builtins(a)) == _norm(msgspec.to_builtins(b))
-
-
 def _shown(value: Any) -> Any:
     return msgspec.to_builtins(value)
 
@@ -800,16 +781,16 @@ def _first_difference(a: list[MetricPoint], b: list[MetricPoint]) -> int | None:
     if a == b:
         return None
     for index, (x, y) in enumerate(zip(a, b, strict=False)):
-        if not _same(x, y):
+        if not same_value(x, y):
             return index
     return min(len(a), len(b)) if len(a) != len(b) else None
 
 
-async def _compare(store: Store, scratch: Projection) -> list[Difference]:
+async def _compare(store: Store, scratch: State) -> list[Difference]:
     out: list[Difference] = []
 
     def check(what: str, live: Any, journal: Any) -> None:
-        if not _same(live, journal):
+        if not same_value(live, journal):
             out.append(Difference(what, _shown(live), _shown(journal)))
 
     live_experiments = {e.id: e for e in await store.list_experiments()}
@@ -840,7 +821,7 @@ async def _compare(store: Store, scratch: Projection) -> list[Difference]:
 
 
 async def _compare_run(
-    store: Store, scratch: Projection, run_id: str, check: Callable[[str, Any, Any], None]
+    store: Store, scratch: State, run_id: str, check: Callable[[str, Any, Any], None]
 ) -> None:
     live_keys = await store.list_metric_keys(run_id)
     journal_keys = scratch.list_metric_keys(run_id)
@@ -865,12 +846,12 @@ async def _compare_run(
 
 
 # -- time travel ---------------------------------------------------------------------------------
-class StateView:
+class StateView(StateReader):
     """Everything as it stood at one moment of the journal; read-only.
 
-    It answers the tracker's queries from a projection folded in memory by
-    :func:`state_at`. Artifact contents are read from the store when asked
-    for (and only for artifacts the view holds).
+    It answers the tracker's queries from a :class:`~runjournal.projection.State`
+    folded in memory by :func:`state_at`. Artifact contents are read from the
+    store when asked for (and only for artifacts the view holds).
     """
 
     position: int
@@ -880,14 +861,14 @@ class StateView:
 
     def __init__(
         self,
-        projection: Projection,
+        state: State,
         *,
         position: int,
         time: float | None,
         artifacts: set[str],
         blob_source: StoreOrPath,
     ) -> None:
-        self._state = projection
+        super().__init__(state, lock=None)
         self._artifacts = artifacts
         self._blob_source = blob_source
         self.position = position
@@ -896,52 +877,6 @@ class StateView:
     def __repr__(self) -> str:
         at = f", time={self.time}" if self.time is not None else ""
         return f"StateView(position={self.position}{at})"
-
-    async def get_experiment(self, experiment_id: str) -> Experiment:
-        """The experiment with this id; raises :class:`ExperimentNotFound`."""
-        return self._state.get_experiment(experiment_id)
-
-    async def list_experiments(self) -> list[Experiment]:
-        """Every experiment, oldest first."""
-        return self._state.list_experiments()
-
-    async def get_run(self, run_id: str) -> Run:
-        """The run with this id; raises :class:`RunNotFound`."""
-        return self._state.get_run(run_id)
-
-    async def get_run_status(self, run_id: str) -> RunStatus:
-        """The run's status."""
-        return self._state.require_run(run_id).status
-
-    async def list_runs(self, experiment_id: str) -> list[Run]:
-        """The runs of an experiment, by creation time."""
-        return self._state.list_runs(experiment_id)
-
-    async def filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
-    ) -> list[Run]:
-        """Runs whose params match every filter (of one experiment, or all if None)."""
-        return self._state.filter_runs(experiment_id, list(filters))
-
-    async def get_params(self, run_id: str) -> dict[str, Any]:
-        """The run's parameters."""
-        return self._state.get_params(run_id)
-
-    async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
-        """The series, ordered by step (equal steps keep their logging order)."""
-        return self._state.get_metrics(run_id, key)
-
-    async def list_metric_keys(self, run_id: str) -> list[str]:
-        """The names of the run's metrics, sorted."""
-        return self._state.list_metric_keys(run_id)
-
-    async def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
-        """The run's artifacts, in logging order."""
-        return self._state.list_artifacts(run_id)
-
-    async def get_span_id(self, run_id: str) -> str | None:
-        """The run's span id, or None."""
-        return self._state.get_span_id(run_id)
 
     async def get_artifact_data(self, sha256: str) -> bytes:
         """The content of an artifact the view holds; raises :class:`ArtifactNotFound`."""
@@ -991,7 +926,7 @@ async def state_at(
         cutoff = time.timestamp()
     elif time is not None:
         cutoff = float(time)
-    projection = Projection()
+    state = State()
     artifacts: set[str] = set()
     last = 0
     async with _using(store_or_path) as store:
@@ -1006,7 +941,7 @@ async def state_at(
                 if cutoff is not None and entry.recorded_at > cutoff:
                     continue
                 try:
-                    projection.fold(entry.event)
+                    state.fold(entry.event)
                 except Rejected as exc:
                     if cutoff is not None:
                         continue  # its premise was recorded after the cut-off
@@ -1022,7 +957,7 @@ async def state_at(
     if isinstance(store_or_path, str | os.PathLike):
         blob_source = os.fspath(store_or_path)
     return StateView(
-        projection, position=last, time=cutoff, artifacts=artifacts, blob_source=blob_source
+        state, position=last, time=cutoff, artifacts=artifacts, blob_source=blob_source
     )
 
 

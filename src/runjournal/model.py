@@ -28,6 +28,7 @@ __all__ = [
     "check_text",
     "check_timestamp",
     "check_value",
+    "same_value",
 ]
 
 ParamValue: TypeAlias = "bool | int | float | str | list[ParamValue] | dict[str, ParamValue] | None"
@@ -117,6 +118,29 @@ class ArtifactRef(msgspec.Struct, frozen=True):
     sha256: str
     size_bytes: int
     created_at: float
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """True if ``a`` and ``b`` are the same value, as a store must give back what it was given.
+
+    Equal, and of the same type at every level of nesting: a bool, an int and a
+    float never equal one another (``True`` is not ``1``, nor ``1`` ``1.0``),
+    while NaN equals NaN, so that a stored NaN reads back as itself. Lists and
+    tuples compare item by item, dicts key by key (in any order), msgspec
+    Structs field by field; anything else with ``==``.
+    """
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is float:
+        return bool(a == b) or (math.isnan(a) and math.isnan(b))
+    if kind is list or kind is tuple:
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if kind is dict:
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, msgspec.Struct):
+        return all(same_value(getattr(a, f), getattr(b, f)) for f in a.__struct_fields__)
+    return bool(a == b)
 
 
 def check_key(key: object, what: str = "key") -> str:

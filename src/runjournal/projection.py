@@ -1,4 +1,4 @@
-"""The pure fold from events to projection changes, and the run-lifecycle rules.
+"""The pure fold from events to projection changes, the run-lifecycle rules, and the State.
 
 ``evolve(view, event)`` looks at the current state through a read-only
 :class:`View`, checks the event against the rules, and returns the
@@ -6,15 +6,21 @@
 the view (from its dicts or its tables) and applies the changes in its own way,
 so the SQLite and in-memory stores follow exactly the same rules, live and on
 ``rebuild()``.
+
+:class:`State` is every projection held in plain dicts, with the query API
+answered synchronously from them. The in-memory store keeps one, and the
+journal folds one to verify a store or to look at a past moment.
 """
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from typing import Any, Protocol, TypeAlias
 
 import msgspec
 
-from runjournal.errors import InvalidStateError
+from runjournal.errors import ExperimentNotFound, InvalidStateError, RunNotFound
 from runjournal.events import (
     ArtifactLogged,
     Event,
@@ -30,7 +36,8 @@ from runjournal.events import (
     SpanIdSet,
     TagSet,
 )
-from runjournal.model import ArtifactRef, Experiment, MetricPoint, Run, RunStatus
+from runjournal.filtering import matches, validate_filters
+from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run, RunStatus
 
 __all__ = [
     "AddArtifact",
@@ -38,40 +45,17 @@ __all__ = [
     "Change",
     "DeleteExperiment",
     "DeleteRun",
-    "ExperimentRow",
     "PutExperiment",
     "PutRun",
     "Rejected",
     "RunRow",
     "SetParams",
     "SetSpanId",
+    "State",
     "View",
     "check_transition",
     "evolve",
 ]
-
-
-class ExperimentRow(msgspec.Struct):
-    """The projected state of one experiment."""
-
-    id: str
-    name: str
-    description: str | None
-    config: dict[str, Any] | None
-    tags: dict[str, str]
-    created_at: float
-    updated_at: float
-
-    def to_public(self) -> Experiment:
-        return Experiment(
-            id=self.id,
-            name=self.name,
-            description=self.description,
-            config=self.config,
-            tags=dict(self.tags),
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
 
 
 class RunRow(msgspec.Struct):
@@ -101,7 +85,7 @@ class RunRow(msgspec.Struct):
 
 
 class PutExperiment(msgspec.Struct, frozen=True):
-    row: ExperimentRow
+    row: Experiment
 
 
 class PutRun(msgspec.Struct, frozen=True):
@@ -155,7 +139,7 @@ class Rejected(Exception):
 class View(Protocol):
     """Read-only access to the state an event is applied to."""
 
-    def experiment(self, experiment_id: str) -> ExperimentRow | None:
+    def experiment(self, experiment_id: str) -> Experiment | None:
         """The live experiment, or None if it never existed or was deleted."""
 
     def run(self, run_id: str) -> RunRow | None:
@@ -211,7 +195,7 @@ def evolve(view: View, event: Event) -> list[Change]:
         case ExperimentCreated(experiment_id=exp_id):
             if view.experiment(exp_id) is not None or view.is_deleted(exp_id):
                 raise Rejected(f"experiment {exp_id!r} already exists")
-            new_experiment = ExperimentRow(
+            new_experiment = Experiment(
                 id=exp_id,
                 name=event.name,
                 description=event.description,
@@ -275,3 +259,163 @@ def _transition(row: RunRow, new: RunStatus) -> None:
         check_transition(row.id, row.status, new)
     except InvalidStateError as exc:
         raise Rejected(str(exc)) from None
+
+
+_step = operator.attrgetter("step")
+_deep_copy_encoder = msgspec.msgpack.Encoder()
+_deep_copy_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+
+
+def _copy(values: dict[str, Any]) -> dict[str, Any]:
+    # A deep copy through msgpack: callers must never alias the state.
+    return _deep_copy_decoder.decode(_deep_copy_encoder.encode(values))
+
+
+def _by_creation(row: Experiment | RunRow) -> tuple[float, str]:
+    return row.created_at, row.id
+
+
+class State:
+    """Every projection of a journal, held in dicts (a :class:`View`), with the query API.
+
+    :meth:`fold` applies one event through :func:`evolve`. The queries answer
+    synchronously what a store's ``async`` queries answer, with the same errors,
+    and never return anything that aliases the state. A State is not
+    thread-safe: a holder that shares it between threads locks around it.
+    """
+
+    def __init__(self) -> None:
+        self.experiments: dict[str, Experiment] = {}
+        self.runs: dict[str, RunRow] = {}
+        self.params: dict[str, dict[str, Any]] = {}
+        self.metrics: dict[str, dict[str, list[MetricPoint]]] = {}
+        self.artifacts: dict[str, list[ArtifactRef]] = {}
+        self.span_ids: dict[str, str] = {}
+        self.deleted: set[str] = set()
+
+    # -- the View the fold reads ----------------------------------------------------------
+    def experiment(self, experiment_id: str) -> Experiment | None:
+        """The live experiment, or None."""
+        return self.experiments.get(experiment_id)
+
+    def run(self, run_id: str) -> RunRow | None:
+        """The live run, or None."""
+        return self.runs.get(run_id)
+
+    def is_deleted(self, entity_id: str) -> bool:
+        """True if an experiment or run with this id was deleted."""
+        return entity_id in self.deleted
+
+    # -- folding -----------------------------------------------------------------------------
+    def fold(self, event: Event) -> None:
+        """Apply one event; raises :class:`Rejected` and changes nothing if it does not apply."""
+        for change in evolve(self, event):
+            self._apply(change)
+
+    def _apply(self, change: Change) -> None:
+        match change:
+            case AddMetrics(run_id=run_id, key=key, points=points):
+                self.metrics.setdefault(run_id, {}).setdefault(key, []).extend(points)
+            case SetParams(run_id=run_id, params=params):
+                self.params.setdefault(run_id, {}).update(params)
+            case PutRun(row=row):
+                self.runs[row.id] = row
+            case PutExperiment(row=experiment):
+                self.experiments[experiment.id] = experiment
+            case SetSpanId(run_id=run_id, span_id=span_id):
+                self.span_ids[run_id] = span_id
+            case AddArtifact(ref=ref):
+                self.artifacts.setdefault(ref.run_id, []).append(ref)
+            case DeleteRun(run_id=run_id):
+                self._drop_run(run_id)
+            case DeleteExperiment(experiment_id=exp_id):
+                for run_id in [r.id for r in self.runs.values() if r.experiment_id == exp_id]:
+                    self._drop_run(run_id)
+                del self.experiments[exp_id]
+                self.deleted.add(exp_id)
+
+    def _drop_run(self, run_id: str) -> None:
+        del self.runs[run_id]
+        for table in (self.params, self.metrics, self.artifacts, self.span_ids):
+            table.pop(run_id, None)
+        self.deleted.add(run_id)
+
+    # -- queries -------------------------------------------------------------------------------
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment with this id; raises :class:`ExperimentNotFound`."""
+        experiment = self.experiments.get(experiment_id)
+        if experiment is None:
+            raise ExperimentNotFound(experiment_id)
+        return _public_experiment(experiment)
+
+    def list_experiments(self) -> list[Experiment]:
+        """Every experiment, oldest first."""
+        return [_public_experiment(e) for e in sorted(self.experiments.values(), key=_by_creation)]
+
+    def require_run(self, run_id: str) -> RunRow:
+        """The live run's row; raises :class:`RunNotFound`."""
+        row = self.runs.get(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        return row
+
+    def get_run(self, run_id: str) -> Run:
+        """The run with this id; raises :class:`RunNotFound`."""
+        return self._public_run(self.require_run(run_id))
+
+    def get_run_status(self, run_id: str) -> RunStatus:
+        """The run's status; raises :class:`RunNotFound`."""
+        return self.require_run(run_id).status
+
+    def list_runs(self, experiment_id: str) -> list[Run]:
+        """The runs of an experiment, by creation time; raises :class:`ExperimentNotFound`."""
+        if experiment_id not in self.experiments:
+            raise ExperimentNotFound(experiment_id)
+        rows = [r for r in self.runs.values() if r.experiment_id == experiment_id]
+        return [self._public_run(r) for r in sorted(rows, key=_by_creation)]
+
+    def get_params(self, run_id: str) -> dict[str, Any]:
+        """The run's parameters."""
+        self.require_run(run_id)
+        return _copy(self.params.get(run_id, {}))
+
+    def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
+        """The series, ordered by step (equal steps keep their logging order)."""
+        self.require_run(run_id)
+        return sorted(self.metrics.get(run_id, {}).get(key, ()), key=_step)
+
+    def list_metric_keys(self, run_id: str) -> list[str]:
+        """The names of the run's metrics, sorted."""
+        self.require_run(run_id)
+        return sorted(self.metrics.get(run_id, {}))
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
+        """The run's artifacts, in logging order."""
+        self.require_run(run_id)
+        return list(self.artifacts.get(run_id, ()))
+
+    def get_span_id(self, run_id: str) -> str | None:
+        """The run's span id, or None."""
+        self.require_run(run_id)
+        return self.span_ids.get(run_id)
+
+    def filter_runs(self, experiment_id: str | None, filters: Sequence[ParamFilter]) -> list[Run]:
+        """Runs (of one experiment, or of all if None) whose params match every filter."""
+        checked = validate_filters(filters)
+        if experiment_id is not None and experiment_id not in self.experiments:
+            raise ExperimentNotFound(experiment_id)
+        rows = [
+            r
+            for r in self.runs.values()
+            if (experiment_id is None or r.experiment_id == experiment_id)
+            and all(matches(self.params.get(r.id, {}), f) for f in checked)
+        ]
+        return [self._public_run(r) for r in sorted(rows, key=_by_creation)]
+
+    def _public_run(self, row: RunRow) -> Run:
+        return row.to_public(_copy(self.params.get(row.id, {})))
+
+
+def _public_experiment(experiment: Experiment) -> Experiment:
+    config = None if experiment.config is None else _copy(experiment.config)
+    return msgspec.structs.replace(experiment, config=config, tags=dict(experiment.tags))

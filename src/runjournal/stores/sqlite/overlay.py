@@ -16,14 +16,13 @@ from typing import Any
 
 import msgspec
 
-from runjournal.model import RunStatus
+from runjournal.model import Experiment, RunStatus
 from runjournal.projection import (
     AddArtifact,
     AddMetrics,
     Change,
     DeleteExperiment,
     DeleteRun,
-    ExperimentRow,
     PutExperiment,
     PutRun,
     RunRow,
@@ -50,9 +49,9 @@ _STATUS = {status.value: status for status in RunStatus}
 _EMPTY_PARAMS = _encode({})
 
 
-def experiment_row(row: Sequence[Any]) -> ExperimentRow:
+def experiment_row(row: Sequence[Any]) -> Experiment:
     """An ``experiments`` row selected as ``EXPERIMENT_COLUMNS``."""
-    return ExperimentRow(
+    return Experiment(
         id=row[0],
         name=row[1],
         description=row[2],
@@ -83,11 +82,11 @@ class Overlay:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         # None marks a row known to be absent.
-        self._experiments: dict[str, ExperimentRow | None] = {}
+        self._experiments: dict[str, Experiment | None] = {}
         self._runs: dict[str, RunRow | None] = {}
         self._params: dict[str, dict[str, Any]] = {}
         self._tombstones: dict[str, bool] = {}
-        self._dirty_experiments: dict[str, ExperimentRow] = {}
+        self._dirty_experiments: dict[str, Experiment] = {}
         self._dirty_runs: dict[str, RunRow] = {}
         self._dirty_params: dict[str, dict[str, Any]] = {}
         self._span_ids: dict[str, str] = {}
@@ -97,7 +96,7 @@ class Overlay:
         self._deleted_experiments: list[str] = []
 
     # -- the View the fold reads ----------------------------------------------------------
-    def experiment(self, experiment_id: str) -> ExperimentRow | None:
+    def experiment(self, experiment_id: str) -> Experiment | None:
         if experiment_id not in self._experiments:
             row = self._conn.execute(
                 f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (experiment_id,)

@@ -60,13 +60,13 @@ class SqliteQueries:
         )
         if row is None:
             raise ExperimentNotFound(experiment_id)
-        return experiment_row(row).to_public()
+        return experiment_row(row)
 
     async def list_experiments(self) -> list[Experiment]:
         rows = await self._connections.read(
             f"SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at, id"
         )
-        return [experiment_row(r).to_public() for r in rows]
+        return [experiment_row(r) for r in rows]
 
     async def get_run(self, run_id: str) -> Run:
         row = await self._fetchone(
