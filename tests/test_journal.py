@@ -45,7 +45,7 @@ from runjournal.journal import (
     state_at,
     verify,
 )
-from runjournal.logfile import LogWriter, read_log
+from runjournal.eventlog import LogWriter, read_log
 from runjournal.stores.base import Queries, Store
 from runjournal.stores.memory import InMemoryStorage
 from runjournal.stores.sqlite import SqliteBackend

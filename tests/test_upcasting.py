@@ -46,7 +46,7 @@ from runjournal.journal import (
     rebuild,
     verify,
 )
-from runjournal.logfile import LogWriter, read_log
+from runjournal.eventlog import LogWriter, read_log
 from runjournal.model import MetricPoint
 from runjournal.stores.sqlite import SqliteBackend
 from tests.conftest import assert_identical

@@ -56,7 +56,7 @@ from runjournal.events import (
     MetricsLogged,
     describe,
 )
-from runjournal.logfile import LogWriter, read_log
+from runjournal.eventlog import LogWriter, read_log
 from runjournal.model import (
     ArtifactRef,
     Experiment,

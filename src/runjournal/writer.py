@@ -25,7 +25,7 @@ from typing import Literal
 import anyio
 import msgspec
 
-from runjournal import _forks, lifecycle
+from runjournal import _exit, _forks
 from runjournal.errors import DrainTimeout, RejectedWrites, RunJournalError, StoreError
 from runjournal.events import BlobStored, MetricLogged, MetricsLogged, QueueItem, describe
 from runjournal.ids import new_id
@@ -97,7 +97,7 @@ class Writer:
         self.queue: collections.deque[QueueItem | _Marker] = collections.deque()
         self.capacity = max_pending
         self._fresh_state()
-        lifecycle.register(self)
+        _exit.register(self)
         _forks.register(self, _forks.Stage.COMMIT)
         _forks.register(store, _forks.Stage.QUIESCE)  # the built-in stores did so already
         self._start()
