@@ -32,6 +32,7 @@ from runjournal import (
     RunStatus,
     Tracker,
 )
+from runjournal.eventlog import LogWriter, read_log
 from runjournal.events import EventCodec, MetricsLogged, RunCreated, RunStarted
 from runjournal.journal import (
     BlobRecord,
@@ -45,7 +46,6 @@ from runjournal.journal import (
     state_at,
     verify,
 )
-from runjournal.eventlog import LogWriter, read_log
 from runjournal.stores.base import Queries, Store
 from runjournal.stores.memory import InMemoryStorage
 from runjournal.stores.sqlite import SqliteBackend

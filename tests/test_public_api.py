@@ -61,6 +61,7 @@ LAYER = {
     "stores": 3,
     "forks": 0,
     "exit": 4,
+    "batching": 4,
     "writer": 4,
     "tracker": 5,
     "journal": 6,
