@@ -21,20 +21,20 @@ from runjournal.stores.base import NewEntry, recorded_at
 
 __all__ = ["Batch", "to_entries"]
 
-M = TypeVar("M")
+_M = TypeVar("_M")
 
 _EVENTS: tuple[type[Event], ...] = typing.get_args(Event)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Batch(Generic[M]):
+class Batch(Generic[_M]):
     """What one batch of queue items becomes: one store transaction, plus its markers."""
 
     entries: list[NewEntry]
     """The journal entries, numbered ``seq, seq + 1, ...`` in acceptance order."""
     blobs: list[BlobStored]
     """Artifact content, stored beside the journal."""
-    markers: list[M]
+    markers: list[_M]
     """Every item that is not an event, in queue order."""
     events: int
     """How many events the batch holds, counting each metric point as one."""
@@ -42,7 +42,7 @@ class Batch(Generic[M]):
     """The sequence number that the source's next entry gets."""
 
 
-def to_entries(items: Iterable[QueueItem | M], source: str, next_seq: int) -> Batch[M]:
+def to_entries(items: Iterable[QueueItem | _M], source: str, next_seq: int) -> Batch[_M]:
     """Group ``items`` into the journal entries of ``source``, numbered from ``next_seq``.
 
     Consecutive metric points (with no other event between them) become one
@@ -53,7 +53,7 @@ def to_entries(items: Iterable[QueueItem | M], source: str, next_seq: int) -> Ba
     """
     entries: list[NewEntry] = []
     blobs: list[BlobStored] = []
-    markers: list[M] = []
+    markers: list[_M] = []
     events = 0
     seq = next_seq
     groups: dict[tuple[str, str], list[MetricPoint]] = {}
@@ -81,7 +81,7 @@ def to_entries(items: Iterable[QueueItem | M], source: str, next_seq: int) -> Ba
             entries.append(NewEntry(source, seq, item, recorded_at(item)))
             seq += 1
         else:
-            markers.append(typing.cast("M", item))
+            markers.append(typing.cast("_M", item))
     if newest is not None:
         seq = _close_stretch(groups, newest, source, seq, entries)
     return Batch(entries, blobs, markers, events, seq)

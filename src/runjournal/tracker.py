@@ -195,7 +195,7 @@ class Tracker:
         if key not in self._metric_keys:
             self._metric_keys.add(check_key(key))
         if type(step) is not int or not 0 <= step <= _STEP_MAX:
-            raise_bad_step(step)
+            _raise_bad_step(step)
         if type(value) is not float:
             value = check_value(value)
         if timestamp is None:
@@ -488,7 +488,7 @@ class Tracker:
         return await self._store.get_span_id(_check_id(run_id, "run id"))
 
 
-def raise_bad_step(step: object) -> None:
+def _raise_bad_step(step: object) -> None:
     """Raise the error that explains why ``step`` is not a valid step."""
     if type(step) is not int:
         raise TypeError(f"step must be an int, not {type(step).__name__}")

@@ -34,7 +34,7 @@ from runjournal.stores.base import NewEntry, Store
 
 __all__ = ["DroppedEventsWarning", "EventQueue", "OnFull", "Writer", "WriterStats"]
 
-log = logging.getLogger("runjournal")
+_logger = logging.getLogger("runjournal")
 
 OnFull = Literal["block", "drop"]
 
@@ -247,7 +247,7 @@ class Writer:
                 f"runjournal: the queue is full ({self.max_pending} events) and on_full='drop': "
                 "dropping events; see tracker.stats().dropped"
             )
-            log.warning(message)
+            _logger.warning(message)
             warnings.warn(message, DroppedEventsWarning, stacklevel=4)
 
     def check_open(self) -> None:
@@ -368,7 +368,7 @@ class Writer:
             try:
                 self.flush_blocking(report=False, timeout=_FORK_FLUSH_TIMEOUT)
             except RunJournalError as exc:  # never stop a fork; the child starts without it
-                log.warning("runjournal: could not commit pending events before fork: %s", exc)
+                _logger.warning("runjournal: could not commit pending events before fork: %s", exc)
 
     def after_fork_in_parent(self) -> None:
         return None
@@ -412,7 +412,7 @@ class Writer:
                     self._commit(batch)
                     self._batch = []
             except Exception:  # pragma: no cover - a bug; keep the thread alive and loud
-                log.exception("runjournal writer: unexpected failure")
+                _logger.exception("runjournal writer: unexpected failure")
             finally:
                 self._busy = False
             if self._closing and not queue:
@@ -438,7 +438,7 @@ class Writer:
                 result = self.store.append(entries, blobs)
             except StoreError as exc:
                 if self._error is None:
-                    log.error(
+                    _logger.error(
                         "runjournal writer: %s; keeping %d event(s) and retrying", exc, events
                     )
                 self._error = exc
@@ -457,19 +457,19 @@ class Writer:
                 if len(entries) + len(blobs) > 1:
                     # Not a storage failure but a bad event (or a bug). Write the batch one
                     # entry at a time, so that only the culprit is refused, not its neighbours.
-                    log.warning("runjournal writer: %r; writing the batch entry by entry", exc)
+                    _logger.warning("runjournal writer: %r; writing the batch entry by entry", exc)
                     for blob in blobs:
                         self._append([], [blob], 0)
                     for entry in entries:
                         self._append([entry], [], _event_count(entry.event))
                     return
                 # Report every such event, never lose them silently.
-                log.exception("runjournal writer: could not write %d event(s)", events)
+                _logger.exception("runjournal writer: could not write %d event(s)", events)
                 self._record_rejections([(i, repr(exc)) for i in range(len(entries))], entries)
                 return
             elapsed = time.perf_counter() - started
             if self._error is not None:
-                log.warning("runjournal writer: the store accepts writes again")
+                _logger.warning("runjournal writer: the store accepts writes again")
             self._error = None
             rejected_events = self._record_rejections(result.rejected, entries)
             with self._stats_lock:
@@ -487,7 +487,7 @@ class Writer:
             event = entries[index].event
             count += _event_count(event)
             described.append((describe(event), reason))
-            log.error("runjournal writer: rejected %s: %s", describe(event), reason)
+            _logger.error("runjournal writer: rejected %s: %s", describe(event), reason)
         with self._stats_lock:
             self._rejected += count
             self._rejections.extend(described)
