@@ -143,10 +143,11 @@ class EventQueue:
         if not self._work.is_set():
             self._work.set()
 
-    def wait_for_work(self, timeout: float) -> None:
-        """Sleep until :meth:`wake` is called or ``timeout`` passes."""
-        self._work.wait(timeout)
+    def wait_for_work(self, timeout: float) -> bool:
+        """Sleep until :meth:`wake` is called (True) or ``timeout`` passes (False)."""
+        woken = self._work.wait(timeout)
         self._work.clear()
+        return woken
 
     def take(self, into: list[QueueItem | _Marker], limit: int) -> None:
         """Move up to ``limit`` items from the front of the queue to ``into``; signal room."""
