@@ -407,7 +407,7 @@ def load_average() -> str:
 def machine_lines() -> list[str]:
     load = load_average()
     versions = ", ".join(
-        f"{name} {metadata.version(name)}" for name in ("runjournal", "msgspec", "aiosqlite")
+        f"{name} {metadata.version(name)}" for name in ("runjournal", "msgspec", "anyio")
     )
     return [
         f"machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.platform()}",

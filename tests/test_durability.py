@@ -33,7 +33,7 @@ from runjournal import (
     Tracker,
 )
 from runjournal.stores import SqliteBackend
-from runjournal.stores._sqlite_schema import PROJECTION_TABLES
+from runjournal.stores.sqlite.schema import PROJECTION_TABLES
 from tests.children import get_context, watched_child
 from tests.snapshot import snapshot
 
@@ -413,7 +413,7 @@ async def test_write_rejected_at_commit_is_reported_by_close(tmp_path: Path) -> 
         await never_flushed()
 
 
-def test_rebuild_sync_matches_async_rebuild(tmp_path: Path) -> None:
+def test_rebuild_blocking_matches_async_rebuild(tmp_path: Path) -> None:
     """The blocking rebuild, used by tools, gives the same projections as the async one."""
     path = tmp_path / "rebuild.db"
 
@@ -436,8 +436,8 @@ def test_rebuild_sync_matches_async_rebuild(tmp_path: Path) -> None:
     assert before["runs"] and before["metrics"] and before["tombstones"]
     backend = SqliteBackend(path)
     try:
-        backend.rebuild_sync()
+        backend.rebuild_blocking()
     finally:
-        backend.close_writer()
+        backend.close_blocking()
     assert dump_projections(path) == before
     assert integrity(path) == "ok"

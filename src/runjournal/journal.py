@@ -73,6 +73,7 @@ from runjournal.stores.sqlite import SqliteBackend
 
 __all__ = [
     "BlobRecord",
+    "Cutoff",
     "Difference",
     "EntryRecord",
     "ExportResult",
@@ -99,6 +100,60 @@ _PAGE = 1000
 # Artifact contents fetched per round trip.
 _BLOB_PAGE = 64
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+# -- where reading stops -------------------------------------------------------------------------
+class Cutoff(msgspec.Struct, frozen=True):
+    """Where a journal is cut: after a position, after a wall-clock time, or both.
+
+    An entry is kept if its position is at most :attr:`position` and it was
+    *recorded* at or before :attr:`time`. ``recorded_at`` is when the tracker
+    accepted the event, never a timestamp the user gave a metric point. A field
+    left ``None`` cuts nothing; with both, an entry must pass both.
+
+    A cut in position keeps a prefix of the journal, so reading stops there. A
+    cut in time need not: in a merged journal the machines' clocks differ, so
+    reading goes on to the end and leaves out each entry recorded later. An
+    entry whose premise was left out (a metric of a run created after the
+    cut-off, say) may then be kept here; folding or importing rejects it.
+
+    Raises:
+        TypeError, ValueError: ``position`` is not an int >= 0, or ``time`` is
+            not a number (or is NaN).
+    """
+
+    position: int | None = None
+    """The last journal position kept (``None``: no cut in position)."""
+    time: float | None = None
+    """Unix seconds; entries recorded after it are left out (``None``: no cut in time)."""
+
+    def __post_init__(self) -> None:
+        if self.position is not None:
+            _check_position(self.position, "Cutoff.position")
+        if self.time is not None:
+            if type(self.time) not in (int, float):
+                raise TypeError(f"Cutoff.time must be Unix seconds, not {type(self.time).__name__}")
+            if math.isnan(self.time):
+                raise ValueError("Cutoff.time must be a number, not NaN")
+
+    def __str__(self) -> str:
+        parts = []
+        if self.position is not None:
+            parts.append(f"position {self.position}")
+        if self.time is not None:
+            moment = datetime.datetime.fromtimestamp(self.time).astimezone()
+            parts.append(f"time {moment.isoformat()}")
+        return " and ".join(parts) or "the end"
+
+    def keeps(self, position: int, recorded_at: float) -> bool:
+        """Whether the entry at ``position``, recorded at ``recorded_at``, is within the cut-off."""
+        return (self.position is None or position <= self.position) and (
+            self.time is None or recorded_at <= self.time
+        )
+
+    def passed(self, position: int) -> bool:
+        """Whether no entry after ``position`` can be kept, so that reading can stop there."""
+        return self.position is not None and position >= self.position
 
 
 # -- the records of an event-log file ----------------------------------------------------------
@@ -150,7 +205,7 @@ class SourceImport(msgspec.Struct, frozen=True):
     """What :func:`import_events` did with one source."""
 
     source: str
-    """The source's path (or ``repr`` of a store)."""
+    """The source's path (or ``repr`` of a store), and where it was cut if it was."""
     kind: Literal["eventlog", "database"]
     entries: int
     """Journal entries the source holds."""
@@ -315,6 +370,28 @@ def _facts(entry: RawEntry, codec: EventCodec) -> _Facts:
         raise StoreError(f"journal entry {entry.position} cannot be decoded: {exc}") from exc
 
 
+# -- reading raw entries ------------------------------------------------------------------------
+async def _raw_pages(
+    store: Store, after: int, *, until: Cutoff | None = None, end: int | None = None
+) -> AsyncIterator[tuple[int, list[RawEntry]]]:
+    """The raw entries after ``after``, page by page, within ``until`` and up to ``end``.
+
+    Yields ``(the position read up to, the entries of the page that the cut-off
+    keeps)``; that list may be empty when a cut in time leaves a whole page out.
+    """
+    cursor = after
+    while not (until is not None and until.passed(cursor)) and (end is None or cursor < end):
+        bounds = (end, None if until is None else until.position)
+        limit = min([_PAGE, *(bound - cursor for bound in bounds if bound is not None)])
+        page = await store.read_journal_raw(cursor, limit)
+        if not page:
+            return
+        cursor = page[-1].position
+        if until is not None:
+            page = [e for e in page if until.keeps(e.position, e.recorded_at)]
+        yield cursor, page
+
+
 # -- export --------------------------------------------------------------------------------------
 def _check_position(value: object, what: str) -> int:
     if value is None:
@@ -380,6 +457,7 @@ async def export_events(
     experiment_id: str | None = None,
     run_id: str | None = None,
     after: int | None = None,
+    until: Cutoff | None = None,
 ) -> ExportResult:
     """Write the journal (or part of it) to an event-log file, with the artifacts it refers to.
 
@@ -396,6 +474,10 @@ async def export_events(
             With ``experiment_id`` too, the run must belong to that experiment.
         after: export only entries after this journal position of the source store
             (``ExportResult.last_position`` of an earlier export continues it).
+        until: export only the entries within this cut-off; reading stops at a
+            cut in position. A selected id must have been created within it. After a
+            cut in time, ``last_position`` is where reading stopped, and an export that
+            continues from it never sees the entries the cut left out before it.
 
     Returns:
         The number of entries, logical events and artifact contents written.
@@ -409,13 +491,12 @@ async def export_events(
     selection = _Selection(experiment_id, run_id)
     codec = EventCodec()
     async with _using(store_or_path) as store:
-        read = store.read_journal_raw
         # A selection needs to know every run's experiment before it meets their entries.
-        until: int | None = None
+        end: int | None = None
         if not selection.everything:
-            until = 0
-            while page := await read(until, _PAGE):
-                until = page[-1].position
+            end = 0
+            async for read_to, page in _raw_pages(store, 0, until=until):
+                end = read_to
                 await anyio.to_thread.run_sync(_learn_page, selection, page, codec)
             selection.check_known()
 
@@ -424,18 +505,16 @@ async def export_events(
             metadata["experiment_id"] = experiment_id
         if run_id is not None:
             metadata["run_id"] = run_id
+        if until is not None:
+            metadata["until"] = str(until)
         writer = await anyio.to_thread.run_sync(
             functools.partial(LogWriter, dest, metadata=metadata)
         )
         tally = _Tally(codec)
         cursor = start
         try:
-            while until is None or cursor < until:
-                limit = _PAGE if until is None else min(_PAGE, until - cursor)
-                page = await read(cursor, limit)
-                if not page:
-                    break
-                cursor = page[-1].position
+            async for read_to, page in _raw_pages(store, start, until=until, end=end):
+                cursor = read_to
                 await anyio.to_thread.run_sync(tally.write_page, writer, selection, page)
             blobs = 0
             shas = list(tally.sha256s)
@@ -531,12 +610,13 @@ def _read_eventlog(path: str) -> _Source:
     return _Source(path, "eventlog", entries, blobs, events)
 
 
-async def _read_store(store: Store, name: str) -> _Source:
-    """Every entry of a store's journal, decoded, with the artifact contents they refer to."""
-    read = store.read_journal_raw
+async def _read_store(store: Store, name: str, until: Cutoff | None) -> _Source:
+    """The entries of a store's journal within ``until``, decoded, with the artifacts they use."""
     raw: list[RawEntry] = []
-    while page := await read(raw[-1].position if raw else 0, _PAGE):
+    async for _, page in _raw_pages(store, 0, until=until):
         raw.extend(page)
+    if until is not None:
+        name = f"{name} up to {until}"
 
     def decode() -> tuple[list[NewEntry], int]:
         codec = EventCodec()
@@ -567,17 +647,19 @@ def _is_sqlite_file(path: str) -> bool:
         return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
 
 
-async def _load(source: StoreOrPath) -> _Source:
+async def _load(source: StoreOrPath, until: Cutoff | None) -> _Source:
     if not isinstance(source, str | os.PathLike):
-        return await _read_store(source, repr(source))
+        return await _read_store(source, repr(source), until)
     path = os.fspath(source)
     if await anyio.to_thread.run_sync(_is_sqlite_file, path):
         async with _using(path) as store:
-            return await _read_store(store, path)
+            return await _read_store(store, path, until)
     return await anyio.to_thread.run_sync(_read_eventlog, path)
 
 
-async def import_events(store_or_path: StoreOrPath, *sources: StoreOrPath) -> ImportResult:
+async def import_events(
+    store_or_path: StoreOrPath, *sources: StoreOrPath, until: Cutoff | None = None
+) -> ImportResult:
     """Append the journals of event-log files or runjournal databases to a store.
 
     Every source is validated entirely before anything is imported: one that
@@ -598,6 +680,13 @@ async def import_events(store_or_path: StoreOrPath, *sources: StoreOrPath) -> Im
         store_or_path: the target store, or the path of a database (created if missing).
         sources: event-log files (see :func:`export_events`), runjournal
             databases (recognised by their SQLite header), or stores.
+        until: import from each database or store only the entries of its
+            journal within this cut-off (event-log files are imported whole).
+            Imported into an empty store, one database cut this way gives the state
+            :func:`state_at` shows at the same cut-off, with the journal that led
+            there. An entry kept after a cut in time whose premise was left out is
+            rejected like any other contradicting entry. The source's name in the
+            result says where it was cut (``"runs.db up to position 42"``).
 
     Returns:
         What happened to each source.
@@ -613,14 +702,14 @@ async def import_events(store_or_path: StoreOrPath, *sources: StoreOrPath) -> Im
         raise ValueError("import_events needs at least one source")
     # Validate before the target is opened (and perhaps created): a bad source leaves no trace.
     # A single source is kept for the import; several are read again one at a time.
-    validated = [await _load(sources[0])] if len(sources) == 1 else []
+    validated = [await _load(sources[0], until)] if len(sources) == 1 else []
     if len(sources) > 1:
         for source in sources:
-            await _load(source)
+            await _load(source, until)
     reports: list[SourceImport] = []
     async with _using(store_or_path, create=True) as store:
         for source in sources:
-            loaded = validated.pop() if validated else await _load(source)
+            loaded = validated.pop() if validated else await _load(source, until)
             result = await anyio.to_thread.run_sync(store.append, loaded.entries, loaded.blobs)
             rejections = []
             for index, reason in result.rejected:

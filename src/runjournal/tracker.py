@@ -168,13 +168,9 @@ class Tracker:
         return self._writer.stats()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # A tracker travels to a spawned process as a handle to the same database.
-        store = self._store
-        if not store.shareable:
-            raise TypeError(f"{store!r} lives in this process only; it cannot be sent elsewhere")
-        durability = getattr(store, "durability", "normal")
-        busy_timeout = getattr(store, "busy_timeout", 30.0)
-        return (_reopen, (store.spec, durability, self._options, busy_timeout))
+        # A tracker travels to a spawned process as a handle to the same storage; a store
+        # that lives in this process only raises TypeError here.
+        return (_reopen, (self._store.reopener(), self._options))
 
     # -- the core shared by async calls and their *_nowait twins -------------------------------
     # ``self._offer`` (the queue's, set in __init__) enqueues if there is room.
@@ -511,7 +507,5 @@ def _terminal_status(status: RunStatus | str) -> RunStatus:
     return final
 
 
-def _reopen(
-    spec: str, durability: Durability, options: dict[str, Any], busy_timeout: float = 30.0
-) -> Tracker:
-    return Tracker(SqliteBackend(spec, durability=durability, busy_timeout=busy_timeout), **options)
+def _reopen(reopener: Callable[[], Store], options: dict[str, Any]) -> Tracker:
+    return Tracker(reopener(), **options)

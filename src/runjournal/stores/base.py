@@ -8,11 +8,12 @@ the ``async`` query methods, which never block the caller's event loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
 
+from runjournal._forks import Participant
 from runjournal.events import BlobStored, Event
 from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run
 from runjournal.projection import RunRow
@@ -93,16 +94,24 @@ class Queries(Protocol):
         """Runs (of one experiment, or of all) whose params match every filter."""
 
 
-class Store(Queries, Protocol):
-    """What every store does. One contract test suite runs against each implementation."""
+class Store(Queries, Participant, Protocol):
+    """What every store does. One contract test suite runs against each implementation.
+
+    A store is also a fork participant (``runjournal._forks``): it registers itself
+    there before its first use, and its fork hooks hold its own threads out of the
+    storage while the process forks, then drop in a forked child what the parent's
+    threads held (locks, connections).
+    """
 
     @property
     def spec(self) -> str:
-        """How to open this store again from another process (a path, or ``:memory:``)."""
+        """Where this store lives, for people and export metadata (a path, or ``:memory:``)."""
 
-    @property
-    def shareable(self) -> bool:
-        """True if another process can open :attr:`spec` and see the same data."""
+    def reopener(self) -> Callable[[], Store]:
+        """A picklable callable that opens this same storage again, in another process.
+
+        Raises ``TypeError`` for a store that lives in this process only.
+        """
 
     async def open(self) -> None:
         """Create or check the storage. Idempotent."""
@@ -110,7 +119,7 @@ class Store(Queries, Protocol):
     async def close(self) -> None:
         """Release connections. Idempotent."""
 
-    def release(self) -> None:
+    def close_blocking(self) -> None:
         """Blocking, loop-free :meth:`close`, for the exit hooks. Idempotent."""
 
     def limit_waits(self, deadline: float | None) -> None:
@@ -118,18 +127,6 @@ class Store(Queries, Protocol):
 
         Draining sets it, so that closing never waits past its own timeout.
         """
-
-    # -- fork: no thread of ours may be inside the storage while the process forks ------------
-    # runjournal._forks calls these; a store registers itself there before its first use
-    # (the built-in ones do so when built; a writer registers its store too).
-    def before_fork(self) -> None:
-        """Hold this store's own threads out of the storage until the fork is done."""
-
-    def after_fork_in_parent(self) -> None:
-        """Undo :meth:`before_fork` in the parent."""
-
-    def after_fork_in_child(self) -> None:
-        """Drop what the child inherited from the parent's threads (locks, connections)."""
 
     # -- writing: called from the writer thread, may block --------------------------------
     def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
@@ -144,7 +141,7 @@ class Store(Queries, Protocol):
     def lookup_run(self, run_id: str) -> RunRow | None:
         """Blocking lookup of a live run, for callers that cannot await."""
 
-    def rebuild_sync(self) -> None:
+    def rebuild_blocking(self) -> None:
         """Blocking :meth:`rebuild`."""
 
     async def read_journal(self, after: int = 0, limit: int | None = None) -> list[JournalEntry]:

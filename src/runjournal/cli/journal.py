@@ -1,52 +1,41 @@
-"""The journal commands: export, import, rebuild, verify and replay, over ``runjournal.journal``."""
+"""The journal commands: ``export``, ``import``, ``rebuild``, ``verify`` and ``replay``.
+
+The work is done by :mod:`runjournal.journal`; a command only checks the paths
+it was given and prints what the journal function returns.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from typing import TypeVar
 
 import msgspec
 from rich.text import Text
 
 from runjournal import journal
-from runjournal._cli_db import refuse_database, require_absent, require_database
-from runjournal._cli_output import Output, format_value, key_value_table, table
-from runjournal.stores.base import JournalEntry, RawEntry
-from runjournal.stores.sqlite import SqliteBackend
+from runjournal.cli.database import refuse_database, require_absent, require_database
+from runjournal.cli.output import Output, format_value, key_value_table, table
 
-__all__ = ["Until", "export", "import_", "parse_until", "rebuild", "replay", "verify"]
+__all__ = ["Rebuilt", "export", "import_", "parse_until", "rebuild", "replay", "verify"]
 
 _REJECTIONS_SHOWN = 20
 
 
-class Until(msgspec.Struct, frozen=True):
-    """Where ``replay`` stops: at a journal position, or at a wall-clock time (Unix seconds)."""
-
-    position: int | None = None
-    time: float | None = None
-
-    def __str__(self) -> str:
-        if self.position is not None:
-            return f"position {self.position}"
-        return f"time {datetime.fromtimestamp(self.time or 0.0).astimezone().isoformat()}"
-
-
-def parse_until(text: str) -> Until:
+def parse_until(text: str) -> journal.Cutoff:
     """``--until``: a journal position (an integer), or an ISO-8601 time (local if no offset)."""
     stripped = text.strip()
     if stripped.isdigit():
-        return Until(position=int(stripped))
+        return journal.Cutoff(position=int(stripped))
     try:
         moment = datetime.fromisoformat(stripped)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a journal position (an integer >= 0) or an ISO-8601 time, got {text!r}"
         ) from None
-    return Until(time=moment.timestamp())
+    return journal.Cutoff(time=moment.timestamp())
 
 
 # -- export and import ----------------------------------------------------------------------------
@@ -140,62 +129,12 @@ async def replay(args: argparse.Namespace, out: Output) -> int:
     """
     require_database(args.db)
     require_absent(args.into, "replay writes a new database")
-    source = JournalUntil(args.db, args.until)
-    try:
-        with _removed_on_error(args.into), out.progress(f"replaying into {args.into}"):
-            result = await journal.import_events(args.into, source)
-    finally:
-        await source.close()
+    with _removed_on_error(args.into), out.progress(f"replaying into {args.into}"):
+        result = await journal.import_events(args.into, args.db, until=args.until)
     _print_import(
         out, args.format, f"Replayed {args.db} up to {args.until} into {args.into}", result
     )
     return 0
-
-
-_Entry = TypeVar("_Entry", RawEntry, JournalEntry)
-
-
-class JournalUntil(SqliteBackend):
-    """A database as an import source whose journal ends at a cut-off (for ``replay``).
-
-    Only reading the journal is bounded: it yields the entries up to a position,
-    or those recorded at or before a time (which in a merged journal need not be
-    a prefix). Its projections are the database's own, so use it for nothing but
-    :func:`runjournal.journal.import_events`.
-    """
-
-    def __init__(self, path: str, until: Until) -> None:
-        super().__init__(path)
-        self.until = until
-
-    def __repr__(self) -> str:
-        return f"{self.path} up to {self.until}"
-
-    async def read_journal(self, after: int = 0, limit: int | None = None) -> list[JournalEntry]:
-        return await self._bounded(super().read_journal, after, limit)
-
-    async def read_journal_raw(self, after: int = 0, limit: int | None = None) -> list[RawEntry]:
-        return await self._bounded(super().read_journal_raw, after, limit)
-
-    async def _bounded(
-        self,
-        read: Callable[[int, int | None], Awaitable[list[_Entry]]],
-        after: int,
-        limit: int | None,
-    ) -> list[_Entry]:
-        """The next non-empty page within the cut-off, or ``[]`` once there is none."""
-        end, cutoff = self.until.position, self.until.time
-        while page := await read(after, limit):
-            kept = [
-                e
-                for e in page
-                if (end is None or e.position <= end)
-                and (cutoff is None or e.recorded_at <= cutoff)
-            ]
-            if kept or (end is not None and page[-1].position >= end):
-                return kept
-            after = page[-1].position
-        return []
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
-"""The commands that look at runs and experiments: list, show, metrics, compare, delete.
+"""The commands about runs: ``runs`` (list, filtered), ``show``, ``metrics``, ``compare``, ``delete``.
 
-Each command is ``async def command(args, out) -> exit code``; ``runjournal.cli``
-parses the arguments and runs it. Tables go through :mod:`runjournal._cli_output`,
+Each command is ``async def command(args, out) -> exit code``; :mod:`runjournal.cli.parser`
+parses the arguments and picks it. Tables go through :mod:`runjournal.cli.output`,
 JSON through msgspec with the field names of the structs below, which are stable.
 """
 
@@ -9,43 +9,39 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
 import msgspec
-from rich.prompt import Confirm
 from rich.table import Table
-from rich.text import Text
 
-from runjournal._cli_db import open_tracker
-from runjournal._cli_output import (
+from runjournal.cli.database import open_tracker
+from runjournal.cli.output import (
     Output,
+    confirmed,
     format_duration,
+    format_mapping,
     format_time,
     format_value,
     key_value_table,
+    sorted_items,
     table,
 )
 from runjournal.filtering import strict_equal
-from runjournal.model import ArtifactRef, Experiment, MetricPoint, Run, RunStatus
+from runjournal.model import ArtifactRef, MetricPoint, Run, RunStatus
 from runjournal.tracker import Tracker
 
 __all__ = [
     "ComparedRun",
     "Comparison",
     "ComparisonRow",
-    "ExperimentDetails",
-    "ExperimentSummary",
     "MetricSummary",
     "RunDetails",
     "compare",
     "delete_run",
-    "experiments_delete",
-    "experiments_list",
-    "experiments_show",
     "metrics",
     "runs",
+    "runs_table",
     "show",
 ]
 
@@ -54,25 +50,6 @@ TABLE_ROW_LIMIT: Final = 200
 
 
 # -- the JSON shapes ------------------------------------------------------------------------------
-class ExperimentSummary(msgspec.Struct, frozen=True):
-    """One line of ``experiments list``."""
-
-    id: str
-    name: str
-    description: str | None
-    tags: dict[str, str]
-    created_at: float
-    updated_at: float
-    runs: int
-
-
-class ExperimentDetails(msgspec.Struct, frozen=True):
-    """``experiments show``: the experiment and its runs."""
-
-    experiment: Experiment
-    runs: list[Run]
-
-
 class MetricSummary(msgspec.Struct, frozen=True):
     """A metric series in one line: its size, its last point and its range (NaN left out)."""
 
@@ -118,66 +95,6 @@ class Comparison(msgspec.Struct, frozen=True):
     metrics: list[ComparisonRow]
 
 
-# -- experiments ----------------------------------------------------------------------------------
-async def experiments_list(args: argparse.Namespace, out: Output) -> int:
-    """``runjournal experiments [list]``."""
-    async with open_tracker(args.db) as tracker:
-        summaries = [
-            ExperimentSummary(
-                e.id,
-                e.name,
-                e.description,
-                e.tags,
-                e.created_at,
-                e.updated_at,
-                len(await tracker.list_runs(e.id)),
-            )
-            for e in await tracker.list_experiments()
-        ]
-    if args.format == "json":
-        out.json(summaries)
-        return 0
-    rows = [
-        (s.id, s.name, s.runs, format_time(s.created_at), s.description or "") for s in summaries
-    ]
-    out.print(table("Experiments", ["id", "name", "runs", "created", "description"], rows))
-    return 0
-
-
-async def experiments_show(args: argparse.Namespace, out: Output) -> int:
-    """``runjournal experiments show ID``."""
-    async with open_tracker(args.db) as tracker:
-        experiment = await tracker.get_experiment(args.id)
-        details = ExperimentDetails(experiment, await tracker.list_runs(experiment.id))
-    if args.format == "json":
-        out.json(details)
-        return 0
-    fields: list[tuple[str, object]] = [
-        ("id", experiment.id),
-        ("name", experiment.name),
-        ("description", experiment.description or ""),
-        ("created", format_time(experiment.created_at)),
-        ("updated", format_time(experiment.updated_at)),
-        ("tags", _pairs(experiment.tags)),
-        ("config", "" if experiment.config is None else format_value(experiment.config)),
-    ]
-    out.print(key_value_table("Experiment", fields), _runs_table(details.runs))
-    return 0
-
-
-async def experiments_delete(args: argparse.Namespace, out: Output) -> int:
-    """``runjournal experiments delete ID``: the experiment and all its runs."""
-    async with open_tracker(args.db) as tracker:
-        experiment = await tracker.get_experiment(args.id)
-        count = len(await tracker.list_runs(experiment.id))
-        what = f"experiment {experiment.id} ({experiment.name}) and its {count} run(s)"
-        if not _confirmed(args, out, what):
-            return 1
-        await tracker.delete_experiment(experiment.id)
-    out.note(f"deleted {what}")
-    return 0
-
-
 # -- runs -----------------------------------------------------------------------------------------
 async def runs(args: argparse.Namespace, out: Output) -> int:
     """``runjournal runs EXPERIMENT_ID [--filter EXPR ...]``."""
@@ -186,11 +103,12 @@ async def runs(args: argparse.Namespace, out: Output) -> int:
     if args.format == "json":
         out.json(found)
     else:
-        out.print(_runs_table(found))
+        out.print(runs_table(found))
     return 0
 
 
-def _runs_table(found: Sequence[Run]) -> Table:
+def runs_table(found: Sequence[Run]) -> Table:
+    """The runs as a table: id, name, status, start, duration and params."""
     rows = [
         (
             r.id,
@@ -198,7 +116,7 @@ def _runs_table(found: Sequence[Run]) -> Table:
             r.status.value,
             format_time(r.start_time),
             format_duration(r.start_time, r.end_time),
-            _pairs(r.params),
+            format_mapping(r.params),
         )
         for r in found
     ]
@@ -210,22 +128,11 @@ async def delete_run(args: argparse.Namespace, out: Output) -> int:
     async with open_tracker(args.db) as tracker:
         run = await tracker.get_run(args.run_id)
         what = f"run {run.id}" + (f" ({run.name})" if run.name else "")
-        if not _confirmed(args, out, what):
+        if not confirmed(out, what, yes=args.yes):
             return 1
         await tracker.delete_run(run.id)
     out.note(f"deleted {what}")
     return 0
-
-
-def _confirmed(args: argparse.Namespace, out: Output, what: str) -> bool:
-    """Ask before deleting, but only a person at a terminal; ``--yes`` skips the question."""
-    if args.yes or not (sys.stdin.isatty() and out.notes.is_terminal):
-        return True
-    question = Text(f"Delete {what}? This cannot be undone.")
-    if Confirm.ask(question, console=out.notes, default=False):
-        return True
-    out.note("nothing deleted")
-    return False
 
 
 # -- one run --------------------------------------------------------------------------------------
@@ -249,8 +156,8 @@ async def show(args: argparse.Namespace, out: Output) -> int:
         ("span id", details.span_id or ""),
     ]
     out.print(key_value_table("Run", fields))
-    out.print(table("Params", ["key", "value"], _sorted_items(run.params)))
-    out.print(table("Tags", ["key", "value"], _sorted_items(run.tags)))
+    out.print(table("Params", ["key", "value"], sorted_items(run.params)))
+    out.print(table("Tags", ["key", "value"], sorted_items(run.tags)))
     metric_rows = [
         (m.key, m.count, m.last_step, repr(m.last), repr(m.min), repr(m.max))
         for m in details.metrics
@@ -385,13 +292,3 @@ def _same(a: Any, b: Any) -> bool:
     if type(a) is float and type(b) is float and math.isnan(a) and math.isnan(b):
         return True
     return strict_equal(a, b)
-
-
-# -- helpers --------------------------------------------------------------------------------------
-def _sorted_items(mapping: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(key, format_value(mapping[key])) for key in sorted(mapping)]
-
-
-def _pairs(mapping: dict[str, Any]) -> str:
-    """``key=value`` lines, sorted by key, for a cell that holds a whole mapping."""
-    return "\n".join(f"{key}={value}" for key, value in _sorted_items(mapping))

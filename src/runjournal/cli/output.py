@@ -1,9 +1,9 @@
-"""How the command line writes: rich tables for people, JSON and CSV for programs.
+"""How the command line talks: rich tables for people, JSON and CSV for programs, questions.
 
 Every string that comes from the user's data goes into a :class:`rich.text.Text`,
 which rich never parses as markup, so a parameter named ``[red]x`` prints as is.
-Data goes to stdout; progress bars and notes go to stderr, so piping the output
-of a command never mixes the two.
+Data goes to stdout; progress bars, notes and questions go to stderr, so piping
+the output of a command never mixes the two.
 """
 
 from __future__ import annotations
@@ -20,16 +20,20 @@ from typing import Any
 import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
 __all__ = [
     "Output",
     "cell",
+    "confirmed",
     "format_duration",
+    "format_mapping",
     "format_time",
     "format_value",
     "key_value_table",
+    "sorted_items",
     "table",
 ]
 
@@ -97,6 +101,17 @@ class Output:
             yield
 
 
+def confirmed(out: Output, what: str, *, yes: bool) -> bool:
+    """Ask before deleting ``what``, but only a person at a terminal; ``yes`` skips the question."""
+    if yes or not (sys.stdin.isatty() and out.notes.is_terminal):
+        return True
+    question = Text(f"Delete {what}? This cannot be undone.")
+    if Confirm.ask(question, console=out.notes, default=False):
+        return True
+    out.note("nothing deleted")
+    return False
+
+
 def cell(value: object) -> Text:
     """A table cell that shows ``value`` literally (no markup, no emoji codes)."""
     return value if isinstance(value, Text) else Text(str(value))
@@ -147,3 +162,13 @@ def format_duration(start: float | None, end: float | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{int(hours)}:{int(minutes):02d}:{secs:04.1f}"
+
+
+def sorted_items(mapping: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, formatted value)`` pairs, sorted by key."""
+    return [(key, format_value(mapping[key])) for key in sorted(mapping)]
+
+
+def format_mapping(mapping: dict[str, Any]) -> str:
+    """``key=value`` lines, sorted by key, for a cell that holds a whole mapping."""
+    return "\n".join(f"{key}={value}" for key, value in sorted_items(mapping))

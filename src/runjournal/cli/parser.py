@@ -1,101 +1,33 @@
-"""The ``runjournal`` command: look at, delete, export, import and replay what was tracked.
+"""The command line: the parser (argparse) of every command, and which function runs each.
 
-This module parses the arguments (argparse) and is the one place where errors
-become a single ``runjournal: error: ...`` line on stderr and an exit code:
-
-- 0: done;
-- 1: the command failed (an unknown id, a missing or corrupt file, a file that
-  is not a runjournal database, ``verify`` found differences, ...);
-- 2: the command line itself is wrong (an unknown option, a bad ``--filter``),
-  or the optional dependency rich is not installed;
-- 130: interrupted with Ctrl-C.
-
-The commands live in ``runjournal._cli_query`` and ``runjournal._cli_journal``.
-They need rich (the ``cli`` extra), so they are imported only once rich is known
-to be there.
+Each command is ``async def handler(args, out) -> exit code``, set as the
+parsed arguments' ``handler``. Usage errors are one line, like every other
+error (:mod:`runjournal.cli.errors`), with exit code 2. The handlers' modules
+need rich, so they are imported only when the parser is built.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from runjournal.errors import RunJournalError
+from runjournal.cli.errors import PROG, print_error
 
 if TYPE_CHECKING:
-    from runjournal._cli_output import Output
+    from runjournal.cli.output import Output
 
-__all__ = ["build_parser", "main", "run"]
+__all__ = ["Handler", "build_parser"]
 
 Handler = Callable[[argparse.Namespace, "Output"], Coroutine[Any, Any, int]]
-
-_PROG = "runjournal"
-_MISSING_RICH = (
-    "the runjournal command needs the 'cli' extra (rich is not installed): "
-    "pip install 'runjournal[cli]'"
-)
+"""A command: runs with the parsed arguments and the output streams, returns the exit code."""
 
 
-def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Entry point of the ``runjournal`` console script."""
-    sys.exit(run(argv))
-
-
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run one command line and return its exit code; errors never escape as tracebacks."""
-    if not _rich_installed():
-        _print_error(_MISSING_RICH)
-        return 2
-    args = build_parser().parse_args(argv)
-    from runjournal._cli_output import Output
-
-    handler: Handler = args.handler
-    try:
-        return asyncio.run(handler(args, Output()))
-    except KeyboardInterrupt:
-        _print_error("interrupted")
-        return 130
-    except BrokenPipeError:
-        # The reader of our output went away (`| head`): stop quietly, as other tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
-    except (RunJournalError, OSError, ValueError) as exc:
-        _print_error(_describe_error(exc))
-        return 1
-
-
-def _describe_error(exc: BaseException) -> str:
-    """The one line that tells the user what went wrong."""
-    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
-        where = f": {exc.filename}" if exc.filename is not None else ""
-        return f"{exc.strerror}{where}"
-    return str(exc) or type(exc).__name__
-
-
-def _print_error(message: str) -> None:
-    one_line = " ".join(message.splitlines())
-    print(f"{_PROG}: error: {one_line}", file=sys.stderr)
-
-
-def _rich_installed() -> bool:
-    try:
-        import rich.console  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# -- the parser -----------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line, like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        _print_error(f"{message} (see '{self.prog} --help')")
+        print_error(f"{message} (see '{self.prog} --help')")
         self.exit(2)
 
 
@@ -105,16 +37,16 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
         import importlib.metadata
 
-        parser.exit(message=f"{parser.prog} {importlib.metadata.version(_PROG)}\n")
+        parser.exit(message=f"{parser.prog} {importlib.metadata.version(PROG)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the whole command line; each command sets ``handler``."""
-    from runjournal._cli_db import DB_ENV, default_db
+    from runjournal.cli.database import DB_ENV, default_db
 
     db_help = f"the database (default: ${DB_ENV} or ./experiments.db)"
     parser = _Parser(
-        prog=_PROG,
+        prog=PROG,
         description="Look at, delete, export, import and replay runjournal experiment data.",
         epilog="Run 'runjournal COMMAND --help' for the options of a command.",
     )
@@ -127,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_option = _Parser(add_help=False)
     db_option.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=db_help)
     commands = _Commands(parser, db_option)
-    _add_query_commands(commands)
+    _add_experiments_command(commands)
+    _add_run_commands(commands)
     _add_journal_commands(commands)
     return parser
 
@@ -152,15 +85,34 @@ class _Commands:
         return sub
 
 
-def _add_query_commands(commands: _Commands) -> None:
-    from runjournal import _cli_query as query
+def _add_experiments_command(commands: _Commands) -> None:
+    from runjournal.cli import experiments as handlers
 
     experiments = commands.add(
-        "experiments", query.experiments_list, "List (the default), show or delete experiments."
+        "experiments", handlers.experiments_list, "List (the default), show or delete experiments."
     )
-    _add_experiment_actions(experiments, commands.db_option)
+    actions = experiments.add_subparsers(metavar="ACTION", required=False)
+    db_option = commands.db_option
+    listing = actions.add_parser("list", help="every experiment (the default)", parents=[db_option])
+    _add_format(listing, suppress=True)
+    show = actions.add_parser("show", help="one experiment and its runs", parents=[db_option])
+    show.add_argument("id", metavar="ID")
+    show.set_defaults(handler=handlers.experiments_show)
+    _add_format(show, suppress=True)
+    delete = actions.add_parser(
+        "delete", help="an experiment and all its runs, for good", parents=[db_option]
+    )
+    delete.add_argument("id", metavar="ID")
+    delete.set_defaults(handler=handlers.experiments_delete)
+    _add_yes(delete)
 
-    runs = commands.add("runs", query.runs, "List the runs of an experiment, optionally filtered.")
+
+def _add_run_commands(commands: _Commands) -> None:
+    from runjournal.cli import runs as handlers
+
+    runs = commands.add(
+        "runs", handlers.runs, "List the runs of an experiment, optionally filtered."
+    )
     runs.add_argument("experiment_id", metavar="EXPERIMENT_ID")
     runs.add_argument(
         "--filter",
@@ -173,46 +125,26 @@ def _add_query_commands(commands: _Commands) -> None:
     )
 
     show = commands.add(
-        "show", query.show, "Show one run: status, times, params, tags, metrics, artifacts."
+        "show", handlers.show, "Show one run: status, times, params, tags, metrics, artifacts."
     )
     show.add_argument("run_id", metavar="RUN_ID")
 
     metrics = commands.add(
-        "metrics", query.metrics, "Print one metric series of a run.", ("table", "json", "csv")
+        "metrics", handlers.metrics, "Print one metric series of a run.", ("table", "json", "csv")
     )
     metrics.add_argument("run_id", metavar="RUN_ID")
     metrics.add_argument("key", metavar="KEY")
 
-    compare = commands.add("compare", query.compare, "Params and final metrics side by side.")
+    compare = commands.add("compare", handlers.compare, "Params and final metrics side by side.")
     compare.add_argument("run_ids", metavar="RUN_ID", nargs="+")
 
-    delete = commands.add("delete", query.delete_run, "Delete a run for good.", formats=())
+    delete = commands.add("delete", handlers.delete_run, "Delete a run for good.", formats=())
     delete.add_argument("run_id", metavar="RUN_ID")
     _add_yes(delete)
 
 
-def _add_experiment_actions(
-    experiments: argparse.ArgumentParser, db_option: argparse.ArgumentParser
-) -> None:
-    from runjournal import _cli_query as query
-
-    actions = experiments.add_subparsers(metavar="ACTION", required=False)
-    listing = actions.add_parser("list", help="every experiment (the default)", parents=[db_option])
-    _add_format(listing, suppress=True)
-    show = actions.add_parser("show", help="one experiment and its runs", parents=[db_option])
-    show.add_argument("id", metavar="ID")
-    show.set_defaults(handler=query.experiments_show)
-    _add_format(show, suppress=True)
-    delete = actions.add_parser(
-        "delete", help="an experiment and all its runs, for good", parents=[db_option]
-    )
-    delete.add_argument("id", metavar="ID")
-    delete.set_defaults(handler=query.experiments_delete)
-    _add_yes(delete)
-
-
 def _add_journal_commands(commands: _Commands) -> None:
-    from runjournal import _cli_journal as journal
+    from runjournal.cli import journal
 
     export = commands.add(
         "export", journal.export, "Write the journal (or part of it) to an event-log file."
@@ -270,7 +202,7 @@ def _add_yes(parser: argparse.ArgumentParser) -> None:
 
 
 def _filter_argument(text: str) -> Any:
-    from runjournal._cli_filters import parse_filter
+    from runjournal.cli.filters import parse_filter
 
     try:
         return parse_filter(text)
@@ -286,7 +218,3 @@ def _position(text: str) -> int:
     if position < 0:
         raise argparse.ArgumentTypeError(f"a journal position is an integer >= 0, not {text!r}")
     return position
-
-
-if __name__ == "__main__":
-    main()

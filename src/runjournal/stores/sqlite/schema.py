@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 from runjournal.errors import NotARunJournalDatabase
@@ -11,10 +12,15 @@ __all__ = [
     "PROJECTIONS",
     "PROJECTION_TABLES",
     "SCHEMA_VERSION",
+    "SQLITE_MAGIC",
     "ensure_schema",
+    "is_sqlite_file",
     "refuse_foreign",
     "statements",
 ]
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
 
 APPLICATION_ID = 0x524A524E  # "RJRN" in the SQLite header, so tools can tell the file apart
 SCHEMA_VERSION = 1
@@ -92,6 +98,15 @@ PROJECTION_TABLES = (
     "span_ids",
     "tombstones",
 )
+
+
+def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is a file that starts with the SQLite header (any SQLite database).
+
+    Blocking: it reads the first 16 bytes. ``OSError`` if the file cannot be read.
+    """
+    with open(path, "rb") as file:
+        return file.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
 
 
 def statements(script: str) -> list[str]:

@@ -1,0 +1,155 @@
+"""``SqliteBackend``: the SQLite store, composed of the connections, the writes and the queries.
+
+An append-only journal plus projection tables in one file. Writes come from the
+writer thread through the write connection: a whole batch is one
+``BEGIN IMMEDIATE ... COMMIT`` (``writes``). Reads run on worker threads through
+the read connection (``queries``). The database runs in WAL mode, so readers and
+the writers of other processes do not block each other; a busy timeout absorbs
+the short waits that remain.
+
+Metric points are stored once: a ``metrics.logged`` journal entry carries a batch
+of points, and the ``metrics`` projection indexes those entries by (run, key).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+
+import anyio
+import anyio.to_thread
+
+from runjournal import _forks
+from runjournal.events import BlobStored, EventCodec
+from runjournal.projection import RunRow
+from runjournal.stores.base import AppendResult, NewEntry, Store
+from runjournal.stores.sqlite import writes
+from runjournal.stores.sqlite.connection import Connections, Durability, Settings, check_pragma
+from runjournal.stores.sqlite.overlay import Overlay
+from runjournal.stores.sqlite.queries import SqliteQueries
+
+__all__ = ["SqliteBackend"]
+
+
+class SqliteBackend(SqliteQueries):
+    """A runjournal database in one SQLite file (or ``":memory:"``).
+
+    ``durability="normal"`` (WAL with ``synchronous=NORMAL``) survives any crash of
+    the process; ``"full"`` also survives power loss, at the price of an fsync per
+    commit. ``pragmas`` are extra ``PRAGMA`` settings applied to every connection.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "normal",
+        busy_timeout: float = 30.0,
+        pragmas: Mapping[str, int | str] | None = None,
+    ) -> None:
+        if durability not in ("normal", "full"):
+            raise ValueError(f"durability must be 'normal' or 'full', got {durability!r}")
+        if busy_timeout < 0:
+            raise ValueError("busy_timeout must be >= 0")
+        self._settings = Settings(os.fspath(path), durability, busy_timeout, dict(pragmas or {}))
+        super().__init__(Connections(self._settings), EventCodec())
+        self._wait_limit: float | None = None
+        _forks.register(self, _forks.Stage.QUIESCE)  # before this store ever touches SQLite
+
+    def __repr__(self) -> str:
+        return f"SqliteBackend({self.path!r}, durability={self.durability!r})"
+
+    @property
+    def path(self) -> str:
+        """The database file, or ``":memory:"``."""
+        return self._settings.path
+
+    @property
+    def durability(self) -> Durability:
+        """``"normal"`` or ``"full"`` (see the class)."""
+        return self._settings.durability
+
+    @property
+    def busy_timeout(self) -> float:
+        """How long to wait for another process's write lock, in seconds."""
+        return self._settings.busy_timeout
+
+    @property
+    def spec(self) -> str:
+        return self._settings.path
+
+    def reopener(self) -> Callable[[], Store]:
+        """A picklable callable that opens this database again, with the same settings."""
+        settings = self._settings
+        if settings.memory:
+            raise TypeError(f"{self!r} lives in this process only; it cannot be sent elsewhere")
+        return functools.partial(
+            SqliteBackend,
+            settings.path,
+            durability=settings.durability,
+            busy_timeout=settings.busy_timeout,
+            pragmas=dict(settings.pragmas),
+        )
+
+    # -- opening and closing -----------------------------------------------------------------
+    async def open(self) -> None:
+        await anyio.to_thread.run_sync(self._connections.open_blocking)
+
+    async def close(self) -> None:
+        with anyio.CancelScope(shield=True):  # a cancelled caller still lets go of the file
+            await anyio.to_thread.run_sync(self.close_blocking)
+
+    def close_blocking(self) -> None:
+        self._connections.close_reader()
+        self._close_writer()
+
+    def _close_writer(self) -> None:
+        self._wait_limit = None  # a drain's deadline ends with it; a reopened store waits anew
+        self._connections.close_writer()
+
+    def apply_pragmas(self, pragmas: Mapping[str, int | str]) -> None:
+        """Set ``PRAGMA`` values now on the open write connection and on every future one."""
+        with self._connections.writing() as conn:
+            self._settings.pragmas.update(pragmas)
+            for name, value in pragmas.items():
+                conn.execute(f"PRAGMA {check_pragma(name, value)}")
+
+    def limit_waits(self, deadline: float | None) -> None:
+        self._wait_limit = deadline
+
+    # -- fork hooks (see forks) ----------------------------------------------------------------
+    def before_fork(self) -> None:
+        """Hold this store's threads out of SQLite until the fork is done."""
+        self._connections.before_fork()
+
+    def after_fork_in_parent(self) -> None:
+        self._connections.after_fork_in_parent()
+
+    def after_fork_in_child(self) -> None:
+        """Drop the parent's connections and locks in a forked child, before any thread runs."""
+        self._connections.after_fork_in_child()
+
+    # -- writing -----------------------------------------------------------------------------
+    def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
+        with self._connections.writing() as conn, self._transaction(conn):
+            return writes.append(conn, self._codec, entries, blobs)
+
+    def lookup_run(self, run_id: str) -> RunRow | None:
+        with self._connections.writing() as conn:
+            return Overlay(conn).run(run_id)
+
+    def rebuild_blocking(self) -> None:
+        with self._connections.writing() as conn, self._transaction(conn):
+            writes.refold(conn, self._codec, self.path)
+
+    async def rebuild(self) -> None:
+        await anyio.to_thread.run_sync(self.rebuild_blocking)
+
+    def _transaction(self, conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
+        return writes.transaction(conn, self.busy_timeout, self._current_wait_limit)
+
+    def _current_wait_limit(self) -> float | None:
+        return self._wait_limit

@@ -1,0 +1,258 @@
+"""The read side: every query of the store, as SQL over the projection tables and the journal.
+
+Each query runs on an anyio worker thread through the read connection
+(``Connections.read``), so it never blocks the caller's event loop. Decoding
+long answers (a metric series, matching params) happens on that same thread,
+after the read lock is released.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
+from runjournal.events import EventCodec, MetricLogged, MetricsLogged
+from runjournal.filtering import validate_filters
+from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run
+from runjournal.stores.base import JournalEntry, RawEntry
+from runjournal.stores.sqlite.connection import Connections
+from runjournal.stores.sqlite.filters import equal_encodings, select_matching
+from runjournal.stores.sqlite.overlay import (
+    EXPERIMENT_COLUMNS,
+    RUN_COLUMNS,
+    decode_params,
+    experiment_row,
+    run_row,
+)
+
+__all__ = ["SqliteQueries"]
+
+_step = operator.attrgetter("step")
+
+
+class SqliteQueries:
+    """The query methods of the SQLite store (``Queries``, plus reading the journal)."""
+
+    def __init__(self, connections: Connections, codec: EventCodec) -> None:
+        self._connections = connections
+        self._codec = codec
+
+    async def _fetchone(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        rows = await self._connections.read(sql, args)
+        return rows[0] if rows else None
+
+    async def _require_run(self, run_id: str) -> None:
+        if await self._fetchone("SELECT 1 FROM runs WHERE id = ?", (run_id,)) is None:
+            raise RunNotFound(run_id)
+
+    async def _require_experiment(self, experiment_id: str) -> None:
+        found = await self._fetchone("SELECT 1 FROM experiments WHERE id = ?", (experiment_id,))
+        if found is None:
+            raise ExperimentNotFound(experiment_id)
+
+    async def get_experiment(self, experiment_id: str) -> Experiment:
+        row = await self._fetchone(
+            f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (experiment_id,)
+        )
+        if row is None:
+            raise ExperimentNotFound(experiment_id)
+        return experiment_row(row).to_public()
+
+    async def list_experiments(self) -> list[Experiment]:
+        rows = await self._connections.read(
+            f"SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at, id"
+        )
+        return [experiment_row(r).to_public() for r in rows]
+
+    async def get_run(self, run_id: str) -> Run:
+        row = await self._fetchone(
+            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE id = ?", (run_id,)
+        )
+        if row is None:
+            raise RunNotFound(run_id)
+        return _public_run(row)
+
+    async def list_runs(self, experiment_id: str) -> list[Run]:
+        await self._require_experiment(experiment_id)
+        rows = await self._connections.read(
+            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE experiment_id = ? "
+            "ORDER BY created_at, id",
+            (experiment_id,),
+        )
+        return [_public_run(r) for r in rows]
+
+    async def get_params(self, run_id: str) -> dict[str, Any]:
+        row = await self._fetchone("SELECT params FROM runs WHERE id = ?", (run_id,))
+        if row is None:
+            raise RunNotFound(run_id)
+        return decode_params(row[0])
+
+    async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
+        await self._require_run(run_id)
+        return await self._connections.read_then(
+            "SELECT j.version, j.body FROM metrics m JOIN journal j ON j.position = m.position "
+            "WHERE m.run_id = ? AND m.key = ? ORDER BY m.position",
+            (run_id, key),
+            self._decode_points,
+        )
+
+    def _decode_points(self, rows: list[tuple[int, bytes]]) -> list[MetricPoint]:
+        points: list[MetricPoint] = []
+        for version, body in rows:
+            event = self._codec.decode(body, version)
+            if isinstance(event, MetricsLogged):
+                points.extend(event.points)
+            elif isinstance(event, MetricLogged):
+                points.append(MetricPoint(event.step, event.value, event.timestamp))
+        steps = list(map(_step, points))
+        # Most series are logged in step order: checking is three times cheaper than sorting.
+        if not all(map(operator.le, steps, itertools.islice(steps, 1, None))):
+            points.sort(key=_step)
+        return points
+
+    async def list_metric_keys(self, run_id: str) -> list[str]:
+        await self._require_run(run_id)
+        rows = await self._connections.read(
+            "SELECT DISTINCT key FROM metrics WHERE run_id = ? ORDER BY key", (run_id,)
+        )
+        return [r[0] for r in rows]
+
+    async def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
+        await self._require_run(run_id)
+        rows = await self._connections.read(
+            "SELECT run_id, name, sha256, size_bytes, created_at FROM artifacts "
+            "WHERE run_id = ? ORDER BY position",
+            (run_id,),
+        )
+        return [ArtifactRef(*r) for r in rows]
+
+    async def get_artifact_data(self, sha256: str) -> bytes:
+        row = await self._fetchone("SELECT data FROM blobs WHERE sha256 = ?", (sha256,))
+        if row is None:
+            raise ArtifactNotFound(sha256)
+        return bytes(row[0])
+
+    async def get_span_id(self, run_id: str) -> str | None:
+        await self._require_run(run_id)
+        row = await self._fetchone("SELECT span_id FROM span_ids WHERE run_id = ?", (run_id,))
+        return None if row is None else str(row[0])
+
+    async def filter_runs(
+        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+    ) -> list[Run]:
+        checked = validate_filters(filters)
+        if experiment_id is not None:
+            await self._require_experiment(experiment_id)
+        scope, args = (
+            ("r.experiment_id = ?", [experiment_id]) if experiment_id is not None else ("1", [])
+        )
+        read = self._connections.read
+        if not checked:
+            rows = await read(
+                f"SELECT {RUN_COLUMNS}, params FROM runs r WHERE {scope} ORDER BY created_at, id",
+                args,
+            )
+            return [_public_run(r) for r in rows]
+        # SQL answers the EQ filters on scalars by comparing stored bytes; what it narrows
+        # them to is all that Python then decodes for the other filters.
+        in_sql: list[tuple[ParamFilter, list[bytes]]] = []
+        in_python: list[ParamFilter] = []
+        for flt in checked:
+            codes = equal_encodings(flt)
+            if codes is None:
+                in_python.append(flt)
+            else:
+                in_sql.append((flt, codes))
+        candidates: set[str] | None = None
+        if in_sql:
+            parts: list[str] = []
+            codes_args: list[Any] = []
+            for flt, codes in in_sql:  # no codes (NaN): IN () matches nothing
+                parts.append(
+                    "SELECT run_id FROM params WHERE key = ? AND value IN "
+                    f"({','.join('?' * len(codes))})"
+                )
+                codes_args += [flt.key, *codes]
+            rows = await read(" INTERSECT ".join(parts), codes_args)
+            candidates = {r[0] for r in rows}
+        if in_python and candidates != set():
+            keys = sorted({f.key for f in in_python})
+            marks = ",".join("?" * len(keys))
+            if candidates is None:
+                if experiment_id is not None:
+                    ids = await read(
+                        "SELECT id FROM runs WHERE experiment_id = ?", (experiment_id,)
+                    )
+                    candidates = {r[0] for r in ids}
+                sql = f"SELECT key, run_id, value FROM params WHERE key IN ({marks})"
+                sql_args: list[Any] = keys
+            else:
+                sql = (
+                    f"SELECT key, run_id, value FROM params WHERE key IN ({marks}) "
+                    "AND run_id IN (SELECT value FROM json_each(?))"
+                )
+                sql_args = [*keys, _json_list(candidates)]
+            scope_ids = candidates
+
+            def matching(values: list[tuple[str, str, bytes]]) -> set[str]:
+                return select_matching(in_python, values, scope_ids)
+
+            candidates = await self._connections.read_then(sql, sql_args, matching)
+        if not candidates:
+            return []
+        found = await read(
+            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE id IN (SELECT value FROM json_each(?))",
+            [_json_list(candidates)],
+        )
+        if experiment_id is not None:
+            # Here, not in SQL: given the experiment, SQLite would scan all of its runs
+            # through runs_by_experiment instead of looking up the few candidates.
+            found = [r for r in found if r[1] == experiment_id]
+        found.sort(key=lambda r: (r[4], r[0]))
+        return [_public_run(r) for r in found]
+
+    async def read_journal(self, after: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        """Committed entries with ``position > after``, in order."""
+        rows = await self._read_journal(after, limit)
+        decode = self._codec.decode
+        return [JournalEntry(p, s, q, t, decode(b, v)) for p, s, q, t, v, b in rows]
+
+    async def read_journal_raw(self, after: int = 0, limit: int | None = None) -> list[RawEntry]:
+        """Committed entries with ``position > after``, in order, with their stored bodies."""
+        rows = await self._read_journal(after, limit)
+        return [RawEntry(p, s, q, t, v, b) for p, s, q, t, v, b in rows]
+
+    async def _read_journal(self, after: int, limit: int | None) -> list[Any]:
+        return await self._connections.read(
+            "SELECT position, source, seq, recorded_at, version, body FROM journal "
+            "WHERE position > ? ORDER BY position LIMIT ?",
+            (after, -1 if limit is None else limit),
+        )
+
+    async def head(self) -> int:
+        """The position of the newest entry (0 for an empty journal)."""
+        row = await self._fetchone("SELECT coalesce(max(position), 0) FROM journal")
+        return int(row[0])
+
+    async def blobs(self, sha256s: Sequence[str]) -> dict[str, bytes]:
+        """The stored content of the given digests (missing ones are left out)."""
+        out: dict[str, bytes] = {}
+        for sha in sha256s:
+            row = await self._fetchone("SELECT data FROM blobs WHERE sha256 = ?", (sha,))
+            if row is not None:
+                out[sha] = bytes(row[0])
+        return out
+
+
+def _public_run(row: Sequence[Any]) -> Run:
+    """A ``runs`` row selected as ``RUN_COLUMNS, params``."""
+    return run_row(row).to_public(decode_params(row[8]))
+
+
+def _json_list(items: set[str]) -> str:
+    """``items`` as one JSON array: a parameter for ``IN (SELECT value FROM json_each(?))``."""
+    return json.dumps(sorted(items))
