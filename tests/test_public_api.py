@@ -7,6 +7,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 from types import ModuleType
+from typing import ParamSpec, TypeVar
 
 import pytest
 
@@ -25,7 +26,7 @@ MODULES = [
 # Public names that are missing from their module's __all__ today, in files owned elsewhere
 # while issue 8 is under way. Strict: the test fails once one is fixed, so the entry goes too.
 UNLISTED = {
-    "runjournal.cli": "Handler (a type alias: make it private)",
+    "runjournal.cli.runs": "TABLE_ROW_LIMIT (make it private, or list it)",
     "runjournal.events": "Upcaster (the type of UPCASTERS' values: list it)",
 }
 
@@ -70,14 +71,18 @@ def test_all_names_exist(name: str) -> None:
     ],
 )
 def test_every_public_definition_is_in_all(name: str) -> None:
-    """A public name defined in a module (not imported into it) is exported, or made private."""
+    """A public name defined in a module (not imported into it) is exported, or made private.
+
+    Type variables are typing machinery, not API: they may keep their short names.
+    """
     module = importlib.import_module(name)
     assert module.__file__ is not None
     defined = _defined_names(ast.parse(Path(module.__file__).read_text()).body)
     public = {
         n
         for n in defined
-        if not n.startswith("_") and not isinstance(getattr(module, n, None), ModuleType)
+        if not n.startswith("_")
+        and not isinstance(getattr(module, n, None), ModuleType | TypeVar | ParamSpec)
     }
     assert sorted(public - set(_declared(module))) == []
 

@@ -349,7 +349,7 @@ class Writer:
     def drain_at_exit(self) -> None:
         self.close()
         # Also stop the store's threads: a reader thread left running would block exit.
-        self.store.release()
+        self.store.close_blocking()
         with self._stats_lock:
             rejections, self._rejections = self._rejections, []
         if rejections:
