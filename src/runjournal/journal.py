@@ -47,6 +47,7 @@ from runjournal.errors import (
     RunNotFound,
     StoreError,
 )
+from runjournal.eventlog import LogWriter, read_log
 from runjournal.events import (
     EVENT_VERSION,
     ArtifactLogged,
@@ -56,7 +57,6 @@ from runjournal.events import (
     MetricsLogged,
     describe,
 )
-from runjournal.logfile import LogWriter, read_log
 from runjournal.model import (
     FilterOp,
     MetricPoint,
