@@ -40,6 +40,7 @@ __all__ = [
     "RunStarted",
     "SpanIdSet",
     "TagSet",
+    "Upcaster",
     "describe",
 ]
 
