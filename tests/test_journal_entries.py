@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ async def test_entries_give_positions_times_and_events(tmp_path: Path) -> None:
     assert isinstance(found[1].event, RunCreated)
     assert isinstance(found[2].event, MetricsLogged)
     assert found[2].event.run_id == run_id
-    assert all(a.recorded_at <= b.recorded_at for a, b in zip(found, found[1:], strict=False))
+    assert all(a.recorded_at <= b.recorded_at for a, b in itertools.pairwise(found))
     assert await journal.head(db) == 3
 
 

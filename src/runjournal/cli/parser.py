@@ -51,7 +51,7 @@ def with_default_action(argv: Sequence[str]) -> list[str]:
     So ``runs end RUN`` and ``runs EXPERIMENT`` share a command; an experiment
     named ``end`` is still reached as ``runs list end``.
     """
-    args = list(argv)
+    args = _glued_sort(argv)
     i = 0
     while i < len(args) and args[i].startswith("-"):
         i += 2 if args[i] == "--db" else 1  # the only global option with a value
@@ -60,6 +60,19 @@ def with_default_action(argv: Sequence[str]) -> list[str]:
         following = args[i + 1] if i + 1 < len(args) else None
         if following not in (*actions, "-h", "--help"):
             args.insert(i + 1, actions[0])
+    return args
+
+
+def _glued_sort(argv: Sequence[str]) -> list[str]:
+    """``--sort -lr`` as ``--sort=-lr``: argparse would take ``-lr`` for an option."""
+    args: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--sort":
+            value = next(tokens, None)
+            args.append(token if value is None else f"--sort={value}")
+        else:
+            args.append(token)
     return args
 
 
