@@ -23,12 +23,6 @@ MODULES = [
     ),
 ]
 
-# Public names that are missing from their module's __all__ today, in files owned elsewhere
-# while issue 8 is under way. Strict: the test fails once one is fixed, so the entry goes too.
-UNLISTED = {
-    "runjournal.cli.runs": "TABLE_ROW_LIMIT (make it private, or list it)",
-}
-
 
 def _declared(module: ModuleType) -> list[str]:
     exported = getattr(module, "__all__", None)
@@ -60,15 +54,7 @@ def test_all_names_exist(name: str) -> None:
     assert len(set(exported)) == len(exported)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=UNLISTED[n], strict=True))
-        if n in UNLISTED
-        else n
-        for n in MODULES
-    ],
-)
+@pytest.mark.parametrize("name", MODULES)
 def test_every_public_definition_is_in_all(name: str) -> None:
     """A public name defined in a module (not imported into it) is exported, or made private.
 

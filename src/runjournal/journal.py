@@ -64,7 +64,7 @@ from runjournal.model import (
     same_value,
 )
 from runjournal.projection import Rejected, State
-from runjournal.stores.base import NewEntry, RawEntry, Store
+from runjournal.stores.base import JournalEntry, NewEntry, RawEntry, Store
 from runjournal.stores.memory import StateReader
 from runjournal.stores.sqlite import SqliteBackend, is_sqlite_file
 
@@ -81,8 +81,10 @@ __all__ = [
     "StateView",
     "StoreOrPath",
     "VerifyReport",
+    "entries",
     "export_events",
     "follow",
+    "head",
     "import_events",
     "rebuild",
     "state_at",
@@ -949,6 +951,55 @@ async def state_at(
     return StateView(
         state, position=last, time=cutoff.time, artifacts=artifacts, blob_source=blob_source
     )
+
+
+# -- reading the journal -------------------------------------------------------------------------
+async def head(store_or_path: StoreOrPath) -> int:
+    """The position of the newest journal entry (0 for an empty journal).
+
+    Raises:
+        FileNotFoundError: ``store_or_path`` is a path where no database exists.
+    """
+    async with _using(store_or_path) as store:
+        return await store.head()
+
+
+def entries(
+    store_or_path: StoreOrPath, *, after: int = 0, limit: int | None = None
+) -> AsyncGenerator[JournalEntry, None]:
+    """Yield the committed journal entries after position ``after``, in order, at most ``limit``.
+
+    Each :class:`~runjournal.stores.base.JournalEntry` carries its ``position``
+    (what ``Cutoff(position=...)`` and ``state_at(position=...)`` take), its
+    ``recorded_at`` time, its source and the decoded event. The journal is read
+    page by page, so a long one never sits in memory. Close the generator
+    (``contextlib.aclosing``) when stopping early, to release a database opened
+    from a path at once.
+
+    Raises:
+        ValueError: ``after`` or ``limit`` is negative.
+        FileNotFoundError: ``store_or_path`` is a path where no database exists.
+    """
+    cursor = _check_position(after, "after")
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
+    return _entries(store_or_path, cursor, limit)
+
+
+async def _entries(
+    store_or_path: StoreOrPath, cursor: int, limit: int | None
+) -> AsyncGenerator[JournalEntry, None]:
+    left = limit
+    async with _using(store_or_path) as store:
+        while left is None or left > 0:
+            page = await store.read_journal(cursor, _PAGE if left is None else min(_PAGE, left))
+            if not page:
+                return
+            for entry in page:
+                yield entry
+            cursor = page[-1].position
+            if left is not None:
+                left -= len(page)
 
 
 # -- follow --------------------------------------------------------------------------------------

@@ -6,9 +6,13 @@
 
 - :mod:`~runjournal.cli.parser`: the command line (argparse), which command runs what;
 - :mod:`~runjournal.cli.experiments`: ``experiments`` list, show and delete;
-- :mod:`~runjournal.cli.runs`: ``runs``, ``show``, ``metrics``, ``compare`` and ``delete``;
+- :mod:`~runjournal.cli.listing`: ``runs`` (one row per run, filters, sorting, columns);
+- :mod:`~runjournal.cli.runs`: ``show``, ``metrics``, ``compare``, ``delete`` and ``runs end``;
+- :mod:`~runjournal.cli.artifacts`: ``artifacts`` list and get;
 - :mod:`~runjournal.cli.journal`: ``export``, ``import``, ``rebuild``, ``verify`` and
   ``replay``, over :mod:`runjournal.journal`;
+- :mod:`~runjournal.cli.log`: ``log`` and ``follow``, the journal's entries line by line;
+- :mod:`~runjournal.cli.resolve`: experiment names and run-id prefixes;
 - :mod:`~runjournal.cli.database`: opening the ``--db`` database;
 - :mod:`~runjournal.cli.filters`: parsing ``--filter`` expressions;
 - :mod:`~runjournal.cli.output`: tables, JSON, CSV, progress bars and questions.
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from runjournal.cli.errors import describe_error, print_error
-from runjournal.cli.parser import Handler, build_parser
+from runjournal.cli.parser import Handler, build_parser, with_default_action
 from runjournal.errors import RunJournalError
 
 __all__ = ["build_parser", "main", "run"]
@@ -47,15 +51,22 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not _rich_installed():
         print_error(_MISSING_RICH)
         return 2
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(with_default_action(arguments))
+    handler: Handler | None = args.handler
+    if handler is None:  # a bare `runjournal`: the help, as asked for, and success
+        parser.print_help()
+        return 0
     from runjournal.cli.output import Output
 
-    handler: Handler = args.handler
     try:
         return asyncio.run(handler(args, Output()))
     except KeyboardInterrupt:
-        print_error("interrupted")
-        return 130
+        code: int = getattr(args, "interrupt_code", 130)
+        if code:
+            print_error("interrupted")
+        return code
     except BrokenPipeError:
         # The reader of our output went away (`| head`): stop quietly, as other tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -12,6 +12,7 @@ The exit codes are:
 
 from __future__ import annotations
 
+import re
 import sys
 
 __all__ = ["PROG", "describe_error", "print_error"]
@@ -28,7 +29,11 @@ def describe_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def print_error(message: str) -> None:
-    """Write ``message`` to stderr as one ``runjournal: error:`` line."""
+    """Write ``message`` to stderr as one ``runjournal: error:`` line, control characters escaped."""
     one_line = " ".join(message.splitlines())
-    print(f"{PROG}: error: {one_line}", file=sys.stderr)
+    safe = _CONTROL.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), one_line)
+    print(f"{PROG}: error: {safe}", file=sys.stderr)

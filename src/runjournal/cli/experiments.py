@@ -21,6 +21,7 @@ from runjournal.cli.output import (
     key_value_table,
     table,
 )
+from runjournal.cli.resolve import resolve_experiment
 from runjournal.cli.runs import runs_table
 from runjournal.model import Experiment, Run
 
@@ -80,7 +81,7 @@ async def experiments_list(args: argparse.Namespace, out: Output) -> int:
 async def experiments_show(args: argparse.Namespace, out: Output) -> int:
     """``runjournal experiments show ID``."""
     async with open_tracker(args.db) as tracker:
-        experiment = await tracker.get_experiment(args.id)
+        experiment = await resolve_experiment(tracker, args.id)
         details = ExperimentDetails(experiment, await tracker.list_runs(experiment.id))
     if args.format == "json":
         out.json(details)
@@ -101,7 +102,7 @@ async def experiments_show(args: argparse.Namespace, out: Output) -> int:
 async def experiments_delete(args: argparse.Namespace, out: Output) -> int:
     """``runjournal experiments delete ID``: the experiment and all its runs."""
     async with open_tracker(args.db) as tracker:
-        experiment = await tracker.get_experiment(args.id)
+        experiment = await resolve_experiment(tracker, args.id)
         count = len(await tracker.list_runs(experiment.id))
         what = f"experiment {experiment.id} ({experiment.name}) and its {count} run(s)"
         if not confirmed(out, what, yes=args.yes):

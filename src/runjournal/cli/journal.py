@@ -16,8 +16,14 @@ import msgspec
 from rich.text import Text
 
 from runjournal import journal
-from runjournal.cli.database import refuse_database, require_absent, require_database
+from runjournal.cli.database import (
+    open_tracker,
+    refuse_database,
+    require_absent,
+    require_database,
+)
 from runjournal.cli.output import Output, format_value, key_value_table, table
+from runjournal.cli.resolve import resolve_experiment, resolve_run
 
 __all__ = ["Rebuilt", "export", "import_", "parse_until", "rebuild", "replay", "verify"]
 
@@ -43,9 +49,18 @@ async def export(args: argparse.Namespace, out: Output) -> int:
     """``runjournal export DEST [--experiment ID] [--run ID] [--after POSITION]``."""
     require_database(args.db)
     refuse_database(args.dest, "export writes event-log files and will not replace it")
+    if not args.force:
+        require_absent(args.dest, "give --force to replace it")
+    experiment_id, run_id = args.experiment, args.run
+    if experiment_id is not None or run_id is not None:
+        async with open_tracker(args.db) as tracker:
+            if experiment_id is not None:
+                experiment_id = (await resolve_experiment(tracker, experiment_id)).id
+            if run_id is not None:
+                run_id = (await resolve_run(tracker, run_id)).id
     with out.progress(f"exporting {args.db} to {args.dest}"):
         result = await journal.export_events(
-            args.db, args.dest, experiment_id=args.experiment, run_id=args.run, after=args.after
+            args.db, args.dest, experiment_id=experiment_id, run_id=run_id, after=args.after
         )
     if args.format == "json":
         out.json(result)

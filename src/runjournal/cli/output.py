@@ -1,8 +1,13 @@
 """How the command line talks: rich tables for people, JSON and CSV for programs, questions.
 
 Every string that comes from the user's data goes into a :class:`rich.text.Text`,
-which rich never parses as markup, so a parameter named ``[red]x`` prints as is.
-Data goes to stdout; progress bars, notes and questions go to stderr, so piping
+which rich never parses as markup, so a parameter named ``[red]x`` prints as is,
+and its control characters (newlines, ANSI escapes, bidi overrides) are shown
+escaped (``\\n``, ``\\x1b``) by :func:`escape`, so data never drives the terminal.
+A table cell longer than :data:`CELL_LIMIT` characters is cut (:func:`cell`);
+JSON and CSV always carry values whole. JSON writes NaN and infinities as the
+strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (as MLflow does), never
+``null``, which means None. Data goes to stdout; progress bars, notes and questions go to stderr, so piping
 the output of a command never mixes the two.
 """
 
@@ -12,6 +17,7 @@ import contextlib
 import csv
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -25,14 +31,20 @@ from rich.table import Table
 from rich.text import Text
 
 __all__ = [
+    "CELL_LIMIT",
     "Output",
     "cell",
     "confirmed",
+    "escape",
     "format_duration",
     "format_mapping",
+    "format_number",
     "format_time",
     "format_value",
+    "json_safe",
     "key_value_table",
+    "lines",
+    "natural_key",
     "sorted_items",
     "table",
 ]
@@ -41,6 +53,56 @@ _PIPE_WIDTH = 240
 """Width of tables written to a pipe or file: wide enough that ids never wrap."""
 
 _MISSING = "-"
+
+CELL_LIMIT = 200
+"""Characters of a value shown in a table cell; longer ones are cut, with their full length."""
+
+# C0 and C1 controls, DEL, and the Unicode marks that reorder or hide text (bidi, zero-width).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def escape(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``)."""
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), text)
+
+
+def _shorten(text: str, limit: int = CELL_LIMIT) -> str:
+    """Cut ``text`` to ``limit`` characters (escaped), saying how long it really is."""
+    if len(text) <= limit:
+        return escape(text)
+    return f"{escape(text[:limit])}… ({len(text):,} chars)"
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that orders the numbers inside names by value: ``p2`` before ``p10``."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part.casefold())
+        for part in _DIGITS.split(text)
+        if part
+    )
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as builtins, with NaN and infinities as ``"NaN"``, ``"Infinity"``, ``"-Infinity"``."""
+    return _finite(msgspec.to_builtins(value))
+
+
+def _finite(value: Any) -> Any:
+    kind = type(value)
+    if kind is float:
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if kind is list:
+        return [_finite(v) for v in value]
+    if kind is dict:
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def _console(*, stderr: bool) -> Console:
@@ -65,14 +127,26 @@ class Output:
         self.data.print(*renderables)
 
     def note(self, message: str) -> None:
-        """A line for the person at the terminal, on stderr."""
-        self.notes.print(Text(message))
+        """A line for the person at the terminal, on stderr (control characters escaped)."""
+        self.notes.print(Text(escape(message)))
 
     def json(self, value: Any) -> None:
-        """Write ``value`` as one line of JSON to stdout (structs keep their field order)."""
+        """Write ``value`` as one line of JSON to stdout (structs keep their field order).
+
+        NaN and infinities become ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
+        """
+        self.raw(msgspec.json.encode(json_safe(value)) + b"\n")
+
+    def raw(self, data: bytes) -> None:
+        """Write bytes to stdout as they are."""
         sys.stdout.flush()
-        sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
+        sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
+
+    def line(self, text: str) -> None:
+        """Write one line of text to stdout at once (for streams: ``log``, ``follow``)."""
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
     def csv(self, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
         """Write CSV with a header row to stdout."""
@@ -113,15 +187,33 @@ def confirmed(out: Output, what: str, *, yes: bool) -> bool:
 
 
 def cell(value: object) -> Text:
-    """A table cell that shows ``value`` literally (no markup, no emoji codes)."""
-    return value if isinstance(value, Text) else Text(str(value))
+    """A table cell that shows ``value`` literally (no markup, no emoji codes, no controls).
+
+    A value longer than :data:`CELL_LIMIT` is cut with an ellipsis and its full
+    length. A :class:`~rich.text.Text` is taken as already made safe.
+    """
+    return value if isinstance(value, Text) else Text(_shorten(str(value)))
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
-    """A rich table whose cells are literal texts."""
-    result = Table(title=None if title is None else Text(title), title_justify="left")
+def lines(*parts: str) -> Text:
+    """A cell of several lines, each escaped and cut on its own."""
+    return Text("\n".join(_shorten(part) for part in parts))
+
+
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    ids: Sequence[str] = ("id",),
+) -> Table:
+    """A rich table whose cells are literal texts; columns named in ``ids`` never wrap."""
+    result = Table(title=None if title is None else Text(escape(title)), title_justify="left")
     for name in columns:
-        result.add_column(Text(name), overflow="fold")
+        if name in ids:
+            result.add_column(Text(name), no_wrap=True, min_width=26)
+        else:
+            result.add_column(cell(name), overflow="fold")
     for row in rows:
         result.add_row(*(cell(v) for v in row))
     return result
@@ -141,7 +233,14 @@ def format_value(value: Any) -> str:
         return value
     if type(value) is float:
         return repr(value)
-    return msgspec.json.encode(value).decode()
+    return msgspec.json.encode(json_safe(value)).decode()
+
+
+def format_number(value: Any, precision: int | None) -> str:
+    """:func:`format_value`, with floats cut to ``precision`` significant digits."""
+    if precision is not None and type(value) is float and math.isfinite(value):
+        return f"{value:.{precision}g}"
+    return format_value(value)
 
 
 def format_time(timestamp: float | None) -> str:
@@ -165,10 +264,10 @@ def format_duration(start: float | None, end: float | None) -> str:
 
 
 def sorted_items(mapping: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(key, formatted value)`` pairs, sorted by key."""
-    return [(key, format_value(mapping[key])) for key in sorted(mapping)]
+    """``(key, formatted value)`` pairs, in natural order of keys (``p2`` before ``p10``)."""
+    return [(key, format_value(mapping[key])) for key in sorted(mapping, key=natural_key)]
 
 
-def format_mapping(mapping: dict[str, Any]) -> str:
+def format_mapping(mapping: dict[str, Any]) -> Text:
     """``key=value`` lines, sorted by key, for a cell that holds a whole mapping."""
-    return "\n".join(f"{key}={value}" for key, value in sorted_items(mapping))
+    return lines(*(f"{key}={value}" for key, value in sorted_items(mapping)))

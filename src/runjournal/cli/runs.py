@@ -1,4 +1,7 @@
-"""The commands about runs: ``runs`` (list, filtered), ``show``, ``metrics``, ``compare``, ``delete``.
+"""The commands about runs: ``show``, ``metrics``, ``compare``, ``delete`` and ``runs end``.
+
+(``runs`` itself, the listing, is :mod:`runjournal.cli.listing`.) A run is given
+by its id or a unique prefix of it (:mod:`runjournal.cli.resolve`).
 
 Each command is ``async def command(args, out) -> exit code``; :mod:`runjournal.cli.parser`
 parses the arguments and picks it. Tables go through :mod:`runjournal.cli.output`,
@@ -21,12 +24,18 @@ from runjournal.cli.output import (
     confirmed,
     format_duration,
     format_mapping,
+    format_number,
     format_time,
-    format_value,
     key_value_table,
+    lines,
+    natural_key,
     sorted_items,
     table,
 )
+from runjournal.cli.output import (
+    cell as cell_of,
+)
+from runjournal.cli.resolve import resolve_run
 from runjournal.filtering import strict_equal
 from runjournal.model import ArtifactRef, MetricPoint, Run, RunStatus
 from runjournal.tracker import Tracker
@@ -39,14 +48,14 @@ __all__ = [
     "RunDetails",
     "compare",
     "delete_run",
+    "end_run",
     "metrics",
-    "runs",
     "runs_table",
     "show",
 ]
 
-TABLE_ROW_LIMIT: Final = 200
-"""Points shown by ``metrics --format table``; csv and json always give the whole series."""
+_TABLE_ROW_LIMIT: Final = 200
+"""Rows shown by ``metrics --format table`` (unless ``--all``); csv and json give them all."""
 
 
 # -- the JSON shapes ------------------------------------------------------------------------------
@@ -79,12 +88,14 @@ class ComparedRun(msgspec.Struct, frozen=True):
     status: RunStatus
 
 
-class ComparisonRow(msgspec.Struct, frozen=True):
+class ComparisonRow(msgspec.Struct, frozen=True, omit_defaults=True):
     """A row of ``compare``: one value per run (null where the run has none)."""
 
     key: str
     values: list[Any]
     differs: bool
+    steps: list[int | None] | None = None
+    """For a final metric: the step of each run's last point (null where it has none)."""
 
 
 class Comparison(msgspec.Struct, frozen=True):
@@ -96,17 +107,6 @@ class Comparison(msgspec.Struct, frozen=True):
 
 
 # -- runs -----------------------------------------------------------------------------------------
-async def runs(args: argparse.Namespace, out: Output) -> int:
-    """``runjournal runs EXPERIMENT_ID [--filter EXPR ...]``."""
-    async with open_tracker(args.db) as tracker:
-        found = await tracker.filter_runs(args.experiment_id, args.filter)
-    if args.format == "json":
-        out.json(found)
-    else:
-        out.print(runs_table(found))
-    return 0
-
-
 def runs_table(found: Sequence[Run]) -> Table:
     """The runs as a table: id, name, status, start, duration and params."""
     rows = [
@@ -126,7 +126,7 @@ def runs_table(found: Sequence[Run]) -> Table:
 async def delete_run(args: argparse.Namespace, out: Output) -> int:
     """``runjournal delete RUN_ID``."""
     async with open_tracker(args.db) as tracker:
-        run = await tracker.get_run(args.run_id)
+        run = await resolve_run(tracker, args.run_id)
         what = f"run {run.id}" + (f" ({run.name})" if run.name else "")
         if not confirmed(out, what, yes=args.yes):
             return 1
@@ -135,11 +135,28 @@ async def delete_run(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+async def end_run(args: argparse.Namespace, out: Output) -> int:
+    """``runjournal runs end RUN_ID [--status FAILED|CANCELLED|SUCCESS]``: close a run that died."""
+    status = RunStatus(args.status)
+    async with open_tracker(args.db) as tracker:
+        run = await resolve_run(tracker, args.run_id)
+        if run.status.is_terminal:
+            raise ValueError(f"run {run.id} has already ended ({run.status.value})")
+        await tracker.complete_run(run.id, status)
+        await tracker.flush()
+        ended = await tracker.get_run(run.id)
+    if args.format == "json":
+        out.json(ended)
+    else:
+        out.note(f"run {run.id} ended: {run.status.value} -> {ended.status.value}")
+    return 0
+
+
 # -- one run --------------------------------------------------------------------------------------
 async def show(args: argparse.Namespace, out: Output) -> int:
     """``runjournal show RUN_ID``."""
     async with open_tracker(args.db) as tracker:
-        details = await _run_details(tracker, args.run_id)
+        details = await _run_details(tracker, (await resolve_run(tracker, args.run_id)).id)
     if args.format == "json":
         out.json(details)
         return 0
@@ -160,7 +177,7 @@ async def show(args: argparse.Namespace, out: Output) -> int:
     out.print(table("Tags", ["key", "value"], sorted_items(run.tags)))
     metric_rows = [
         (m.key, m.count, m.last_step, repr(m.last), repr(m.min), repr(m.max))
-        for m in details.metrics
+        for m in sorted(details.metrics, key=lambda m: natural_key(m.key))
     ]
     out.print(table("Metrics", ["key", "points", "last step", "last", "min", "max"], metric_rows))
     artifact_rows = [
@@ -193,31 +210,66 @@ def _summarize(key: str, points: Sequence[MetricPoint]) -> MetricSummary:
 
 
 async def metrics(args: argparse.Namespace, out: Output) -> int:
-    """``runjournal metrics RUN_ID KEY [--format table|json|csv]``."""
+    """``runjournal metrics RUN_ID KEY [KEY ...] [--format table|json|csv] [--all]``.
+
+    One key prints its points (step, value, time). Several keys print one row
+    per step with a column per key (the last point of each step), ``-`` where
+    a series has no point at that step.
+    """
     async with open_tracker(args.db) as tracker:
-        await tracker.get_run(args.run_id)  # RunNotFound before an empty series
-        points = await tracker.get_metrics(args.run_id, args.key)
-    if not points:
-        raise ValueError(f"run {args.run_id} has no metric {args.key!r}")
+        run = await resolve_run(tracker, args.run_id)  # RunNotFound before an empty series
+        series = {key: await tracker.get_metrics(run.id, key) for key in dict.fromkeys(args.keys)}
+    for key, points in series.items():
+        if not points:
+            raise ValueError(f"run {run.id} has no metric {key!r}")
+    if len(series) == 1:
+        ((key, points),) = series.items()
+        if args.format == "json":
+            out.json([{"step": p.step, "value": p.value, "timestamp": p.timestamp} for p in points])
+        elif args.format == "csv":
+            out.csv(
+                ["step", "value", "timestamp"], ((p.step, p.value, p.timestamp) for p in points)
+            )
+        else:
+            rows = [(p.step, repr(p.value), format_time(p.timestamp)) for p in points]
+            _print_rows(out, key, ["step", "value", "time"], rows, show_all=args.all)
+        return 0
     if args.format == "json":
-        out.json([{"step": p.step, "value": p.value, "timestamp": p.timestamp} for p in points])
-    elif args.format == "csv":
-        out.csv(["step", "value", "timestamp"], ((p.step, p.value, p.timestamp) for p in points))
-    else:
-        _print_points(out, args.key, points)
+        out.json(
+            {
+                key: [{"step": p.step, "value": p.value, "timestamp": p.timestamp} for p in points]
+                for key, points in series.items()
+            }
+        )
+        return 0
+    by_step: dict[int, dict[str, float]] = {}
+    for key, points in series.items():
+        for p in points:
+            by_step.setdefault(p.step, {})[key] = p.value
+    keys = list(series)
+    steps = sorted(by_step)
+    if args.format == "csv":
+        out.csv(["step", *keys], ([s, *(by_step[s].get(k, "") for k in keys)] for s in steps))
+        return 0
+    table_rows: list[tuple[object, ...]] = [
+        (s, *(repr(by_step[s][k]) if k in by_step[s] else "-" for k in keys)) for s in steps
+    ]
+    _print_rows(out, ", ".join(keys), ["step", *keys], table_rows, show_all=args.all)
     return 0
 
 
-def _print_points(out: Output, key: str, points: Sequence[MetricPoint]) -> None:
-    """The series as a table; a long one shows only its first and last points."""
-    half = TABLE_ROW_LIMIT // 2
-    shown = points if len(points) <= TABLE_ROW_LIMIT else [*points[:half], *points[-half:]]
-    rows = [(p.step, repr(p.value), format_time(p.timestamp)) for p in shown]
-    out.print(table(key, ["step", "value", "time"], rows))
-    if len(shown) < len(points):
+def _print_rows(
+    out: Output, title: str, columns: list[str], rows: Sequence[Sequence[object]], *, show_all: bool
+) -> None:
+    """A table of a series; a long one shows only its first and last rows unless ``show_all``."""
+    half = _TABLE_ROW_LIMIT // 2
+    cut = not show_all and len(rows) > _TABLE_ROW_LIMIT
+    shown = [*rows[:half], *rows[-half:]] if cut else rows
+    out.print(table(title, columns, shown))
+    if cut:
         out.note(
-            f"{len(shown)} of {len(points)} points shown (the first and last {half}); "
-            "--format csv or json gives them all"
+            f"{len(shown)} of {len(rows)} rows shown (the first and last {half}); "
+            "--all shows them all, --format csv or json gives them to programs"
         )
 
 
@@ -226,43 +278,63 @@ _ABSENT: Any = object()
 
 
 async def compare(args: argparse.Namespace, out: Output) -> int:
-    """``runjournal compare RUN_ID RUN_ID...``."""
+    """``runjournal compare RUN_ID RUN_ID... [--precision N]``."""
     async with open_tracker(args.db) as tracker:
         compared = [await _final_state(tracker, run_id) for run_id in args.run_ids]
-    sections = {
-        "params": _side_by_side([r.params for r, _ in compared]),
-        "metrics": _side_by_side([finals for _, finals in compared]),
-    }
+    params = _side_by_side([r.params for r, _ in compared])
+    finals = _side_by_side([{k: v for k, (v, _) in f.items()} for _, f in compared])
+    steps = {key: [f[key][1] if key in f else None for _, f in compared] for key, _, _ in finals}
     if args.format == "json":
         out.json(
             Comparison(
                 runs=[ComparedRun(r.id, r.name, r.experiment_id, r.status) for r, _ in compared],
-                params=_json_rows(sections["params"]),
-                metrics=_json_rows(sections["metrics"]),
+                params=_json_rows(params),
+                metrics=[
+                    msgspec.structs.replace(row, steps=steps[row.key]) for row in _json_rows(finals)
+                ],
             )
         )
         return 0
-    headers = [f"{r.name}\n{r.id}" if r.name else r.id for r, _ in compared]
-    for title, rows in (("Params", sections["params"]), ("Final metrics", sections["metrics"])):
-        shown = [
-            (
-                "*" if differs else "",
-                key,
-                *("-" if v is _ABSENT else format_value(v) for v in values),
-            )
-            for key, values, differs in rows
-        ]
-        out.print(table(title, ["", "key", *headers], shown))
+    headers = [lines(r.name, r.id) if r.name else lines(r.id) for r, _ in compared]
+    status_row = ("", "status", *(r.status.value for r, _ in compared))
+    precision = args.precision
+
+    def shown(rows: list[_Row], with_steps: bool) -> list[tuple[object, ...]]:
+        result: list[tuple[object, ...]] = []
+        for key, values, differs in rows:
+            cells: list[object] = []
+            for i, v in enumerate(values):
+                if v is _ABSENT:
+                    cells.append("-")
+                elif with_steps:
+                    cells.append(f"{format_number(v, precision)} (step {steps[key][i]})")
+                else:
+                    cells.append(format_number(v, precision))
+            result.append(("*" if differs else "", key, *cells))
+        return result
+
+    out.print(_compare_table("Params", headers, [status_row, *shown(params, False)]))
+    out.print(_compare_table("Final metrics", headers, shown(finals, True)))
     out.note("* marks a row whose values differ; - a value the run does not have")
     return 0
 
 
-async def _final_state(tracker: Tracker, run_id: str) -> tuple[Run, dict[str, float]]:
-    run = await tracker.get_run(run_id)
-    finals = {
-        key: (await tracker.get_metrics(run.id, key))[-1].value
-        for key in await tracker.list_metric_keys(run.id)
-    }
+def _compare_table(title: str, headers: list[Any], rows: list[tuple[object, ...]]) -> Table:
+    result = table(title, ["", "key"], rows=[])
+    for header in headers:
+        result.add_column(header, no_wrap=True)
+    for row in rows:
+        result.add_row(*(cell_of(v) for v in row))
+    return result
+
+
+async def _final_state(tracker: Tracker, given: str) -> tuple[Run, dict[str, tuple[float, int]]]:
+    run = await resolve_run(tracker, given)
+    finals = {}
+    for key in await tracker.list_metric_keys(run.id):
+        points = await tracker.get_metrics(run.id, key)
+        if points:
+            finals[key] = (points[-1].value, points[-1].step)
     return run, finals
 
 
@@ -271,7 +343,7 @@ _Row = tuple[str, list[Any], bool]
 
 
 def _side_by_side(per_run: Sequence[dict[str, Any]]) -> list[_Row]:
-    keys = sorted({key for values in per_run for key in values})
+    keys = sorted({key for values in per_run for key in values}, key=natural_key)
     rows = []
     for key in keys:
         values = [values.get(key, _ABSENT) for values in per_run]
