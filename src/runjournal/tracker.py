@@ -32,11 +32,12 @@ from runjournal.events import (
     RunCompleted,
     RunCreated,
     RunDeleted,
+    RunHeartbeat,
     RunStarted,
     SpanIdSet,
     TagSet,
 )
-from runjournal.ids import new_id
+from runjournal.ids import name_id, new_id
 from runjournal.model import (
     ArtifactRef,
     Experiment,
@@ -280,6 +281,35 @@ class Tracker:
         await self._read_barrier()
         return await self._store.list_experiments()
 
+    async def find_experiment(self, name: str) -> Experiment | None:
+        """The oldest live experiment called ``name``, or None if there is none."""
+        check_key(name, "experiment name")
+        await self._read_barrier()
+        return await self._store.find_experiment(name)
+
+    async def ensure_experiment(self, name: str) -> str:
+        """The id of the oldest live experiment called ``name``, which is created if missing.
+
+        Get-or-create, race-free across processes: an experiment created here gets
+        an id derived from its name (``ids.name_id``), so processes that all find
+        none and all create it at the same moment create the same experiment, and
+        the journal keeps the first creation (the others are no-ops). After that
+        experiment is deleted, the next one of that name gets a new id (the next
+        generation), so ids are never reused. It is created without config,
+        description or tags; use :meth:`create_experiment` to give those.
+        """
+        found = await self.find_experiment(name)
+        if found is not None:
+            self._known_experiments.add(found.id)
+            return found.id
+        generation = 0
+        while await self._store.is_deleted(name_id("experiment", name, generation)):
+            generation += 1
+        experiment_id = name_id("experiment", name, generation)
+        await self._put(ExperimentCreated(experiment_id, name, _time(), generation=generation))
+        self._known_experiments.add(experiment_id)
+        return experiment_id
+
     async def delete_experiment(self, experiment_id: str) -> None:
         """Delete an experiment and all its runs (a tombstone in the journal)."""
         await self.get_experiment(experiment_id)
@@ -479,6 +509,23 @@ class Tracker:
         """The run's artifacts, in logging order."""
         await self._read_barrier()
         return await self._store.list_artifacts(_check_id(run_id, "run id"))
+
+    # -- liveness --------------------------------------------------------------------------------
+    async def heartbeat(self, run_id: str) -> None:
+        """Record that the run's process is alive, though it logged nothing lately.
+
+        It moves the run's ``last_activity``, as every logging call does, so that a
+        RUNNING run whose process died can be told from one that is only quiet
+        (:meth:`Run.is_stale`). One small journal entry; a run handle sends one
+        every 30 s while idle.
+        """
+        await self._require_run(run_id)
+        await self._put(RunHeartbeat(run_id, _time()))
+
+    def heartbeat_nowait(self, run_id: str) -> None:
+        """:meth:`heartbeat` for synchronous code on any thread; follows ``on_full``."""
+        self._require_run_nowait(run_id)
+        self._put_nowait(RunHeartbeat(run_id, _time()))
 
     # -- tracing ---------------------------------------------------------------------------------
     async def set_span_id(self, run_id: str, span_id: str) -> None:
