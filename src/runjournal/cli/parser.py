@@ -123,6 +123,13 @@ def _add_run_commands(commands: _Commands) -> None:
         help="KEY OP VALUE on params, OP one of = != < <= > >= ~ (contains) ^= (starts with); "
         "VALUE is JSON if it parses, else a string; repeat to AND several",
     )
+    runs.add_argument(
+        "--status",
+        type=str.upper,
+        choices=[c.upper() for c in handlers.STATUS_CHOICES],
+        help="only runs with this status; STALE: RUNNING but with no activity for 5 minutes "
+        "(its process most likely died)",
+    )
 
     show = commands.add(
         "show", handlers.show, "Show one run: status, times, params, tags, metrics, artifacts."
