@@ -7,7 +7,8 @@ fake one here, so that each entry is recorded at a known moment.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -34,10 +35,10 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr("runjournal.tracker._time", fake)
-    yield fake
+    return fake
 
 
 async def _running(tracker: Tracker, clock: Clock) -> str:
@@ -211,8 +212,6 @@ async def test_rebuild_and_verify_agree_on_the_last_activity(
 
 
 async def test_verify_sees_a_damaged_last_activity(tmp_path: Path, clock: Clock) -> None:
-    import sqlite3
-
     db = tmp_path / "experiments.db"
     async with Tracker.open(db) as tracker:
         run_id = await _running(tracker, clock)
