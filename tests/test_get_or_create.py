@@ -68,6 +68,28 @@ async def test_ensure_experiment_reuses_one_made_by_create_experiment(tracker: T
     assert len(await tracker.list_experiments()) == 1
 
 
+async def test_the_arguments_of_ensure_experiment_serve_only_to_create_it(
+    tracker: Tracker,
+) -> None:
+    experiment_id = await tracker.ensure_experiment(
+        "sweep", {"lr": 0.1}, description="a sweep", tags={"team": "nlp"}
+    )
+    again = await tracker.ensure_experiment("sweep", {"lr": 0.2}, tags={"team": "cv"})
+    assert again == experiment_id
+    experiment = await tracker.get_experiment(experiment_id)
+    assert (experiment.config, experiment.description, experiment.tags) == (
+        {"lr": 0.1},
+        "a sweep",
+        {"team": "nlp"},
+    )
+    # Bad arguments are refused whether or not the experiment exists.
+    with pytest.raises(TypeError, match="config must be a mapping"):
+        await tracker.ensure_experiment("sweep", [1, 2])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="description must be a str"):
+        await tracker.ensure_experiment("new", description=3)  # type: ignore[arg-type]
+    assert await tracker.find_experiment("new") is None
+
+
 async def test_after_a_delete_the_name_gets_a_new_id_every_time(tracker: Tracker) -> None:
     seen: list[str] = []
     for _ in range(3):

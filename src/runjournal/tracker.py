@@ -248,6 +248,20 @@ class Tracker:
         tags: Mapping[str, str] | None = None,
     ) -> str:
         """Create an experiment and return its id."""
+        event = self._experiment_event(new_id(), name, config, description, tags, None)
+        await self._put(event)
+        self._known_experiments.add(event.experiment_id)
+        return event.experiment_id
+
+    def _experiment_event(
+        self,
+        experiment_id: str,
+        name: str,
+        config: Mapping[str, Any] | None,
+        description: str | None,
+        tags: Mapping[str, str] | None,
+        generation: int | None,
+    ) -> ExperimentCreated:
         check_key(name, "experiment name")
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping or None, not {type(config).__name__}")
@@ -258,18 +272,15 @@ class Tracker:
                     f"description must be a str or None, not {type(description).__name__}"
                 )
             check_text(description, "description")
-        experiment_id = new_id()
-        event = ExperimentCreated(
+        return ExperimentCreated(
             experiment_id=experiment_id,
             name=name,
             at=_time(),
             description=description,
             config=checked_config,
             tags=check_tags(tags),
+            generation=generation,
         )
-        await self._put(event)
-        self._known_experiments.add(experiment_id)
-        return experiment_id
 
     async def get_experiment(self, experiment_id: str) -> Experiment:
         """The experiment with this id; raises :class:`ExperimentNotFound`."""
@@ -287,17 +298,29 @@ class Tracker:
         await self._read_barrier()
         return await self._store.find_experiment(name)
 
-    async def ensure_experiment(self, name: str) -> str:
-        """The id of the oldest live experiment called ``name``, which is created if missing.
+    async def ensure_experiment(
+        self,
+        name: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """The id of the oldest live experiment called ``name``, created if there is none.
+
+        ``config``, ``description`` and ``tags`` are checked as by
+        :meth:`create_experiment`, and used only when the experiment is created
+        here: an existing experiment is returned as it is.
 
         Get-or-create, race-free across processes: an experiment created here gets
-        an id derived from its name (``ids.name_id``), so processes that all find
-        none and all create it at the same moment create the same experiment, and
-        the journal keeps the first creation (the others are no-ops). After that
+        an id derived from its name (``ids.name_id``), so processes that find none
+        and create it at the same moment all create the same experiment, and the
+        journal keeps the first creation (the others are no-ops). After that
         experiment is deleted, the next one of that name gets a new id (the next
-        generation), so ids are never reused. It is created without config,
-        description or tags; use :meth:`create_experiment` to give those.
+        generation), so an id is never reused.
         """
+        # Checked before the lookup, so that bad arguments fail whether or not it exists.
+        self._experiment_event("", name, config, description, tags, None)
         found = await self.find_experiment(name)
         if found is not None:
             self._known_experiments.add(found.id)
@@ -306,7 +329,8 @@ class Tracker:
         while await self._store.is_deleted(name_id("experiment", name, generation)):
             generation += 1
         experiment_id = name_id("experiment", name, generation)
-        await self._put(ExperimentCreated(experiment_id, name, _time(), generation=generation))
+        event = self._experiment_event(experiment_id, name, config, description, tags, generation)
+        await self._put(event)
         self._known_experiments.add(experiment_id)
         return experiment_id
 
