@@ -33,6 +33,7 @@ from runjournal.model import STALE_AFTER, ArtifactRef, MetricPoint, Run, RunStat
 from runjournal.tracker import Tracker
 
 __all__ = [
+    "STATUS_CHOICES",
     "ComparedRun",
     "Comparison",
     "ComparisonRow",
