@@ -1,6 +1,8 @@
 """The Quick Start as a real program: track one fine-tuning run and print a summary.
 
 python examples/experiment_tracking.py [--db PATH] [--verbose]
+
+Each time it runs, it adds one run to the experiment ``gpt2-finetune`` (created the first time).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ async def main(db: str, verbose: bool) -> None:
             print(f"  . {message}")
 
     async with Tracker.open(db) as tracker:
-        exp_id = await tracker.create_experiment(
+        # Get-or-create: the first run creates the experiment, later runs reuse it.
+        exp_id = await tracker.ensure_experiment(
             "gpt2-finetune", {"model": "gpt2", "dataset": "wikitext"}
         )
-        say(f"created experiment {exp_id}")
+        say(f"using experiment {exp_id}")
         run_id = await tracker.create_run(exp_id)
         say(f"created run {run_id}")
         await tracker.start_run(run_id)

@@ -47,3 +47,28 @@ def test_the_example_defaults_to_experiments_db_in_the_working_directory(tmp_pat
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "experiments.db").exists()
     assert ". epoch" not in result.stdout  # quiet without --verbose
+
+
+def test_running_the_example_twice_adds_a_run_to_the_same_experiment(tmp_path: Path) -> None:
+    """``make demo`` twice: one experiment ``gpt2-finetune`` with two runs, not two experiments."""
+    db = tmp_path / "experiments.db"
+    outputs = []
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLE), "--db", str(db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert "runs        1 in this experiment" in outputs[0]
+    assert "runs        2 in this experiment" in outputs[1]
+    assert "filtered    2 run(s)" in outputs[1]
+    with sqlite3.connect(db) as conn:
+        experiments = conn.execute("SELECT id, name FROM experiments").fetchall()
+        assert [name for _, name in experiments] == ["gpt2-finetune"]
+        runs = conn.execute("SELECT experiment_id, status FROM runs").fetchall()
+        assert runs == [(experiments[0][0], "SUCCESS")] * 2
+    conn.close()

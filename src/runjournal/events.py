@@ -37,6 +37,7 @@ __all__ = [
     "RunCompleted",
     "RunCreated",
     "RunDeleted",
+    "RunHeartbeat",
     "RunStarted",
     "SpanIdSet",
     "TagSet",
@@ -49,7 +50,12 @@ EVENT_VERSION = 1
 
 
 class ExperimentCreated(msgspec.Struct, frozen=True, tag="experiment.created", omit_defaults=True):
-    """A new experiment."""
+    """A new experiment.
+
+    ``generation`` is set when the experiment was created by name (get-or-create):
+    its id is then ``ids.name_id("experiment", name, generation)``, the same in
+    every process, and a second creation of that live experiment is a no-op.
+    """
 
     experiment_id: str
     name: str
@@ -57,6 +63,7 @@ class ExperimentCreated(msgspec.Struct, frozen=True, tag="experiment.created", o
     description: str | None = None
     config: dict[str, Any] | None = None
     tags: dict[str, str] = {}
+    generation: int | None = None
 
 
 class ExperimentDeleted(msgspec.Struct, frozen=True, tag="experiment.deleted"):
@@ -88,6 +95,13 @@ class RunCompleted(msgspec.Struct, frozen=True, tag="run.completed"):
 
     run_id: str
     status: RunStatus
+    at: float
+
+
+class RunHeartbeat(msgspec.Struct, frozen=True, tag="run.heartbeat"):
+    """The run's process is alive, though it logged nothing lately (moves its last activity)."""
+
+    run_id: str
     at: float
 
 
@@ -171,6 +185,7 @@ Event: TypeAlias = (
     | RunStarted
     | RunCompleted
     | RunDeleted
+    | RunHeartbeat
     | ParamsLogged
     | TagSet
     | SpanIdSet

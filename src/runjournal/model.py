@@ -13,6 +13,7 @@ from typing import Any, TypeAlias
 import msgspec
 
 __all__ = [
+    "STALE_AFTER",
     "ArtifactRef",
     "Experiment",
     "FilterOp",
@@ -31,6 +32,14 @@ __all__ = [
 ]
 
 ParamValue: TypeAlias = "bool | int | float | str | list[ParamValue] | dict[str, ParamValue] | None"
+
+STALE_AFTER = 300.0
+"""Seconds without activity after which a RUNNING run counts as stale (see :meth:`Run.is_stale`).
+
+Ten heartbeat intervals of a run handle (30 s): a loaded machine or a slow
+commit never flips a live run, and a run whose process died shows within
+minutes, as W&B's "crashed" does.
+"""
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -96,7 +105,12 @@ class Experiment(msgspec.Struct, frozen=True):
 
 
 class Run(msgspec.Struct, frozen=True):
-    """A run of an experiment, with its status, times, params and tags."""
+    """A run of an experiment, with its status, times, params and tags.
+
+    ``last_activity`` is the recorded time of the newest journal entry about the
+    run (created, started, a param, a metric, a tag, an artifact, a span id, a
+    heartbeat, completed): a projection, never set directly.
+    """
 
     id: str
     experiment_id: str
@@ -107,6 +121,22 @@ class Run(msgspec.Struct, frozen=True):
     end_time: float | None
     params: dict[str, Any]
     tags: dict[str, str]
+    last_activity: float | None = None
+
+    def idle_for(self, now: float) -> float:
+        """Seconds between the run's last activity and ``now`` (Unix seconds), at least 0."""
+        last = self.last_activity
+        if last is None:
+            last = self.start_time if self.start_time is not None else self.created_at
+        return max(0.0, now - last)
+
+    def is_stale(self, now: float, after: float = STALE_AFTER) -> bool:
+        """True if the run is RUNNING and nothing about it was recorded for ``after`` seconds.
+
+        Its process most likely died without ending it (``kill -9``, a lost
+        node); ``runjournal runs end RUN --status FAILED`` closes it.
+        """
+        return self.status is RunStatus.RUNNING and self.idle_for(now) >= after
 
 
 class ArtifactRef(msgspec.Struct, frozen=True):

@@ -32,11 +32,13 @@ from runjournal.events import (
     RunCompleted,
     RunCreated,
     RunDeleted,
+    RunHeartbeat,
     RunStarted,
     SpanIdSet,
     TagSet,
 )
 from runjournal.filtering import matches, validate_filters
+from runjournal.ids import name_id
 from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run, RunStatus
 
 __all__ = [
@@ -69,6 +71,7 @@ class RunRow(msgspec.Struct):
     start_time: float | None
     end_time: float | None
     tags: dict[str, str]
+    last_activity: float | None = None
 
     def to_public(self, params: dict[str, Any]) -> Run:
         return Run(
@@ -81,6 +84,7 @@ class RunRow(msgspec.Struct):
             end_time=self.end_time,
             params=params,
             tags=dict(self.tags),
+            last_activity=self.last_activity,
         )
 
 
@@ -183,17 +187,27 @@ def evolve(view: View, event: Event) -> list[Change]:
     Raises :class:`Rejected` if the event contradicts that state.
     """
     match event:
-        case MetricsLogged(run_id=run_id, key=key, points=points):
-            _live_run(view, run_id)
-            return [AddMetrics(run_id, key, points)]
+        case MetricsLogged(run_id=run_id, key=key, points=points, at=at):
+            row = _live_run(view, run_id)
+            return [AddMetrics(run_id, key, points), *_touch(row, at)]
         case MetricLogged(run_id=run_id, key=key, step=step, value=value, timestamp=ts):
-            _live_run(view, run_id)
-            return [AddMetrics(run_id, key, [MetricPoint(step, value, ts)])]
-        case ParamsLogged(run_id=run_id, params=params):
-            _live_run(view, run_id)
-            return [SetParams(run_id, params)]
-        case ExperimentCreated(experiment_id=exp_id):
-            if view.experiment(exp_id) is not None or view.is_deleted(exp_id):
+            row = _live_run(view, run_id)
+            at = ts if event.at is None else event.at
+            return [AddMetrics(run_id, key, [MetricPoint(step, value, ts)]), *_touch(row, at)]
+        case ParamsLogged(run_id=run_id, params=params, at=at):
+            row = _live_run(view, run_id)
+            return [SetParams(run_id, params), *_touch(row, at)]
+        case RunHeartbeat(run_id=run_id, at=at):
+            return _touch(_live_run(view, run_id), at)
+        case ExperimentCreated(experiment_id=exp_id, name=name, generation=generation):
+            if generation is not None and exp_id != name_id("experiment", name, generation):
+                raise Rejected(
+                    f"experiment {exp_id!r} is not the id of generation {generation} of {name!r}"
+                )
+            existing = view.experiment(exp_id)
+            if generation is not None and existing is not None and existing.name == name:
+                return []  # get-or-create: another process created it first
+            if existing is not None or view.is_deleted(exp_id):
                 raise Rejected(f"experiment {exp_id!r} already exists")
             new_experiment = Experiment(
                 id=exp_id,
@@ -220,6 +234,7 @@ def evolve(view: View, event: Event) -> list[Change]:
                 start_time=None,
                 end_time=None,
                 tags=dict(event.tags),
+                last_activity=event.at,
             )
             touched = msgspec.structs.replace(
                 experiment, updated_at=max(experiment.updated_at, event.at)
@@ -228,21 +243,30 @@ def evolve(view: View, event: Event) -> list[Change]:
         case RunStarted(run_id=run_id, at=at):
             row = _live_run(view, run_id)
             _transition(row, RunStatus.RUNNING)
-            return [PutRun(msgspec.structs.replace(row, status=RunStatus.RUNNING, start_time=at))]
+            started = msgspec.structs.replace(
+                row, status=RunStatus.RUNNING, start_time=at, last_activity=_later(row, at)
+            )
+            return [PutRun(started)]
         case RunCompleted(run_id=run_id, status=status, at=at):
             row = _live_run(view, run_id)
             _transition(row, status)
-            return [PutRun(msgspec.structs.replace(row, status=status, end_time=at))]
-        case TagSet(run_id=run_id, key=key, value=value):
+            ended = msgspec.structs.replace(
+                row, status=status, end_time=at, last_activity=_later(row, at)
+            )
+            return [PutRun(ended)]
+        case TagSet(run_id=run_id, key=key, value=value, at=at):
             row = _live_run(view, run_id)
-            return [PutRun(msgspec.structs.replace(row, tags={**row.tags, key: value}))]
-        case SpanIdSet(run_id=run_id, span_id=span_id):
-            _live_run(view, run_id)
-            return [SetSpanId(run_id, span_id)]
-        case ArtifactLogged(run_id=run_id):
-            _live_run(view, run_id)
-            ref = ArtifactRef(run_id, event.name, event.sha256, event.size_bytes, event.at)
-            return [AddArtifact(ref)]
+            tagged = msgspec.structs.replace(
+                row, tags={**row.tags, key: value}, last_activity=_later(row, at)
+            )
+            return [PutRun(tagged)]
+        case SpanIdSet(run_id=run_id, span_id=span_id, at=at):
+            row = _live_run(view, run_id)
+            return [SetSpanId(run_id, span_id), *_touch(row, at)]
+        case ArtifactLogged(run_id=run_id, at=at):
+            row = _live_run(view, run_id)
+            ref = ArtifactRef(run_id, event.name, event.sha256, event.size_bytes, at)
+            return [AddArtifact(ref), *_touch(row, at)]
         case RunDeleted(run_id=run_id):
             _live_run(view, run_id)
             return [DeleteRun(run_id)]
@@ -252,6 +276,24 @@ def evolve(view: View, event: Event) -> list[Change]:
                 raise Rejected(f"experiment {exp_id!r} {state}")
             return [DeleteExperiment(exp_id)]
     raise TypeError(f"not a journal event: {event!r}")  # pragma: no cover
+
+
+def _later(row: RunRow, at: float) -> float:
+    """The run's last activity once an entry recorded at ``at`` is applied.
+
+    The newest time wins, not the latest entry: a merged or imported journal
+    may bring an older entry after a newer one.
+    """
+    last = row.last_activity
+    return at if last is None or at > last else last
+
+
+def _touch(row: RunRow, at: float) -> list[Change]:
+    """The change that moves the run's last activity to ``at``, if that is later."""
+    last = row.last_activity
+    if last is not None and at <= last:
+        return []
+    return [PutRun(msgspec.structs.replace(row, last_activity=at))]
 
 
 def _transition(row: RunRow, new: RunStatus) -> None:
@@ -351,6 +393,11 @@ class State:
     def list_experiments(self) -> list[Experiment]:
         """Every experiment, oldest first."""
         return [_public_experiment(e) for e in sorted(self.experiments.values(), key=_by_creation)]
+
+    def find_experiment(self, name: str) -> Experiment | None:
+        """The oldest live experiment called ``name``, or None."""
+        named = [e for e in self.experiments.values() if e.name == name]
+        return _public_experiment(min(named, key=_by_creation)) if named else None
 
     def require_run(self, run_id: str) -> RunRow:
         """The live run's row; raises :class:`RunNotFound`."""

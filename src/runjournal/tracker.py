@@ -32,11 +32,12 @@ from runjournal.events import (
     RunCompleted,
     RunCreated,
     RunDeleted,
+    RunHeartbeat,
     RunStarted,
     SpanIdSet,
     TagSet,
 )
-from runjournal.ids import new_id
+from runjournal.ids import name_id, new_id
 from runjournal.model import (
     ArtifactRef,
     Experiment,
@@ -238,6 +239,20 @@ class Tracker:
         tags: Mapping[str, str] | None = None,
     ) -> str:
         """Create an experiment and return its id."""
+        event = self._experiment_event(new_id(), name, config, description, tags, None)
+        await self._put(event)
+        self._known_experiments.add(event.experiment_id)
+        return event.experiment_id
+
+    def _experiment_event(
+        self,
+        experiment_id: str,
+        name: str,
+        config: Mapping[str, Any] | None,
+        description: str | None,
+        tags: Mapping[str, str] | None,
+        generation: int | None,
+    ) -> ExperimentCreated:
         check_key(name, "experiment name")
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping or None, not {type(config).__name__}")
@@ -248,18 +263,15 @@ class Tracker:
                     f"description must be a str or None, not {type(description).__name__}"
                 )
             check_text(description, "description")
-        experiment_id = new_id()
-        event = ExperimentCreated(
+        return ExperimentCreated(
             experiment_id=experiment_id,
             name=name,
             at=_time(),
             description=description,
             config=checked_config,
             tags=check_tags(tags),
+            generation=generation,
         )
-        await self._put(event)
-        self._known_experiments.add(experiment_id)
-        return experiment_id
 
     async def get_experiment(self, experiment_id: str) -> Experiment:
         """The experiment with this id; raises :class:`ExperimentNotFound`."""
@@ -270,6 +282,48 @@ class Tracker:
         """Every experiment, oldest first."""
         await self._read_barrier()
         return await self._store.list_experiments()
+
+    async def find_experiment(self, name: str) -> Experiment | None:
+        """The oldest live experiment called ``name``, or None if there is none."""
+        check_key(name, "experiment name")
+        await self._read_barrier()
+        return await self._store.find_experiment(name)
+
+    async def ensure_experiment(
+        self,
+        name: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """The id of the oldest live experiment called ``name``, created if there is none.
+
+        ``config``, ``description`` and ``tags`` are checked as by
+        :meth:`create_experiment`, and used only when the experiment is created
+        here: an existing experiment is returned as it is.
+
+        Get-or-create, race-free across processes: an experiment created here gets
+        an id derived from its name (``ids.name_id``), so processes that find none
+        and create it at the same moment all create the same experiment, and the
+        journal keeps the first creation (the others are no-ops). After that
+        experiment is deleted, the next one of that name gets a new id (the next
+        generation), so an id is never reused.
+        """
+        # Checked before the lookup, so that bad arguments fail whether or not it exists.
+        self._experiment_event("", name, config, description, tags, None)
+        found = await self.find_experiment(name)
+        if found is not None:
+            self._known_experiments.add(found.id)
+            return found.id
+        generation = 0
+        while await self._store.is_deleted(name_id("experiment", name, generation)):
+            generation += 1
+        experiment_id = name_id("experiment", name, generation)
+        event = self._experiment_event(experiment_id, name, config, description, tags, generation)
+        await self._put(event)
+        self._known_experiments.add(experiment_id)
+        return experiment_id
 
     async def delete_experiment(self, experiment_id: str) -> None:
         """Delete an experiment and all its runs (a tombstone in the journal)."""
@@ -470,6 +524,23 @@ class Tracker:
         """The run's artifacts, in logging order."""
         await self._read_barrier()
         return await self._store.list_artifacts(_check_id(run_id, "run id"))
+
+    # -- liveness --------------------------------------------------------------------------------
+    async def heartbeat(self, run_id: str) -> None:
+        """Record that the run's process is alive, though it logged nothing lately.
+
+        It moves the run's ``last_activity``, as every logging call does, so that a
+        RUNNING run whose process died can be told from one that is only quiet
+        (:meth:`Run.is_stale`). One small journal entry; a run handle sends one
+        every 30 s while idle.
+        """
+        await self._require_run(run_id)
+        await self._put(RunHeartbeat(run_id, _time()))
+
+    def heartbeat_nowait(self, run_id: str) -> None:
+        """:meth:`heartbeat` for synchronous code on any thread; follows ``on_full``."""
+        self._require_run_nowait(run_id)
+        self._put_nowait(RunHeartbeat(run_id, _time()))
 
     # -- tracing ---------------------------------------------------------------------------------
     async def set_span_id(self, run_id: str, span_id: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from runjournal.cli.output import (
     table,
 )
 from runjournal.cli.resolve import resolve_experiment
+from runjournal.cli.runs import format_status, status_matches
 from runjournal.filtering import value_matches
 from runjournal.model import Run
 from runjournal.tracker import Tracker
@@ -72,7 +74,8 @@ async def runs(args: argparse.Namespace, out: Output) -> int:
             experiment_id = (await resolve_experiment(tracker, args.experiment)).id
         found = await tracker.filter_runs(experiment_id, pushed)
         if args.status:
-            found = [r for r in found if r.status.value in args.status]
+            now = time.time()
+            found = [r for r in found if any(status_matches(r, w, now) for w in args.status)]
         rows = [await _row(tracker, r, names.get(r.experiment_id, "")) for r in found]
     unknown = _unknown_keys(filters, rows)
     for what in unknown:
@@ -241,12 +244,13 @@ def _print(
     out: Output, rows: list[Row], args: argparse.Namespace, *, all_experiments: bool
 ) -> None:
     fixed = ["id", *(["experiment"] if all_experiments else []), *_FIXED[1:]]
+    now = time.time()
     fixed_rows = [
         [
             row.run.id,
             *([row.experiment] if all_experiments else []),
             row.run.name or "",
-            row.run.status.value,
+            format_status(row.run, now),
             format_time(row.run.start_time),
             format_duration(row.run.start_time, row.run.end_time),
         ]

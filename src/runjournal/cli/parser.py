@@ -235,7 +235,8 @@ def _add_run_commands(commands: _Commands) -> None:
         metavar="STATUS",
         type=_statuses,
         default=None,
-        help="only runs with this status (PENDING, RUNNING, SUCCESS, FAILED, CANCELLED; "
+        help="only runs with this status (PENDING, RUNNING, SUCCESS, FAILED, CANCELLED, or "
+        "STALE: RUNNING but with no activity for 5 minutes, its process most likely dead; "
         "any case; comma-separated for several)",
     )
     listed.add_argument(
@@ -506,9 +507,10 @@ def _statuses(text: str) -> list[str]:
     from runjournal.model import RunStatus
 
     wanted = [part.strip().upper() for part in text.split(",") if part.strip()]
-    unknown = [w for w in wanted if w not in RunStatus.__members__]
+    known_names = [*RunStatus.__members__, "STALE"]
+    unknown = [w for w in wanted if w not in known_names]
     if unknown or not wanted:
-        known = ", ".join(RunStatus.__members__)
+        known = ", ".join(known_names)
         raise argparse.ArgumentTypeError(f"unknown status {text!r}: one of {known}")
     return wanted
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -37,7 +38,7 @@ from runjournal.cli.output import (
 )
 from runjournal.cli.resolve import resolve_run
 from runjournal.filtering import strict_equal
-from runjournal.model import ArtifactRef, MetricPoint, Run, RunStatus
+from runjournal.model import STALE_AFTER, ArtifactRef, MetricPoint, Run, RunStatus
 from runjournal.tracker import Tracker
 
 __all__ = [
@@ -49,9 +50,11 @@ __all__ = [
     "compare",
     "delete_run",
     "end_run",
+    "format_status",
     "metrics",
     "runs_table",
     "show",
+    "status_matches",
 ]
 
 _TABLE_ROW_LIMIT: Final = 200
@@ -109,11 +112,12 @@ class Comparison(msgspec.Struct, frozen=True):
 # -- runs -----------------------------------------------------------------------------------------
 def runs_table(found: Sequence[Run]) -> Table:
     """The runs as a table: id, name, status, start, duration and params."""
+    now = time.time()
     rows = [
         (
             r.id,
             r.name or "",
-            r.status.value,
+            format_status(r, now),
             format_time(r.start_time),
             format_duration(r.start_time, r.end_time),
             format_mapping(r.params),
@@ -121,6 +125,29 @@ def runs_table(found: Sequence[Run]) -> Table:
         for r in found
     ]
     return table("Runs", ["id", "name", "status", "started", "duration", "params"], rows)
+
+
+# -- status and liveness ------------------------------------------------------------------------
+def status_matches(run: Run, wanted: str, now: float) -> bool:
+    """Whether ``run`` has the ``--status`` asked for: a status name (any case), or ``stale``."""
+    if wanted.lower() == "stale":
+        return run.is_stale(now)
+    return run.status.value == wanted.upper()
+
+
+def format_status(run: Run, now: float) -> str:
+    """The run's status, with how long a stale run has been silent: ``RUNNING (no activity for 12 min)``."""
+    if not run.is_stale(now, STALE_AFTER):
+        return run.status.value
+    return f"{run.status.value} (no activity for {_idle(run.idle_for(now))})"
+
+
+def _idle(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} d"
 
 
 async def delete_run(args: argparse.Namespace, out: Output) -> int:
@@ -165,7 +192,7 @@ async def show(args: argparse.Namespace, out: Output) -> int:
         ("id", run.id),
         ("name", run.name or ""),
         ("experiment", run.experiment_id),
-        ("status", run.status.value),
+        ("status", format_status(run, time.time())),
         ("created", format_time(run.created_at)),
         ("started", format_time(run.start_time)),
         ("ended", format_time(run.end_time)),

@@ -46,6 +46,16 @@ class StateReader:
         with self._lock:
             return self._state.list_experiments()
 
+    async def find_experiment(self, name: str) -> Experiment | None:
+        """The oldest live experiment called ``name``, or None."""
+        with self._lock:
+            return self._state.find_experiment(name)
+
+    async def is_deleted(self, entity_id: str) -> bool:
+        """True if an experiment or run with this id was deleted."""
+        with self._lock:
+            return self._state.is_deleted(entity_id)
+
     async def get_run(self, run_id: str) -> Run:
         """The run with this id; raises :class:`RunNotFound`."""
         with self._lock:

@@ -39,7 +39,9 @@ __all__ = [
     "run_row",
 ]
 
-RUN_COLUMNS = "id, experiment_id, name, status, created_at, start_time, end_time, tags"
+RUN_COLUMNS = (
+    "id, experiment_id, name, status, created_at, start_time, end_time, tags, last_activity"
+)
 EXPERIMENT_COLUMNS = "id, name, description, config, tags, created_at, updated_at"
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -73,6 +75,7 @@ def run_row(row: Sequence[Any]) -> RunRow:
         start_time=row[5],
         end_time=row[6],
         tags=_decode_tags(row[7]),
+        last_activity=row[8],
     )
 
 
@@ -196,10 +199,11 @@ class Overlay:
         if self._dirty_runs:
             conn.executemany(
                 "INSERT INTO runs (id, experiment_id, name, status, created_at, start_time, "
-                "end_time, tags, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "end_time, tags, params, last_activity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
                 "start_time = excluded.start_time, end_time = excluded.end_time, "
-                "tags = excluded.tags, name = excluded.name",
+                "tags = excluded.tags, name = excluded.name, "
+                "last_activity = excluded.last_activity",
                 [
                     (
                         r.id,
@@ -211,6 +215,7 @@ class Overlay:
                         r.end_time,
                         _encode(r.tags),
                         _EMPTY_PARAMS,
+                        r.last_activity,
                     )
                     for r in self._dirty_runs.values()
                 ],

@@ -68,6 +68,18 @@ class SqliteQueries:
         )
         return [experiment_row(r) for r in rows]
 
+    async def find_experiment(self, name: str) -> Experiment | None:
+        row = await self._fetchone(
+            f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE name = ? "
+            "ORDER BY created_at, id LIMIT 1",
+            (name,),
+        )
+        return None if row is None else experiment_row(row)
+
+    async def is_deleted(self, entity_id: str) -> bool:
+        found = await self._fetchone("SELECT 1 FROM tombstones WHERE id = ?", (entity_id,))
+        return found is not None
+
     async def get_run(self, run_id: str) -> Run:
         row = await self._fetchone(
             f"SELECT {RUN_COLUMNS}, params FROM runs WHERE id = ?", (run_id,)
@@ -250,7 +262,7 @@ class SqliteQueries:
 
 def _public_run(row: Sequence[Any]) -> Run:
     """A ``runs`` row selected as ``RUN_COLUMNS, params``."""
-    return run_row(row).to_public(decode_params(row[8]))
+    return run_row(row).to_public(decode_params(row[9]))
 
 
 def _json_list(items: set[str]) -> str:

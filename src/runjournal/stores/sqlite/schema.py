@@ -16,6 +16,7 @@ __all__ = [
     "ensure_schema",
     "is_sqlite_file",
     "refuse_foreign",
+    "schema_version",
     "statements",
 ]
 
@@ -23,7 +24,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
 APPLICATION_ID = 0x524A524E  # "RJRN" in the SQLite header, so tools can tell the file apart
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first format. 2: ``runs.last_activity`` and ``experiments_by_name`` (see ``migrations``)."""
 
 _JOURNAL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -50,6 +52,7 @@ CREATE TABLE IF NOT EXISTS experiments (
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS experiments_by_name ON experiments (name, created_at, id);
 CREATE TABLE IF NOT EXISTS runs (
     id            TEXT PRIMARY KEY,
     experiment_id TEXT NOT NULL,
@@ -59,7 +62,8 @@ CREATE TABLE IF NOT EXISTS runs (
     start_time    REAL,
     end_time      REAL,
     tags          BLOB NOT NULL,
-    params        BLOB NOT NULL
+    params        BLOB NOT NULL,
+    last_activity REAL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment_id, created_at, id);
 CREATE TABLE IF NOT EXISTS params (
@@ -135,9 +139,10 @@ def refuse_foreign(conn: sqlite3.Connection, where: str) -> None:
         )
 
 
-def ensure_schema(conn: sqlite3.Connection, where: str) -> None:
+def ensure_schema(conn: sqlite3.Connection, where: str) -> int:
     """Create the schema in an empty database, or check that an existing one is ours.
 
+    Returns the file's schema version (an older one is for ``migrations.upgrade``).
     Raises :class:`NotARunJournalDatabase` for any other file.
     """
     try:
@@ -154,7 +159,7 @@ def ensure_schema(conn: sqlite3.Connection, where: str) -> None:
                 f"{where} has runjournal schema version {version and version[0]}, "
                 f"newer than this runjournal understands ({SCHEMA_VERSION})"
             )
-        return
+        return int(version[0])
     if app_id != 0 or tables:
         raise NotARunJournalDatabase(
             f"{where} is an SQLite database but not a runjournal one "
@@ -177,3 +182,9 @@ def ensure_schema(conn: sqlite3.Connection, where: str) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return schema_version(conn)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in a runjournal database."""
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
