@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import anyio.to_thread
 
-from runjournal.errors import RunNotFound
+from runjournal.errors import RunNotFound, StoreReadOnly
 from runjournal.events import (
     ArtifactLogged,
     BlobStored,
@@ -93,6 +93,9 @@ class Tracker:
             "batch_size": batch_size,
         }
         self._writer = Writer(store, **self._options)
+        self._read_only = bool(getattr(store, "read_only", False))
+        if self._read_only:
+            self._writer.capacity = 0  # every logging call takes the slow path, which raises
         self._block = on_full == "block"
         self._known_runs: set[str] = set()
         self._known_experiments: set[str] = set()
@@ -105,10 +108,20 @@ class Tracker:
         *,
         durability: Durability = "normal",
         busy_timeout: float = 30.0,
+        read_only: bool = False,
         **options: Any,
     ) -> Tracker:
-        """A tracker on the SQLite database at ``path``, created if missing."""
-        return cls(SqliteBackend(path, durability=durability, busy_timeout=busy_timeout), **options)
+        """A tracker on the SQLite database at ``path``, created if missing.
+
+        With ``read_only=True`` the database must exist (else ``FileNotFoundError``)
+        and is only read: queries work, even on a file in a read-only directory or
+        one that other processes are writing, and every logging call raises
+        :class:`~runjournal.errors.StoreReadOnly` at the call.
+        """
+        store = SqliteBackend(
+            path, durability=durability, busy_timeout=busy_timeout, read_only=read_only
+        )
+        return cls(store, **options)
 
     @classmethod
     def open_in_memory(cls, **options: Any) -> Tracker:
@@ -185,14 +198,21 @@ class Tracker:
 
     async def _put(self, item: QueueItem) -> None:
         if not self._offer(item):
+            if self._read_only:
+                raise self._read_only_error()
             await self._writer.put_waiting(item)
 
     def _put_nowait(self, item: QueueItem) -> None:
         if not self._offer(item):
+            if self._read_only:
+                raise self._read_only_error()
             if self._block:
                 self._writer.put_blocking(item)
             else:
                 self._writer.drop()
+
+    def _read_only_error(self) -> StoreReadOnly:
+        return StoreReadOnly(f"{self._store.spec}: this tracker was opened read-only")
 
     def _metric_event(
         self, run_id: str, key: str, step: int, value: float, timestamp: float | None
@@ -396,7 +416,7 @@ class Tracker:
             await self._require_run(run_id)
         item = self._metric_event(run_id, key, step, value, timestamp)
         if not self._offer(item):
-            await self._writer.put_waiting(item)
+            await self._put(item)
 
     def log_metric_nowait(
         self, run_id: str, key: str, step: int, value: float, *, timestamp: float | None = None
