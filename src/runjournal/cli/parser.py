@@ -168,6 +168,14 @@ def _add_journal_commands(commands: _Commands) -> None:
         "verify", journal.verify, "Check that the projections match a fresh fold of the journal."
     )
 
+    from runjournal.cli.purge import purge
+
+    _add_yes(
+        commands.add(
+            "purge", purge, "Erase deleted runs and experiments for good, and compact the file."
+        )
+    )
+
     replay = commands.add(
         "replay", journal.replay, "Write the state at a position or a time into a new database."
     )

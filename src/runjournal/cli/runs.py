@@ -125,7 +125,7 @@ def runs_table(found: Sequence[Run]) -> Table:
 
 async def delete_run(args: argparse.Namespace, out: Output) -> int:
     """``runjournal delete RUN_ID``."""
-    async with open_tracker(args.db) as tracker:
+    async with open_tracker(args.db, read_only=False) as tracker:
         run = await tracker.get_run(args.run_id)
         what = f"run {run.id}" + (f" ({run.name})" if run.name else "")
         if not confirmed(out, what, yes=args.yes):
