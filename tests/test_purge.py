@@ -193,6 +193,31 @@ async def test_a_purge_that_fails_midway_changes_nothing(
     assert (await journal.purge(path)).runs == [logged.doomed]
 
 
+async def test_a_purge_killed_in_its_transaction_leaves_the_old_journal(tmp_path: Path) -> None:
+    """kill -9 of a purging process, after it deleted the rows and refolded, before commit."""
+    path = tmp_path / "x.db"
+    async with Tracker.open(path) as tracker:
+        logged = await _log(tracker)
+    store = SqliteBackend(path)
+    before = await store.read_journal_raw()
+    await store.close()
+    victim = subprocess.Popen(  # noqa: ASYNC220 - killed at a known point, below
+        [sys.executable, str(WORKERS / "purge_killed.py"), str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert victim.stdout is not None
+    assert victim.stdout.readline().strip() == "inside"
+    victim.kill()
+    victim.communicate(timeout=30)
+    store = SqliteBackend(path)
+    assert await store.read_journal_raw() == before
+    assert await store.blobs([logged.sha]) != {}
+    assert (await journal.verify(store)).ok
+    await store.close()
+    assert (await journal.purge(path)).runs == [logged.doomed]
+
+
 async def test_readers_in_another_process_keep_consistent_answers(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
     async with Tracker.open(path) as tracker:
