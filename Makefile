@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-# Branch coverage of the main test process, measured with `make test`; a floor just under it.
-COVERAGE_FLOOR := 80
+# Branch coverage (child processes included), 96 % on 2026-11-30; the floor sits just under it.
+COVERAGE_FLOOR := 94
 
 .PHONY: venv demo test check lint typecheck pytest stress bench bench-peers wheel-check clean
 

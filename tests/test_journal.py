@@ -31,6 +31,7 @@ from runjournal import (
     RunStatus,
     Tracker,
 )
+from runjournal.eventlog import LogWriter, read_log
 from runjournal.events import EventCodec, MetricsLogged, RunCreated, RunStarted
 from runjournal.journal import (
     BlobRecord,
@@ -44,7 +45,6 @@ from runjournal.journal import (
     state_at,
     verify,
 )
-from runjournal.logfile import LogWriter, read_log
 from runjournal.stores.base import Queries, Store
 from runjournal.stores.sqlite import SqliteBackend
 from tests.conftest import StoreKind, assert_identical, closing, make_store

@@ -34,8 +34,8 @@ from runjournal.ids import new_id
 from runjournal.journal import Cutoff, export_events, import_events, state_at
 from runjournal.model import MetricPoint
 from runjournal.stores.base import NewEntry, Store, recorded_at
-from runjournal.stores.memory import InMemoryStorage
 from runjournal.stores.sqlite import SqliteBackend
+from tests.conftest import StoreKind, closing, make_store
 from tests.snapshot import snapshot
 
 SourceKind = Literal["path", "store"]
@@ -185,17 +185,14 @@ class Merged:
 
 
 @contextlib.asynccontextmanager
-async def merged_store(kind: str, tmp_path: Path, merged: Merged) -> AsyncIterator[Store]:
-    store: Store = SqliteBackend(tmp_path / "merged.db") if kind == "sqlite" else InMemoryStorage()
-    try:
+async def merged_store(kind: StoreKind, tmp_path: Path, merged: Merged) -> AsyncIterator[Store]:
+    async with closing(make_store(kind, tmp_path)) as store:
         await merged.fill(store)
         yield store
-    finally:
-        await store.close()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "memory"])
-async def test_import_until_a_time_in_a_merged_journal(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind", ["sqlite-file", "memory"])
+async def test_import_until_a_time_in_a_merged_journal(tmp_path: Path, kind: StoreKind) -> None:
     merged = Merged()
     cut = Cutoff(time=Merged.CUT)
     async with merged_store(kind, tmp_path, merged) as source:
@@ -225,12 +222,12 @@ async def test_import_until_cuts_each_database_and_leaves_event_logs_whole(
     tmp_path: Path,
 ) -> None:
     merged = Merged()
-    async with merged_store("sqlite", tmp_path, merged):
+    async with merged_store("sqlite-file", tmp_path, merged):
         pass
     log = tmp_path / "merged.rjlog"
-    await export_events(tmp_path / "merged.db", log)
+    await export_events(tmp_path / "experiments.db", log)
     into = tmp_path / "both.db"
-    result = await import_events(into, tmp_path / "merged.db", log, until=Cutoff(position=1))
+    result = await import_events(into, tmp_path / "experiments.db", log, until=Cutoff(position=1))
     cut, whole = result.sources
     assert (cut.kind, cut.appended) == ("database", 1)
     assert (whole.kind, whole.entries, whole.appended) == ("eventlog", len(merged.entries), 9)
@@ -258,7 +255,7 @@ async def test_export_until_a_position_stops_there(tmp_path: Path) -> None:
 async def test_export_until_a_time_in_a_merged_journal(tmp_path: Path) -> None:
     merged = Merged()
     cut = Cutoff(time=Merged.CUT)
-    async with merged_store("sqlite", tmp_path, merged) as source:
+    async with merged_store("sqlite-file", tmp_path, merged) as source:
         log = tmp_path / "then.rjlog"
         exported = await export_events(source, log, until=cut)
         assert exported.entries == len(Merged.KEPT)

@@ -89,7 +89,6 @@ def test_four_processes_write_one_file_at_once(tmp_path: Path) -> None:
             ]
 
     run_ids = asyncio.run(setup())
-    go = tmp_path / "go"
     children = [
         subprocess.Popen(
             [
@@ -99,17 +98,25 @@ def test_four_processes_write_one_file_at_once(tmp_path: Path) -> None:
                 run_ids[i],
                 f"proc{i}",
                 str(per_process),
-                str(go),
             ],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(4)
     ]
-    time.sleep(0.5)  # let them all open the database before they start together
-    go.touch()
     try:
+        # A barrier on pipes, not on time: every child has opened the database (it says
+        # READY) before any of them is told to start.
+        for child in children:
+            assert child.stdout is not None
+            if child.stdout.readline() != "READY\n":
+                pytest.fail(f"a writer did not start: {child.communicate(timeout=60)[1]}")
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
         outputs = [child.communicate(timeout=180) for child in children]
     finally:
         for child in children:

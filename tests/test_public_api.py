@@ -6,28 +6,84 @@ import ast
 import importlib
 import pkgutil
 from pathlib import Path
+from types import ModuleType
+from typing import ParamSpec, TypeVar
 
 import pytest
 
 import runjournal
 
 PACKAGE = Path(runjournal.__file__).parent
-MODULES = sorted(
-    m.name
-    for m in pkgutil.walk_packages([str(PACKAGE)], prefix="runjournal.")
-    if not m.name.rsplit(".", 1)[-1].startswith("_")
-)
+MODULES = [
+    "runjournal",
+    *sorted(
+        m.name
+        for m in pkgutil.walk_packages([str(PACKAGE)], prefix="runjournal.")
+        if "._" not in m.name
+    ),
+]
+
+# Public names that are missing from their module's __all__ today, in files owned elsewhere
+# while issue 8 is under way. Strict: the test fails once one is fixed, so the entry goes too.
+UNLISTED = {
+    "runjournal.cli.runs": "TABLE_ROW_LIMIT (make it private, or list it)",
+}
+
+
+def _declared(module: ModuleType) -> list[str]:
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{module.__name__} declares no __all__"
+    return list(exported)
+
+
+def _defined_names(statements: list[ast.stmt]) -> set[str]:
+    """The names that these top-level statements bind by definition or assignment (not import)."""
+    names: set[str] = set()
+    for node in statements:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.If | ast.Try):
+            names |= _defined_names(node.body + node.orelse)
+    return names
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_all_names_exist(name: str) -> None:
+    """Every name in ``__all__`` is there, once."""
     module = importlib.import_module(name)
-    exported = getattr(module, "__all__", None)
-    if exported is None:
-        pytest.skip(f"{name} declares no __all__")
+    exported = _declared(module)
     missing = [n for n in exported if not hasattr(module, n)]
     assert missing == []
     assert len(set(exported)) == len(exported)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason=UNLISTED[n], strict=True))
+        if n in UNLISTED
+        else n
+        for n in MODULES
+    ],
+)
+def test_every_public_definition_is_in_all(name: str) -> None:
+    """A public name defined in a module (not imported into it) is exported, or made private.
+
+    Type variables are typing machinery, not API: they may keep their short names.
+    """
+    module = importlib.import_module(name)
+    assert module.__file__ is not None
+    defined = _defined_names(ast.parse(Path(module.__file__).read_text()).body)
+    public = {
+        n
+        for n in defined
+        if not n.startswith("_")
+        and not isinstance(getattr(module, n, None), ModuleType | TypeVar | ParamSpec)
+    }
+    assert sorted(public - set(_declared(module))) == []
 
 
 def test_the_package_face_is_flat() -> None:
@@ -56,11 +112,12 @@ LAYER = {
     "ids": 0,
     "filtering": 1,
     "events": 1,
-    "logfile": 1,
+    "eventlog": 1,
     "projection": 2,
     "stores": 3,
     "forks": 0,
-    "lifecycle": 4,
+    "exit": 4,
+    "batching": 4,
     "writer": 4,
     "tracker": 5,
     "journal": 6,

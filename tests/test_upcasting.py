@@ -19,6 +19,7 @@ import pytest
 
 from runjournal import CorruptLogFile, RunNotFound, RunStatus, Tracker
 from runjournal.errors import ExperimentNotFound
+from runjournal.eventlog import LogWriter, read_log
 from runjournal.events import (
     EVENT_VERSION,
     UPCASTERS,
@@ -46,7 +47,6 @@ from runjournal.journal import (
     rebuild,
     verify,
 )
-from runjournal.logfile import LogWriter, read_log
 from runjournal.model import MetricPoint
 from runjournal.stores.sqlite import SqliteBackend
 from tests.conftest import assert_identical

@@ -41,6 +41,7 @@ __all__ = [
     "RunStarted",
     "SpanIdSet",
     "TagSet",
+    "Upcaster",
     "describe",
 ]
 

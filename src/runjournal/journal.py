@@ -8,7 +8,7 @@ tracker.flush()`` to work on a live tracker's data.
 The event-log file
 ------------------
 :func:`export_events` writes, and :func:`import_events` reads, the container of
-:mod:`runjournal.logfile` (framed, checksummed records behind a header and a
+:mod:`runjournal.eventlog` (framed, checksummed records behind a header and a
 trailer). Each record is one msgspec-msgpack encoded :data:`LogRecord`, a map
 whose ``type`` key says which:
 
@@ -47,6 +47,7 @@ from runjournal.errors import (
     RunNotFound,
     StoreError,
 )
+from runjournal.eventlog import LogWriter, read_log
 from runjournal.events import (
     EVENT_VERSION,
     ArtifactLogged,
@@ -56,7 +57,6 @@ from runjournal.events import (
     MetricsLogged,
     describe,
 )
-from runjournal.logfile import LogWriter, read_log
 from runjournal.model import (
     FilterOp,
     MetricPoint,
@@ -66,7 +66,7 @@ from runjournal.model import (
 from runjournal.projection import Rejected, State
 from runjournal.stores.base import NewEntry, PurgeResult, RawEntry, Store
 from runjournal.stores.memory import StateReader
-from runjournal.stores.sqlite import SqliteBackend
+from runjournal.stores.sqlite import SqliteBackend, is_sqlite_file
 
 __all__ = [
     "BlobRecord",
@@ -98,7 +98,6 @@ StoreOrPath: TypeAlias = Store | str | os.PathLike[str]
 _PAGE = 1000
 # Artifact contents fetched per round trip.
 _BLOB_PAGE = 64
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 # -- where reading stops -------------------------------------------------------------------------
@@ -653,16 +652,11 @@ async def _read_store(store: Store, name: str, until: Cutoff | None) -> _Source:
     return _Source(name, "database", entries, blobs, events)
 
 
-def _is_sqlite_file(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
-
-
 async def _load(source: StoreOrPath, until: Cutoff | None) -> _Source:
     if not isinstance(source, str | os.PathLike):
         return await _read_store(source, repr(source), until)
     path = os.fspath(source)
-    if await anyio.to_thread.run_sync(_is_sqlite_file, path):
+    if await anyio.to_thread.run_sync(is_sqlite_file, path):
         async with _using(path, read_only=True) as store:
             return await _read_store(store, path, until)
     return await anyio.to_thread.run_sync(_read_eventlog, path)
@@ -960,32 +954,28 @@ async def state_at(
     """
     if position is not None and time is not None:
         raise ValueError("give state_at a position or a time, not both")
-    until = None if position is None else _check_position(position, "position")
-    cutoff: float | None = None
-    if isinstance(time, datetime.datetime):
-        cutoff = time.timestamp()
-    elif time is not None:
-        cutoff = float(time)
+    moment = time.timestamp() if isinstance(time, datetime.datetime) else time
+    cutoff = Cutoff(position=position, time=None if moment is None else float(moment))
     state = State()
     artifacts: set[str] = set()
     last = 0
     async with _using(store_or_path, read_only=True) as store:
         after = 0
-        while until is None or after < until:
-            limit = _PAGE if until is None else min(_PAGE, until - after)
+        while not cutoff.passed(after):
+            limit = _PAGE if cutoff.position is None else min(_PAGE, cutoff.position - after)
             page = await store.read_journal(after, limit)
-            if not page or (until is not None and page[0].position > until):
+            if not page or (cutoff.position is not None and page[0].position > cutoff.position):
                 break
             for entry in page:
-                if until is not None and entry.position > until:
+                if cutoff.position is not None and entry.position > cutoff.position:
                     break  # past a gap that a purge left
                 after = entry.position
-                if cutoff is not None and entry.recorded_at > cutoff:
+                if not cutoff.keeps(entry.position, entry.recorded_at):
                     continue
                 try:
                     state.fold(entry.event)
                 except Rejected as exc:
-                    if cutoff is not None:
+                    if cutoff.time is not None:
                         continue  # its premise was recorded after the cut-off
                     raise StoreError(
                         f"journal entry {entry.position} no longer applies: {exc}"
@@ -993,13 +983,13 @@ async def state_at(
                 last = entry.position
                 if isinstance(entry.event, ArtifactLogged):
                     artifacts.add(entry.event.sha256)
-    if cutoff is None:
+    if cutoff.time is None:
         last = after
     blob_source: StoreOrPath = store
     if isinstance(store_or_path, str | os.PathLike):
         blob_source = os.fspath(store_or_path)
     return StateView(
-        state, position=last, time=cutoff, artifacts=artifacts, blob_source=blob_source
+        state, position=last, time=cutoff.time, artifacts=artifacts, blob_source=blob_source
     )
 
 

@@ -23,7 +23,6 @@ __all__ = [
     "RunStatus",
     "check_key",
     "check_param_value",
-    "check_step",
     "check_tags",
     "check_text",
     "check_timestamp",
@@ -163,17 +162,6 @@ def check_text(text: str, what: str = "text") -> str:
     except UnicodeEncodeError as exc:
         raise ValueError(f"{what} is not valid Unicode text ({exc.reason}): {text!r}") from None
     return text
-
-
-def check_step(step: object) -> int:
-    """Return ``step`` if it is an int in ``[0, 2**63)``, else raise."""
-    if type(step) is not int:
-        raise TypeError(f"step must be an int, not {type(step).__name__}")
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    if step > _INT64_MAX:
-        raise ValueError(f"step must fit in 64 bits, got {step}")
-    return step
 
 
 def check_value(value: object) -> float:

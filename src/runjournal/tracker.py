@@ -93,9 +93,12 @@ class Tracker:
             "batch_size": batch_size,
         }
         self._writer = Writer(store, **self._options)
+        self._queue = self._writer.queue
+        # The bound method, looked up once: offering is the whole hot path of log_metric.
+        self._offer: Callable[[QueueItem], bool] = self._queue.offer
         self._read_only = bool(getattr(store, "read_only", False))
         if self._read_only:
-            self._writer.capacity = 0  # every logging call takes the slow path, which raises
+            self._offer = _refuse  # every logging call takes the slow path, which raises
         self._block = on_full == "block"
         self._known_runs: set[str] = set()
         self._known_experiments: set[str] = set()
@@ -160,11 +163,11 @@ class Tracker:
         Raises the store's error while it cannot write (the events are kept and
         retried), and :class:`RejectedWrites` for events refused at commit.
         """
-        await anyio.to_thread.run_sync(self._writer.flush_sync)
+        await anyio.to_thread.run_sync(self._writer.flush_blocking)
 
     def flush_blocking(self) -> None:
         """Blocking :meth:`flush`, for synchronous code (never from the event loop's thread)."""
-        self._writer.flush_sync()
+        self._writer.flush_blocking()
 
     async def close(self) -> None:
         """Write everything pending (within ``drain_timeout``), then release the store."""
@@ -183,31 +186,19 @@ class Tracker:
         return (_reopen, (self._store.reopener(), self._options))
 
     # -- the core shared by async calls and their *_nowait twins -------------------------------
-    def _offer(self, item: QueueItem) -> bool:
-        """Enqueue if there is room; False means the queue is full (or closed)."""
-        writer = self._writer
-        queue = writer.queue
-        if len(queue) < writer.capacity:
-            queue.append(item)
-            # Wake the writer once per batch, as the queue reaches it; the writer keeps
-            # draining while anything is left, and wakes itself every flush_interval.
-            if len(queue) == writer.batch_size:
-                writer.wake()
-            return True
-        return False
-
+    # ``self._offer`` (the queue's, set in __init__) enqueues if there is room.
     async def _put(self, item: QueueItem) -> None:
         if not self._offer(item):
             if self._read_only:
                 raise self._read_only_error()
-            await self._writer.put_waiting(item)
+            await self._queue.put(item)
 
     def _put_nowait(self, item: QueueItem) -> None:
         if not self._offer(item):
             if self._read_only:
                 raise self._read_only_error()
             if self._block:
-                self._writer.put_blocking(item)
+                self._queue.put_blocking(item)
             else:
                 self._writer.drop()
 
@@ -220,7 +211,7 @@ class Tracker:
         if key not in self._metric_keys:
             self._metric_keys.add(check_key(key))
         if type(step) is not int or not 0 <= step <= _STEP_MAX:
-            raise_bad_step(step)
+            _raise_bad_step(step)
         if type(value) is not float:
             value = check_value(value)
         if timestamp is None:
@@ -255,7 +246,7 @@ class Tracker:
     async def _read_barrier(self) -> None:
         """Read-your-writes: wait until everything accepted so far is committed."""
         if not self._writer.idle:
-            await anyio.to_thread.run_sync(lambda: self._writer.flush_sync(report=False))
+            await anyio.to_thread.run_sync(lambda: self._writer.flush_blocking(report=False))
 
     # -- experiments -----------------------------------------------------------------------------
     async def create_experiment(
@@ -513,7 +504,7 @@ class Tracker:
         return await self._store.get_span_id(_check_id(run_id, "run id"))
 
 
-def raise_bad_step(step: object) -> None:
+def _raise_bad_step(step: object) -> None:
     """Raise the error that explains why ``step`` is not a valid step."""
     if type(step) is not int:
         raise TypeError(f"step must be an int, not {type(step).__name__}")
@@ -534,6 +525,11 @@ def _terminal_status(status: RunStatus | str) -> RunStatus:
     if not final.is_terminal:
         raise ValueError(f"complete_run needs SUCCESS, FAILED or CANCELLED, not {final.value}")
     return final
+
+
+def _refuse(item: QueueItem) -> bool:
+    """The ``offer`` of a read-only tracker: never room, so that the slow path raises."""
+    return False
 
 
 def _reopen(reopener: Callable[[], Store], options: dict[str, Any]) -> Tracker:

@@ -1,11 +1,11 @@
 """The bounded event queue and the batching writer thread that empties it into the store.
 
-Producers (``Tracker.log_*`` from any thread) only append to a ``deque``. The
-writer is a thread of its own, not a task on the caller's event loop, so it keeps
-committing while the caller's thread is blocked, whether that thread is the event
-loop's, another one, or a forked child's. Each batch becomes one store
-transaction; consecutive metric points of one ``(run, key)`` become one journal
-entry.
+Producers (``Tracker.log_*`` from any thread) only offer items to an
+:class:`EventQueue`; when it is full they wait for room there. The writer is a
+thread of its own, not a task on the caller's event loop, so it keeps committing
+while the caller's thread is blocked, whether that thread is the event loop's,
+another one, or a forked child's. Each batch it takes becomes one store
+transaction, grouped into journal entries by :func:`runjournal.batching.to_entries`.
 
 A flush is a marker in the queue: once the writer has committed everything in
 front of it, it releases the marker. FIFO order makes that exact for any number
@@ -22,21 +22,23 @@ import time
 import warnings
 from typing import Literal
 
-import anyio
+import anyio.to_thread
 import msgspec
 
-from runjournal import _forks, lifecycle
+from runjournal import _exit, _forks
+from runjournal.batching import to_entries
 from runjournal.errors import DrainTimeout, RejectedWrites, RunJournalError, StoreError
-from runjournal.events import BlobStored, MetricLogged, MetricsLogged, QueueItem, describe
+from runjournal.events import BlobStored, MetricsLogged, QueueItem, describe
 from runjournal.ids import new_id
-from runjournal.model import MetricPoint
-from runjournal.stores.base import NewEntry, Store, recorded_at
+from runjournal.stores.base import NewEntry, Store
 
-__all__ = ["DroppedEventsWarning", "OnFull", "Writer", "WriterStats"]
+__all__ = ["DroppedEventsWarning", "EventQueue", "OnFull", "Writer", "WriterStats"]
 
-log = logging.getLogger("runjournal")
+_logger = logging.getLogger("runjournal")
 
 OnFull = Literal["block", "drop"]
+
+_CLOSED = "the tracker is closed; nothing more can be logged"
 
 
 class DroppedEventsWarning(RuntimeWarning):
@@ -62,6 +64,111 @@ class _Marker:
 
     def __init__(self) -> None:
         self.done = threading.Event()
+
+
+class EventQueue:
+    """The bounded, thread-safe queue between the producers and the writer thread.
+
+    One object holds the shared state, as anyio's memory streams do: the items,
+    the capacity, the *room* signal that producers wait on while the queue is
+    full, and the *work* signal that wakes the writer. Every way to enqueue is
+    :meth:`offer`, the non-blocking core and the whole hot path, followed, only
+    when it fails, by waiting for room and offering again.
+    """
+
+    __slots__ = ("_items", "_room", "_work", "batch_size", "capacity", "closed", "max_pending")
+
+    def __init__(self, max_pending: int, batch_size: int) -> None:
+        self.max_pending = max_pending
+        self.capacity = max_pending  # 0 once closed: every offer then takes the slow path
+        self.batch_size = batch_size
+        self.closed = False
+        self._items: collections.deque[QueueItem | _Marker] = collections.deque()
+        self._room = threading.Condition(threading.Lock())
+        self._work = threading.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    # -- producers -------------------------------------------------------------------------
+    def offer(self, item: QueueItem) -> bool:
+        """Enqueue ``item`` if there is room; False means the queue is full (or closed)."""
+        items = self._items
+        if len(items) < self.capacity:
+            items.append(item)
+            # Wake the writer once per batch, as the queue reaches it; the writer keeps
+            # draining while anything is left, and wakes itself every flush_interval.
+            if len(items) == self.batch_size:
+                self._work.set()
+            return True
+        return False
+
+    def put_blocking(self, item: QueueItem) -> None:
+        """Enqueue ``item``, blocking this thread while the queue is full."""
+        while not self.offer(item):
+            self.wait_for_room()
+
+    async def put(self, item: QueueItem) -> None:
+        """Enqueue ``item``, waiting without blocking the event loop while the queue is full."""
+        while not self.offer(item):
+            # The wait runs in a worker thread; if the task is cancelled meanwhile, that
+            # thread ends at the next room or at close, whichever comes first.
+            await anyio.to_thread.run_sync(self.wait_for_room, abandon_on_cancel=True)
+
+    def wait_for_room(self) -> None:
+        """Block until the queue has room; raise :class:`RunJournalError` once it is closed."""
+        with self._room:
+            while len(self._items) >= self.capacity:
+                if self.closed:
+                    raise RunJournalError(_CLOSED)
+                self._work.set()  # a full queue is a full batch: commit it now, not at the tick
+                self._room.wait()
+
+    def push(self, marker: _Marker) -> None:
+        """Enqueue a flush marker whatever the capacity, and wake the writer."""
+        self._items.append(marker)
+        self._work.set()
+
+    def close(self) -> None:
+        """Refuse every later item, and wake every producer waiting for room (they raise)."""
+        with self._room:
+            self.closed = True
+            self.capacity = 0
+            self._room.notify_all()
+        self._work.set()
+
+    # -- the writer thread -----------------------------------------------------------------
+    def wake(self) -> None:
+        """Ask the writer to commit now rather than at the end of the flush interval."""
+        if not self._work.is_set():
+            self._work.set()
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Sleep until :meth:`wake` is called (True) or ``timeout`` passes (False)."""
+        woken = self._work.wait(timeout)
+        self._work.clear()
+        return woken
+
+    def take(self, into: list[QueueItem | _Marker], limit: int) -> None:
+        """Move up to ``limit`` items from the front of the queue to ``into``; signal room."""
+        popleft = self._items.popleft
+        append = into.append
+        for _ in range(min(len(self._items), limit)):
+            append(popleft())
+        with self._room:
+            self._room.notify_all()
+
+    def snapshot(self) -> list[QueueItem | _Marker]:
+        """The items waiting right now, front first."""
+        return list(self._items)
+
+    def after_fork_in_child(self) -> None:
+        """Start empty, with fresh signals: a parent's thread may have held them at the fork."""
+        self._items.clear()
+        self._room = threading.Condition(threading.Lock())
+        self._work = threading.Event()
+        if not self.closed:
+            self.capacity = self.max_pending
 
 
 class Writer:
@@ -93,19 +200,16 @@ class Writer:
         self.flush_interval = flush_interval
         self.drain_timeout = drain_timeout
         self.on_full: OnFull = on_full
-        # Producers read these two attributes on every call; nothing else is on the hot path.
-        self.queue: collections.deque[QueueItem | _Marker] = collections.deque()
-        self.capacity = max_pending
+        self.queue = EventQueue(max_pending, batch_size)
         self._fresh_state()
-        lifecycle.register(self)
+        _exit.register(self)
         _forks.register(self, _forks.Stage.COMMIT)
         _forks.register(store, _forks.Stage.QUIESCE)  # the built-in stores did so already
         self._start()
 
     def _fresh_state(self) -> None:
         self.source = new_id()
-        self._seq = 0
-        self._wake = threading.Event()
+        self._next_seq = 1
         self._retry = threading.Event()  # a flush or close wants a failed write retried now
         self._stats_lock = threading.Lock()
         self._taken = 0
@@ -130,25 +234,7 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="runjournal-writer", daemon=True)
         self._thread.start()
 
-    # -- producers: the fast path (append while there is room) is inlined by the tracker --
-    def put_blocking(self, item: QueueItem) -> None:
-        """Append once there is room, sleeping meanwhile (the ``on_full="block"`` policy)."""
-        queue = self.queue
-        while len(queue) >= self.capacity:
-            self.check_open()
-            self.wake()  # a full queue is a full batch: commit it now, not at the next tick
-            time.sleep(0.0005)
-        queue.append(item)
-
-    async def put_waiting(self, item: QueueItem) -> None:
-        """Append once there is room, yielding to the event loop meanwhile (backpressure)."""
-        queue = self.queue
-        while len(queue) >= self.capacity:
-            self.check_open()
-            self.wake()
-            await anyio.sleep(0.0005)
-        queue.append(item)
-
+    # -- producers: they offer to the queue, and come here only for the drop policy --------
     def drop(self) -> None:
         """Count one dropped event, warning once per burst (the ``on_full="drop"`` policy)."""
         self.check_open()
@@ -162,7 +248,7 @@ class Writer:
                 f"runjournal: the queue is full ({self.max_pending} events) and on_full='drop': "
                 "dropping events; see tracker.stats().dropped"
             )
-            log.warning(message)
+            _logger.warning(message)
             warnings.warn(message, DroppedEventsWarning, stacklevel=4)
 
     def check_open(self) -> None:
@@ -172,8 +258,7 @@ class Writer:
 
     def wake(self) -> None:
         """Ask the writer to commit now rather than at the end of the flush interval."""
-        if not self._wake.is_set():
-            self._wake.set()
+        self.queue.wake()
 
     @property
     def idle(self) -> bool:
@@ -181,7 +266,7 @@ class Writer:
         return not self.queue and not self._busy
 
     # -- flush and close ---------------------------------------------------------------------
-    def flush_sync(self, *, report: bool = True, timeout: float | None = None) -> bool:
+    def flush_blocking(self, *, report: bool = True, timeout: float | None = None) -> bool:
         """Block until every event accepted before this call is committed.
 
         Raises the store's error while it cannot write (for example a full disk:
@@ -199,9 +284,8 @@ class Writer:
         deadline = None if timeout is None else time.monotonic() + timeout
         failures = self._failures
         marker = _Marker()
-        self.queue.append(marker)
         self._retry.set()
-        self._wake.set()
+        self.queue.push(marker)
         while not marker.done.wait(0.01):
             error = self._error
             if error is not None and self._failures != failures:
@@ -234,13 +318,12 @@ class Writer:
         self._give_up_at = time.monotonic() + limit
         self.store.limit_waits(self._give_up_at)
         self._closing = True
-        self.capacity = 0  # routes every later producer call to the slow path, which raises
         self._retry.set()
-        self._wake.set()
+        self.queue.close()
         if thread is not threading.current_thread():
             thread.join(limit + 1.0)
         self._closed = True
-        leftover = sum(_event_count(item) for item in self.queue)
+        leftover = sum(_event_count(item) for item in self.queue.snapshot())
         if thread.is_alive():
             # Still stuck in a write (a lock held longer than the drain timeout, say):
             # what it holds is not written either, and must be counted as such.
@@ -284,9 +367,9 @@ class Writer:
             self._closing or self.idle or thread is None or thread is threading.current_thread()
         ):
             try:
-                self.flush_sync(report=False, timeout=_FORK_FLUSH_TIMEOUT)
+                self.flush_blocking(report=False, timeout=_FORK_FLUSH_TIMEOUT)
             except RunJournalError as exc:  # never stop a fork; the child starts without it
-                log.warning("runjournal: could not commit pending events before fork: %s", exc)
+                _logger.warning("runjournal: could not commit pending events before fork: %s", exc)
 
     def after_fork_in_parent(self) -> None:
         return None
@@ -294,18 +377,16 @@ class Writer:
     def after_fork_in_child(self) -> None:
         # The parent's pending events are the parent's to write; the child starts empty.
         # (The store has already let go of what the parent's threads held.)
-        self.queue.clear()
+        self.queue.after_fork_in_child()
         was_closed = self._closed or self._closing
         self._fresh_state()
         if was_closed:
             self._closing = self._closed = True
-            self.capacity = 0
             return
-        self.capacity = self.max_pending
         self._start()
 
     def stats(self) -> WriterStats:
-        pending = sum(_event_count(item) for item in list(self.queue))
+        pending = sum(_event_count(item) for item in self.queue.snapshot())
         with self._stats_lock:
             in_flight = self._taken - self._committed - self._rejected - self._unwritten
             return WriterStats(
@@ -322,78 +403,32 @@ class Writer:
     def _run(self) -> None:
         queue = self.queue
         while True:
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
+            queue.wait_for_work(self.flush_interval)
             try:
                 while queue:
                     self._busy = True
-                    count = min(len(queue), self.batch_size)
-                    popleft = queue.popleft
                     batch: list[QueueItem | _Marker] = []
                     self._batch = batch
-                    take = batch.append
-                    for _ in range(count):
-                        take(popleft())
+                    queue.take(batch, self.batch_size)
                     self._commit(batch)
                     self._batch = []
             except Exception:  # pragma: no cover - a bug; keep the thread alive and loud
-                log.exception("runjournal writer: unexpected failure")
+                _logger.exception("runjournal writer: unexpected failure")
             finally:
                 self._busy = False
             if self._closing and not queue:
                 return
 
     def _commit(self, items: list[QueueItem | _Marker]) -> None:
-        entries: list[NewEntry] = []
-        blobs: list[BlobStored] = []
-        markers: list[_Marker] = []
-        events = 0
-        groups: dict[tuple[str, str], list[MetricPoint]] = {}
-        last: MetricLogged | None = None
-
-        def close_groups() -> None:
-            nonlocal groups
-            if not groups or last is None:
-                return
-            # Recorded when the newest point of the stretch was accepted: no entry is ever
-            # dated before a point it holds (time travel never shows a point too early).
-            at = last.timestamp if last.at is None else last.at
-            for group_key, points in groups.items():
-                self._seq += 1
-                batch = MetricsLogged(group_key[0], group_key[1], points, at)
-                entries.append(NewEntry(self.source, self._seq, batch, at))
-            groups = {}
-
-        for item in items:
-            if type(item) is MetricLogged:
-                events += 1
-                point = MetricPoint(item.step, item.value, item.timestamp)
-                group_key = (item.run_id, item.key)
-                group = groups.get(group_key)
-                if group is None:
-                    groups[group_key] = [point]
-                else:
-                    group.append(point)
-                last = item
-                continue
-            if isinstance(item, _Marker):
-                markers.append(item)
-                continue
-            if isinstance(item, BlobStored):
-                blobs.append(item)
-                continue
-            close_groups()
-            events += 1
-            self._seq += 1
-            entries.append(NewEntry(self.source, self._seq, item, recorded_at(item)))
-        close_groups()
+        batch = to_entries(items, self.source, self._next_seq)
+        self._next_seq = batch.next_seq
         with self._stats_lock:
-            self._taken += events
-        if entries or blobs:
-            self._append(entries, blobs, events)
+            self._taken += batch.events
+        if batch.entries or batch.blobs:
+            self._append(batch.entries, batch.blobs, batch.events)
         if len(self.queue) < self.max_pending // 2:
             self._drop_warned = False  # the burst is over: warn again at the next one
-        for marker in markers:
+        for marker in batch.markers:
             marker.done.set()
 
     def _append(self, entries: list[NewEntry], blobs: list[BlobStored], events: int) -> None:
@@ -404,7 +439,7 @@ class Writer:
                 result = self.store.append(entries, blobs)
             except StoreError as exc:
                 if self._error is None:
-                    log.error(
+                    _logger.error(
                         "runjournal writer: %s; keeping %d event(s) and retrying", exc, events
                     )
                 self._error = exc
@@ -423,19 +458,19 @@ class Writer:
                 if len(entries) + len(blobs) > 1:
                     # Not a storage failure but a bad event (or a bug). Write the batch one
                     # entry at a time, so that only the culprit is refused, not its neighbours.
-                    log.warning("runjournal writer: %r; writing the batch entry by entry", exc)
+                    _logger.warning("runjournal writer: %r; writing the batch entry by entry", exc)
                     for blob in blobs:
                         self._append([], [blob], 0)
                     for entry in entries:
                         self._append([entry], [], _event_count(entry.event))
                     return
                 # Report every such event, never lose them silently.
-                log.exception("runjournal writer: could not write %d event(s)", events)
+                _logger.exception("runjournal writer: could not write %d event(s)", events)
                 self._record_rejections([(i, repr(exc)) for i in range(len(entries))], entries)
                 return
             elapsed = time.perf_counter() - started
             if self._error is not None:
-                log.warning("runjournal writer: the store accepts writes again")
+                _logger.warning("runjournal writer: the store accepts writes again")
             self._error = None
             rejected_events = self._record_rejections(result.rejected, entries)
             with self._stats_lock:
@@ -453,7 +488,7 @@ class Writer:
             event = entries[index].event
             count += _event_count(event)
             described.append((describe(event), reason))
-            log.error("runjournal writer: rejected %s: %s", describe(event), reason)
+            _logger.error("runjournal writer: rejected %s: %s", describe(event), reason)
         with self._stats_lock:
             self._rejected += count
             self._rejections.extend(described)

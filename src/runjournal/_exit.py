@@ -1,4 +1,4 @@
-"""Process lifecycle: drain every live writer before the process ends.
+"""Process exit: drain every live writer before the process ends.
 
 One place handles every way a process ends (``fork()`` is ``runjournal._forks``'s):
 
@@ -25,7 +25,7 @@ __all__ = ["Drainable", "drain_all", "register"]
 
 
 class Drainable(Protocol):
-    """What the lifecycle hooks need from a writer."""
+    """What the exit hooks need from a writer."""
 
     def drain_at_exit(self) -> None:
         """Write everything pending (within the writer's drain timeout) and stop."""

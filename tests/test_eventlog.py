@@ -1,4 +1,4 @@
-"""Tests of the event-log file codec (runjournal.logfile)."""
+"""Tests of the event-log file codec (runjournal.eventlog)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runjournal import logfile
+from runjournal import eventlog
 from runjournal.errors import CorruptLogFile
-from runjournal.logfile import LogContents, LogWriter, read_log
+from runjournal.eventlog import LogContents, LogWriter, read_log
 
 # The format constants as the spec states them, kept apart from the module's own.
 SPEC_MAGIC = b"RJLOG\x00\x01\n"
@@ -507,7 +507,7 @@ def test_writing_after_close_is_refused(tmp_path: Path) -> None:
 
 
 def test_oversized_payload_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logfile, "MAX_PAYLOAD_SIZE", 10)
+    monkeypatch.setattr(eventlog, "MAX_PAYLOAD_SIZE", 10)
     dest = tmp_path / "out.rjlog"
     with LogWriter(dest) as w:
         w.write(b"0123456789")
