@@ -30,6 +30,7 @@ __all__ = [
     "EventCodec",
     "ExperimentCreated",
     "ExperimentDeleted",
+    "IdsPurged",
     "MetricLogged",
     "MetricsLogged",
     "ParamsLogged",
@@ -171,6 +172,20 @@ class MetricsLogged(msgspec.Struct, frozen=True, tag="metrics.logged"):
     at: float
 
 
+class IdsPurged(msgspec.Struct, frozen=True, tag="ids.purged"):
+    """Tombstones that outlive a purge: these deleted ids had their entries erased.
+
+    A purge removes every journal entry about a deleted run or experiment (its
+    creation and its deletion included) and appends this one entry in their
+    place, so that the fold still knows the ids as deleted and an import can
+    never bring them back. Folded, it deletes any of them that is live.
+    """
+
+    runs: list[str]
+    experiments: list[str]
+    at: float
+
+
 class BlobStored(msgspec.Struct, frozen=True, tag="blob.stored"):
     """Artifact content on its way to the blob store. Not a journal event."""
 
@@ -192,6 +207,7 @@ Event: TypeAlias = (
     | ArtifactLogged
     | MetricLogged
     | MetricsLogged
+    | IdsPurged
 )
 """Everything that can be stored in the journal (``MetricLogged`` only in tests and imports)."""
 
@@ -209,6 +225,15 @@ def describe(event: Event) -> str:
     tag = type(event).__struct_config__.tag
     target = getattr(event, "run_id", None) or getattr(event, "experiment_id", "?")
     return f"{tag} for {target}"
+
+
+class _About(msgspec.Struct):
+    run_id: str | None = None
+    experiment_id: str | None = None
+    sha256: str | None = None
+
+
+_about = msgspec.msgpack.Decoder(_About).decode
 
 
 class EventCodec:
@@ -240,3 +265,20 @@ class EventCodec:
                 raw = upcaster(raw)
         event: Event = msgspec.convert(raw, Event)
         return event
+
+    def about(
+        self, body: bytes, version: int = EVENT_VERSION
+    ) -> tuple[str | None, str | None, str | None]:
+        """``(run_id, experiment_id, sha256)`` of a stored event, each None where it has none.
+
+        A current body is read for those three fields only; an older one is upcast first.
+        """
+        if version == EVENT_VERSION:
+            about = _about(body)
+            return about.run_id, about.experiment_id, about.sha256
+        event = self.decode(body, version)
+        return (
+            getattr(event, "run_id", None),
+            getattr(event, "experiment_id", None),
+            getattr(event, "sha256", None),
+        )

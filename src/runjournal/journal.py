@@ -64,7 +64,7 @@ from runjournal.model import (
     same_value,
 )
 from runjournal.projection import Rejected, State
-from runjournal.stores.base import JournalEntry, NewEntry, RawEntry, Store
+from runjournal.stores.base import JournalEntry, NewEntry, PurgeResult, RawEntry, Store
 from runjournal.stores.memory import StateReader
 from runjournal.stores.sqlite import SqliteBackend, is_sqlite_file
 
@@ -76,6 +76,7 @@ __all__ = [
     "ExportResult",
     "ImportResult",
     "LogRecord",
+    "PurgeResult",
     "Rejection",
     "SourceImport",
     "StateView",
@@ -86,6 +87,7 @@ __all__ = [
     "follow",
     "head",
     "import_events",
+    "purge",
     "rebuild",
     "state_at",
     "verify",
@@ -272,8 +274,15 @@ class VerifyReport(msgspec.Struct, frozen=True):
 
 # -- opening stores ------------------------------------------------------------------------------
 @contextlib.asynccontextmanager
-async def _using(store_or_path: StoreOrPath, *, create: bool = False) -> AsyncIterator[Store]:
-    """The store itself, or the SQLite database at a path, opened and closed around the block."""
+async def _using(
+    store_or_path: StoreOrPath, *, create: bool = False, read_only: bool = False
+) -> AsyncIterator[Store]:
+    """The store itself, or the SQLite database at a path, opened and closed around the block.
+
+    ``read_only`` opens a path read-only (``SqliteBackend(read_only=True)``): the
+    functions that only read never write to the file, and work on a database in
+    a directory they cannot write.
+    """
     if not isinstance(store_or_path, str | os.PathLike):
         yield store_or_path
         return
@@ -281,7 +290,7 @@ async def _using(store_or_path: StoreOrPath, *, create: bool = False) -> AsyncIt
     exists = await anyio.to_thread.run_sync(os.path.exists, path)
     if not create and path != ":memory:" and not exists:
         raise FileNotFoundError(f"no runjournal database at {path!r}")
-    store = SqliteBackend(path)
+    store = SqliteBackend(path, read_only=read_only and path != ":memory:")
     try:
         await store.open()
         yield store
@@ -385,6 +394,11 @@ async def _raw_pages(
         if not page:
             return
         cursor = page[-1].position
+        # A purge leaves gaps in the positions, so a page may run past a bound: cut it there.
+        bound = min((b for b in bounds if b is not None), default=None)
+        if bound is not None and cursor > bound:
+            page = [e for e in page if e.position <= bound]
+            cursor = bound
         if until is not None:
             page = [e for e in page if until.keeps(e.position, e.recorded_at)]
         yield cursor, page
@@ -488,7 +502,7 @@ async def export_events(
     start = _check_position(after, "after")
     selection = _Selection(experiment_id, run_id)
     codec = EventCodec()
-    async with _using(store_or_path) as store:
+    async with _using(store_or_path, read_only=True) as store:
         # A selection needs to know every run's experiment before it meets their entries.
         end: int | None = None
         if not selection.everything:
@@ -645,7 +659,7 @@ async def _load(source: StoreOrPath, until: Cutoff | None) -> _Source:
         return await _read_store(source, repr(source), until)
     path = os.fspath(source)
     if await anyio.to_thread.run_sync(is_sqlite_file, path):
-        async with _using(path) as store:
+        async with _using(path, read_only=True) as store:
             return await _read_store(store, path, until)
     return await anyio.to_thread.run_sync(_read_eventlog, path)
 
@@ -736,6 +750,32 @@ async def rebuild(store_or_path: StoreOrPath) -> int:
         return await store.head()
 
 
+async def purge(store_or_path: StoreOrPath) -> PurgeResult:
+    """Erase deleted runs and experiments for good: delete hides, purge erases.
+
+    Deleting a run or an experiment only hides it: its entries stay in the
+    journal, where :func:`state_at`, ``replay`` and a full :func:`export_events`
+    still find them, and its artifacts keep their space. A purge rewrites the
+    journal without any entry about a deleted id (its creation, params, metrics,
+    tags, artifacts, span id and its deletion), drops the artifact contents that
+    only those entries referred to, and compacts the file (SQLite ``VACUUM``).
+
+    The rewrite is one transaction: a crash leaves either the old or the new
+    journal, and readers in other processes see one or the other. The ids stay
+    known as deleted (one ``ids.purged`` entry lists them), so an import never
+    brings them back. Positions of the remaining entries do not change.
+
+    Returns:
+        What was erased, and the file's size before and after.
+
+    Raises:
+        StoreReadOnly: the database cannot be written.
+        FileNotFoundError: ``store_or_path`` is a path where no database exists.
+    """
+    async with _using(store_or_path) as store:
+        return await store.purge()
+
+
 async def verify(store_or_path: StoreOrPath) -> VerifyReport:
     """Fold the journal into a scratch projection and compare it with the live projections.
 
@@ -753,7 +793,7 @@ async def verify(store_or_path: StoreOrPath) -> VerifyReport:
     scratch = State()
     broken: list[Difference] = []
     position = 0
-    async with _using(store_or_path) as store:
+    async with _using(store_or_path, read_only=True) as store:
         for _ in range(5):
             while page := await store.read_journal(position, _PAGE):
                 for entry in page:
@@ -878,7 +918,7 @@ class StateView(StateReader):
         """The content of an artifact the view holds; raises :class:`ArtifactNotFound`."""
         if sha256 not in self._artifacts:
             raise ArtifactNotFound(sha256)
-        async with _using(self._blob_source) as store:
+        async with _using(self._blob_source, read_only=True) as store:
             return await store.get_artifact_data(sha256)
 
 
@@ -921,14 +961,16 @@ async def state_at(
     state = State()
     artifacts: set[str] = set()
     last = 0
-    async with _using(store_or_path) as store:
+    async with _using(store_or_path, read_only=True) as store:
         after = 0
         while not cutoff.passed(after):
             limit = _PAGE if cutoff.position is None else min(_PAGE, cutoff.position - after)
             page = await store.read_journal(after, limit)
-            if not page:
+            if not page or (cutoff.position is not None and page[0].position > cutoff.position):
                 break
             for entry in page:
+                if cutoff.position is not None and entry.position > cutoff.position:
+                    break  # past a gap that a purge left
                 after = entry.position
                 if not cutoff.keeps(entry.position, entry.recorded_at):
                     continue
@@ -1028,7 +1070,7 @@ def follow(
 async def _follow(
     store_or_path: StoreOrPath, cursor: int, poll_interval: float
 ) -> AsyncGenerator[tuple[int, Event], None]:
-    async with _using(store_or_path) as store:
+    async with _using(store_or_path, read_only=True) as store:
         while True:
             page = await store.read_journal(cursor, _PAGE)
             if not page:

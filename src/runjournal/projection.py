@@ -26,6 +26,7 @@ from runjournal.events import (
     Event,
     ExperimentCreated,
     ExperimentDeleted,
+    IdsPurged,
     MetricLogged,
     MetricsLogged,
     ParamsLogged,
@@ -47,6 +48,8 @@ __all__ = [
     "Change",
     "DeleteExperiment",
     "DeleteRun",
+    "MarkDeleted",
+    "PurgePlan",
     "PutExperiment",
     "PutRun",
     "Rejected",
@@ -124,6 +127,14 @@ class DeleteExperiment(msgspec.Struct, frozen=True):
     experiment_id: str
 
 
+class MarkDeleted(msgspec.Struct, frozen=True):
+    """A tombstone for an id whose entries a purge erased (nothing of it is live)."""
+
+    entity_id: str
+    kind: str
+    """``"run"`` or ``"experiment"``."""
+
+
 Change: TypeAlias = (
     PutExperiment
     | PutRun
@@ -133,6 +144,7 @@ Change: TypeAlias = (
     | AddMetrics
     | DeleteRun
     | DeleteExperiment
+    | MarkDeleted
 )
 
 
@@ -275,6 +287,8 @@ def evolve(view: View, event: Event) -> list[Change]:
                 state = "was deleted" if view.is_deleted(exp_id) else "does not exist"
                 raise Rejected(f"experiment {exp_id!r} {state}")
             return [DeleteExperiment(exp_id)]
+        case IdsPurged(runs=runs, experiments=experiments):
+            return _purged(view, runs, experiments)
     raise TypeError(f"not a journal event: {event!r}")  # pragma: no cover
 
 
@@ -294,6 +308,55 @@ def _touch(row: RunRow, at: float) -> list[Change]:
     if last is not None and at <= last:
         return []
     return [PutRun(msgspec.structs.replace(row, last_activity=at))]
+
+
+def _purged(view: View, runs: Sequence[str], experiments: Sequence[str]) -> list[Change]:
+    # Never rejected: imported into a store where some of these ids are live, it deletes
+    # them there, as their deletion would have. Runs go first, before their experiment.
+    changes: list[Change] = []
+    for run_id in runs:
+        live = view.run(run_id) is not None
+        changes.append(DeleteRun(run_id) if live else MarkDeleted(run_id, "run"))
+    for exp_id in experiments:
+        live = view.experiment(exp_id) is not None
+        changes.append(DeleteExperiment(exp_id) if live else MarkDeleted(exp_id, "experiment"))
+    return changes
+
+
+class PurgePlan:
+    """Which journal entries a purge erases: every entry about a deleted id.
+
+    Feed it each entry's ``run_id`` and ``experiment_id`` (None where the event
+    has none) in journal order; :meth:`erases` says whether the entry goes, and
+    the plan collects the ids it erased, for the ``ids.purged`` entry that keeps
+    them as tombstones. ``deleted`` is every id the fold knows as deleted (the
+    runs of a deleted experiment included). An ``ids.purged`` entry has neither
+    field, so earlier purges' tombstones are always kept.
+    """
+
+    def __init__(self, deleted: set[str] | frozenset[str]) -> None:
+        self._deleted = deleted
+        self.runs: dict[str, None] = {}  # ordered sets
+        self.experiments: dict[str, None] = {}
+
+    def erases(self, run_id: str | None, experiment_id: str | None) -> bool:
+        """Whether the entry about ``run_id`` / ``experiment_id`` is erased."""
+        deleted = self._deleted
+        erased = False
+        if run_id is not None and run_id in deleted:
+            self.runs[run_id] = None
+            erased = True
+        if experiment_id is not None and experiment_id in deleted:
+            if run_id is None:
+                self.experiments[experiment_id] = None
+            erased = True
+        return erased
+
+    def event(self, at: float) -> IdsPurged | None:
+        """The ``ids.purged`` entry to append, or None if nothing was erased."""
+        if not self.runs and not self.experiments:
+            return None
+        return IdsPurged(list(self.runs), list(self.experiments), at)
 
 
 def _transition(row: RunRow, new: RunStatus) -> None:
@@ -370,6 +433,8 @@ class State:
                 self.artifacts.setdefault(ref.run_id, []).append(ref)
             case DeleteRun(run_id=run_id):
                 self._drop_run(run_id)
+            case MarkDeleted(entity_id=entity_id):
+                self.deleted.add(entity_id)
             case DeleteExperiment(experiment_id=exp_id):
                 for run_id in [r.id for r in self.runs.values() if r.experiment_id == exp_id]:
                     self._drop_run(run_id)

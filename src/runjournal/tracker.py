@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import anyio.to_thread
 
-from runjournal.errors import RunNotFound
+from runjournal.errors import RunNotFound, StoreReadOnly
 from runjournal.events import (
     ArtifactLogged,
     BlobStored,
@@ -97,6 +97,9 @@ class Tracker:
         self._queue = self._writer.queue
         # The bound method, looked up once: offering is the whole hot path of log_metric.
         self._offer: Callable[[QueueItem], bool] = self._queue.offer
+        self._read_only = bool(getattr(store, "read_only", False))
+        if self._read_only:
+            self._offer = _refuse  # every logging call takes the slow path, which raises
         self._block = on_full == "block"
         self._known_runs: set[str] = set()
         self._known_experiments: set[str] = set()
@@ -109,10 +112,20 @@ class Tracker:
         *,
         durability: Durability = "normal",
         busy_timeout: float = 30.0,
+        read_only: bool = False,
         **options: Any,
     ) -> Tracker:
-        """A tracker on the SQLite database at ``path``, created if missing."""
-        return cls(SqliteBackend(path, durability=durability, busy_timeout=busy_timeout), **options)
+        """A tracker on the SQLite database at ``path``, created if missing.
+
+        With ``read_only=True`` the database must exist (else ``FileNotFoundError``)
+        and is only read: queries work, even on a file in a read-only directory or
+        one that other processes are writing, and every logging call raises
+        :class:`~runjournal.errors.StoreReadOnly` at the call.
+        """
+        store = SqliteBackend(
+            path, durability=durability, busy_timeout=busy_timeout, read_only=read_only
+        )
+        return cls(store, **options)
 
     @classmethod
     def open_in_memory(cls, **options: Any) -> Tracker:
@@ -177,14 +190,21 @@ class Tracker:
     # ``self._offer`` (the queue's, set in __init__) enqueues if there is room.
     async def _put(self, item: QueueItem) -> None:
         if not self._offer(item):
+            if self._read_only:
+                raise self._read_only_error()
             await self._queue.put(item)
 
     def _put_nowait(self, item: QueueItem) -> None:
         if not self._offer(item):
+            if self._read_only:
+                raise self._read_only_error()
             if self._block:
                 self._queue.put_blocking(item)
             else:
                 self._writer.drop()
+
+    def _read_only_error(self) -> StoreReadOnly:
+        return StoreReadOnly(f"{self._store.spec}: this tracker was opened read-only")
 
     def _metric_event(
         self, run_id: str, key: str, step: int, value: float, timestamp: float | None
@@ -441,7 +461,7 @@ class Tracker:
             await self._require_run(run_id)
         item = self._metric_event(run_id, key, step, value, timestamp)
         if not self._offer(item):
-            await self._queue.put(item)
+            await self._put(item)
 
     def log_metric_nowait(
         self, run_id: str, key: str, step: int, value: float, *, timestamp: float | None = None
@@ -576,6 +596,11 @@ def _terminal_status(status: RunStatus | str) -> RunStatus:
     if not final.is_terminal:
         raise ValueError(f"complete_run needs SUCCESS, FAILED or CANCELLED, not {final.value}")
     return final
+
+
+def _refuse(item: QueueItem) -> bool:
+    """The ``offer`` of a read-only tracker: never room, so that the slow path raises."""
+    return False
 
 
 def _reopen(reopener: Callable[[], Store], options: dict[str, Any]) -> Tracker:

@@ -1,4 +1,10 @@
-"""Opening the ``--db`` database for a command: only ``import`` may create one."""
+"""Opening the ``--db`` database for a command: read-only unless it writes; only ``import`` creates.
+
+Read commands open the database read-only (``Tracker.open(read_only=True)``), so
+that they work on a file in a directory the user cannot write and never touch
+it. Commands that write (``delete``, ``experiments delete``, ...) ask for
+``read_only=False``.
+"""
 
 from __future__ import annotations
 
@@ -38,11 +44,16 @@ def require_database(path: str) -> None:
 
 
 @asynccontextmanager
-async def open_tracker(path: str, *, create: bool = False) -> AsyncIterator[Tracker]:
-    """A tracker on ``path``; unless ``create``, the database must already exist."""
+async def open_tracker(
+    path: str, *, create: bool = False, read_only: bool = True
+) -> AsyncIterator[Tracker]:
+    """A tracker on ``path``, read-only unless ``read_only=False`` (or ``create``).
+
+    Unless ``create``, the database must already exist.
+    """
     if not create:
         require_database(path)
-    async with Tracker.open(path) as tracker:
+    async with Tracker.open(path, read_only=read_only and not create) as tracker:
         yield tracker
 
 

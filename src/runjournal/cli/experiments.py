@@ -101,7 +101,7 @@ async def experiments_show(args: argparse.Namespace, out: Output) -> int:
 
 async def experiments_delete(args: argparse.Namespace, out: Output) -> int:
     """``runjournal experiments delete ID``: the experiment and all its runs."""
-    async with open_tracker(args.db) as tracker:
+    async with open_tracker(args.db, read_only=False) as tracker:
         experiment = await resolve_experiment(tracker, args.id)
         count = len(await tracker.list_runs(experiment.id))
         what = f"experiment {experiment.id} ({experiment.name}) and its {count} run(s)"

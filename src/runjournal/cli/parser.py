@@ -401,6 +401,19 @@ def _add_journal_commands(commands: _Commands) -> None:
         _example("verify"),
     )
 
+    from runjournal.cli.purge import purge
+
+    _add_yes(
+        commands.add(
+            "purge",
+            purge,
+            "Erase deleted runs and experiments for good (their journal entries and the "
+            "artifacts only they used), and compact the file. Asks for confirmation only on "
+            "a terminal.",
+            _example("purge", "purge --yes"),
+        )
+    )
+
     replay = commands.add(
         "replay",
         journal.replay,

@@ -152,7 +152,7 @@ def _idle(seconds: float) -> str:
 
 async def delete_run(args: argparse.Namespace, out: Output) -> int:
     """``runjournal delete RUN_ID``."""
-    async with open_tracker(args.db) as tracker:
+    async with open_tracker(args.db, read_only=False) as tracker:
         run = await resolve_run(tracker, args.run_id)
         what = f"run {run.id}" + (f" ({run.name})" if run.name else "")
         if not confirmed(out, what, yes=args.yes):

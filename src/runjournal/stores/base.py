@@ -22,6 +22,7 @@ __all__ = [
     "AppendResult",
     "JournalEntry",
     "NewEntry",
+    "PurgeResult",
     "Queries",
     "RawEntry",
     "Store",
@@ -69,6 +70,27 @@ class AppendResult(msgspec.Struct, frozen=True):
     last_position: int
 
 
+class PurgeResult(msgspec.Struct, frozen=True):
+    """What :meth:`Store.purge` erased."""
+
+    runs: list[str]
+    """The deleted runs whose entries were erased (those of deleted experiments included)."""
+    experiments: list[str]
+    """The deleted experiments whose entries were erased."""
+    entries: int
+    """Journal entries erased."""
+    blobs: int
+    """Artifact contents dropped, because no remaining entry refers to them."""
+    position: int | None
+    """Where the ``ids.purged`` entry that keeps the tombstones went (None: nothing erased)."""
+    size_before: int | None
+    """Bytes the storage took before (database file and its WAL); None in memory."""
+    size_after: int | None
+    """Bytes it takes after compacting; None in memory."""
+    compacted: bool
+    """False if compacting could not run (another process held the database); purge again."""
+
+
 def recorded_at(event: Event) -> float:
     """The time an event was accepted by its tracker."""
     at = getattr(event, "at", None)
@@ -108,6 +130,10 @@ class Store(Queries, Participant, Protocol):
     storage while the process forks, then drop in a forked child what the parent's
     threads held (locks, connections).
     """
+
+    @property
+    def read_only(self) -> bool:
+        """True for a store opened read-only: every write raises ``StoreReadOnly``."""
 
     @property
     def spec(self) -> str:
@@ -168,3 +194,15 @@ class Store(Queries, Participant, Protocol):
 
     async def rebuild(self) -> None:
         """Drop every projection and fold the journal again."""
+
+    def purge_blocking(self) -> PurgeResult:
+        """Blocking :meth:`purge`."""
+
+    async def purge(self) -> PurgeResult:
+        """Erase every journal entry about a deleted run or experiment, for good.
+
+        In one transaction: the entries go, one ``ids.purged`` entry keeps their
+        ids as tombstones, the projections are folded again, and the artifact
+        contents that only erased entries referred to are dropped. Then the
+        storage is compacted. Positions of the remaining entries do not change.
+        """

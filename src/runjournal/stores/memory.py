@@ -8,17 +8,27 @@ any store) is a read-only reader over a State folded by ``journal.state_at``.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from runjournal import _forks
 from runjournal.errors import ArtifactNotFound
-from runjournal.events import EVENT_VERSION, BlobStored, EventCodec
+from runjournal.events import EVENT_VERSION, ArtifactLogged, BlobStored, EventCodec
+from runjournal.ids import new_id
 from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run, RunStatus
-from runjournal.projection import Rejected, RunRow, State
-from runjournal.stores.base import AppendResult, JournalEntry, NewEntry, RawEntry, Store
+from runjournal.projection import PurgePlan, Rejected, RunRow, State
+from runjournal.stores.base import (
+    AppendResult,
+    JournalEntry,
+    NewEntry,
+    PurgeResult,
+    RawEntry,
+    Store,
+)
 
 __all__ = ["InMemoryStorage", "StateReader"]
 
@@ -114,10 +124,17 @@ class InMemoryStorage(StateReader):
         self._rlock = threading.RLock()
         super().__init__(State(), self._rlock)
         self._journal: list[JournalEntry] = []
+        self._positions: list[int] = []  # of _journal; a purge leaves gaps
+        self._head = 0
         self._ids: set[tuple[str, int]] = set()
         self._blobs: dict[str, bytes] = {}
         self._fork_held = False
         _forks.register(self, _forks.Stage.QUIESCE)
+
+    @property
+    def read_only(self) -> bool:
+        """Always False: an in-memory store is its own only writer."""
+        return False
 
     @property
     def spec(self) -> str:
@@ -170,17 +187,15 @@ class InMemoryStorage(StateReader):
                     rejected.append((index, str(exc)))
                     continue
                 self._ids.add(ident)
+                self._head += 1
+                self._positions.append(self._head)
                 self._journal.append(
                     JournalEntry(
-                        len(self._journal) + 1,
-                        entry.source,
-                        entry.seq,
-                        entry.recorded_at,
-                        entry.event,
+                        self._head, entry.source, entry.seq, entry.recorded_at, entry.event
                     )
                 )
                 appended += 1
-            return AppendResult(appended, duplicates, rejected, len(self._journal))
+            return AppendResult(appended, duplicates, rejected, self._head)
 
     def lookup_run(self, run_id: str) -> RunRow | None:
         with self._lock:
@@ -196,6 +211,49 @@ class InMemoryStorage(StateReader):
     async def rebuild(self) -> None:
         self.rebuild_blocking()
 
+    def purge_blocking(self) -> PurgeResult:
+        with self._lock:
+            plan = PurgePlan(frozenset(self._state.deleted))
+            kept: list[JournalEntry] = []
+            shas: set[str] = set()
+            for entry in self._journal:
+                event = entry.event
+                run_id = getattr(event, "run_id", None)
+                if plan.erases(run_id, getattr(event, "experiment_id", None)):
+                    self._ids.discard((entry.source, entry.seq))
+                    if isinstance(event, ArtifactLogged):
+                        shas.add(event.sha256)
+                else:
+                    kept.append(entry)
+            erased = len(self._journal) - len(kept)
+            purged = plan.event(time.time())
+            position = None
+            if purged is not None:
+                self._head = position = self._head + 1
+                source = f"purge-{new_id()}"
+                kept.append(JournalEntry(position, source, 1, purged.at, purged))
+                self._ids.add((source, 1))
+                self._journal = kept
+                self._positions = [e.position for e in kept]
+                self.rebuild_blocking()
+            still = {e.event.sha256 for e in self._journal if isinstance(e.event, ArtifactLogged)}
+            dropped = [sha for sha in shas if sha not in still and sha in self._blobs]
+            for sha in dropped:
+                del self._blobs[sha]
+        return PurgeResult(
+            runs=list(plan.runs),
+            experiments=list(plan.experiments),
+            entries=erased,
+            blobs=len(dropped),
+            position=position,
+            size_before=None,
+            size_after=None,
+            compacted=True,
+        )
+
+    async def purge(self) -> PurgeResult:
+        return self.purge_blocking()
+
     async def get_artifact_data(self, sha256: str) -> bytes:
         with self._lock:
             data = self._blobs.get(sha256)
@@ -205,8 +263,9 @@ class InMemoryStorage(StateReader):
 
     async def read_journal(self, after: int = 0, limit: int | None = None) -> list[JournalEntry]:
         with self._lock:
-            end = None if limit is None else after + limit
-            return self._journal[max(after, 0) : end]
+            start = bisect.bisect_right(self._positions, after)
+            end = None if limit is None else start + limit
+            return self._journal[start:end]
 
     async def read_journal_raw(self, after: int = 0, limit: int | None = None) -> list[RawEntry]:
         """:meth:`read_journal` with each event encoded as SQLite would store it."""
@@ -218,7 +277,7 @@ class InMemoryStorage(StateReader):
 
     async def head(self) -> int:
         with self._lock:
-            return len(self._journal)
+            return self._head
 
     async def blobs(self, sha256s: Sequence[str]) -> dict[str, bytes]:
         with self._lock:

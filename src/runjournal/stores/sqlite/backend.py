@@ -25,10 +25,10 @@ import anyio.to_thread
 from runjournal import _forks
 from runjournal.events import BlobStored, EventCodec
 from runjournal.projection import RunRow
-from runjournal.stores.base import AppendResult, NewEntry, Store
-from runjournal.stores.sqlite import writes
+from runjournal.stores.base import AppendResult, NewEntry, PurgeResult, Store
+from runjournal.stores.sqlite import purge, writes
 from runjournal.stores.sqlite.connection import Connections, Durability, Settings, check_pragma
-from runjournal.stores.sqlite.overlay import Overlay
+from runjournal.stores.sqlite.overlay import RUN_COLUMNS, Overlay, run_row
 from runjournal.stores.sqlite.queries import SqliteQueries
 
 __all__ = ["SqliteBackend"]
@@ -40,6 +40,12 @@ class SqliteBackend(SqliteQueries):
     ``durability="normal"`` (WAL with ``synchronous=NORMAL``) survives any crash of
     the process; ``"full"`` also survives power loss, at the price of an fsync per
     commit. ``pragmas`` are extra ``PRAGMA`` settings applied to every connection.
+
+    ``read_only=True`` opens an existing database for reading only: it never
+    writes, never creates the file (a missing one is ``FileNotFoundError``) and
+    never switches the journal mode; every write raises ``StoreReadOnly``. It
+    reads a database that other processes are writing, and one in a read-only
+    directory or mount (see ``connection._connect_read_only`` for the limits).
     """
 
     def __init__(
@@ -49,18 +55,27 @@ class SqliteBackend(SqliteQueries):
         durability: Durability = "normal",
         busy_timeout: float = 30.0,
         pragmas: Mapping[str, int | str] | None = None,
+        read_only: bool = False,
     ) -> None:
         if durability not in ("normal", "full"):
             raise ValueError(f"durability must be 'normal' or 'full', got {durability!r}")
         if busy_timeout < 0:
             raise ValueError("busy_timeout must be >= 0")
-        self._settings = Settings(os.fspath(path), durability, busy_timeout, dict(pragmas or {}))
+        path = os.fspath(path)
+        if read_only and path == ":memory:":
+            raise ValueError("an in-memory database cannot be opened read-only: it would be empty")
+        if read_only and not os.path.exists(path):
+            raise FileNotFoundError(f"no runjournal database at {path!r}")
+        self._settings = Settings(
+            path, durability, busy_timeout, dict(pragmas or {}), read_only=bool(read_only)
+        )
         super().__init__(Connections(self._settings), EventCodec())
         self._wait_limit: float | None = None
         _forks.register(self, _forks.Stage.QUIESCE)  # before this store ever touches SQLite
 
     def __repr__(self) -> str:
-        return f"SqliteBackend({self.path!r}, durability={self.durability!r})"
+        mode = ", read_only=True" if self.read_only else ""
+        return f"SqliteBackend({self.path!r}, durability={self.durability!r}{mode})"
 
     @property
     def path(self) -> str:
@@ -78,6 +93,11 @@ class SqliteBackend(SqliteQueries):
         return self._settings.busy_timeout
 
     @property
+    def read_only(self) -> bool:
+        """True if opened with ``read_only=True``."""
+        return self._settings.read_only
+
+    @property
     def spec(self) -> str:
         return self._settings.path
 
@@ -92,6 +112,7 @@ class SqliteBackend(SqliteQueries):
             durability=settings.durability,
             busy_timeout=settings.busy_timeout,
             pragmas=dict(settings.pragmas),
+            read_only=settings.read_only,
         )
 
     # -- opening and closing -----------------------------------------------------------------
@@ -138,6 +159,11 @@ class SqliteBackend(SqliteQueries):
             return writes.append(conn, self._codec, entries, blobs)
 
     def lookup_run(self, run_id: str) -> RunRow | None:
+        if self.read_only:
+            rows = self._connections.read_blocking(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            )
+            return run_row(rows[0]) if rows else None
         with self._connections.writing() as conn:
             return Overlay(conn).run(run_id)
 
@@ -147,6 +173,26 @@ class SqliteBackend(SqliteQueries):
 
     async def rebuild(self) -> None:
         await anyio.to_thread.run_sync(self.rebuild_blocking)
+
+    def purge_blocking(self) -> PurgeResult:
+        size_before = purge.size_on_disk(self.path)
+        with self._connections.writing() as conn:
+            with self._transaction(conn):
+                erased = purge.erase(conn, self._codec, self.path)
+            compacted = purge.compact(conn, self.busy_timeout)
+        return PurgeResult(
+            runs=list(erased.plan.runs),
+            experiments=list(erased.plan.experiments),
+            entries=erased.entries,
+            blobs=erased.blobs,
+            position=erased.position,
+            size_before=size_before,
+            size_after=purge.size_on_disk(self.path),
+            compacted=compacted,
+        )
+
+    async def purge(self) -> PurgeResult:
+        return await anyio.to_thread.run_sync(self.purge_blocking)
 
     def _transaction(self, conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
         return writes.transaction(conn, self.busy_timeout, self._current_wait_limit)

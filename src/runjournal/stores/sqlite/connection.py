@@ -11,18 +11,27 @@ which hold its lock (see ``forks``) and translate its errors (see ``errors``).
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 
+from runjournal.errors import StoreReadOnly
 from runjournal.ids import new_id
 from runjournal.stores.sqlite.errors import translated
 from runjournal.stores.sqlite.forks import Locks, abandon
 from runjournal.stores.sqlite.migrations import upgrade
-from runjournal.stores.sqlite.schema import SCHEMA_VERSION, ensure_schema, refuse_foreign
+from runjournal.stores.sqlite.schema import (
+    SCHEMA_VERSION,
+    check_schema,
+    ensure_schema,
+    refuse_foreign,
+    schema_version,
+)
 
 __all__ = ["LOCK_STEP_MS", "Connections", "Durability", "Settings", "check_pragma"]
 
@@ -42,6 +51,8 @@ class Settings:
     durability: Durability
     busy_timeout: float
     pragmas: dict[str, int | str]
+    read_only: bool = False
+    """Never write, never create the file, never switch the journal mode (see ``_connect_read_only``)."""
     target: str = dataclasses.field(init=False)
     """What ``sqlite3.connect`` opens: the path, or a named memdb database shared by the
     writer and the reader of one ``":memory:"`` store."""
@@ -107,6 +118,51 @@ def _connect_reader(settings: Settings) -> sqlite3.Connection:
     return conn
 
 
+def _connect_read_only(settings: Settings) -> sqlite3.Connection:
+    """A reader that cannot write, for a database that must already exist.
+
+    ``mode=ro`` reads a database that other processes are writing, as any reader
+    does; in WAL mode it needs the ``-shm`` file, which SQLite creates if the
+    directory lets it. In a directory (or mount) that this process cannot write,
+    with no ``-shm`` to share, SQLite refuses; the database is then opened with
+    ``immutable=1``, which reads the file alone without any locking. That is only
+    safe while nothing writes it, so it is used only when no ``-wal`` file exists
+    (no writer has it open, or one closed it cleanly).
+    """
+    path = settings.path
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no runjournal database at {path!r}")
+    base = "file:" + urllib.parse.quote(os.path.abspath(path))
+    try:
+        return _open_checked(f"{base}?mode=ro", settings)
+    except sqlite3.OperationalError as exc:
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if not name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
+            raise
+        if os.path.exists(f"{path}-wal"):
+            raise StoreReadOnly(
+                f"{path}: cannot be read here: its WAL is in use and SQLite cannot create "
+                f"the shared-memory file beside it in a read-only directory ({exc})"
+            ) from exc
+    return _open_checked(f"{base}?mode=ro&immutable=1", settings)
+
+
+def _open_checked(uri: str, settings: Settings) -> sqlite3.Connection:
+    conn = sqlite3.connect(uri, timeout=settings.busy_timeout, check_same_thread=False, uri=True)
+    try:
+        conn.execute("PRAGMA query_only=1")
+        if check_schema(conn, settings.path) < SCHEMA_VERSION:
+            # The queries read the current schema; a read-only open must not migrate.
+            raise StoreReadOnly(
+                f"{settings.path} was written by an older runjournal (schema "
+                f"{schema_version(conn)}); open it once with write access to upgrade it"
+            )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class Connections:
     """The write connection and the read connection of one store, each opened on first use."""
 
@@ -120,6 +176,8 @@ class Connections:
     def writing(self) -> Iterator[sqlite3.Connection]:
         """The write connection, under the write lock, with its errors translated."""
         self._check_fork()
+        if self.settings.read_only:
+            raise StoreReadOnly(f"{self.settings.path}: opened read-only; it cannot be written")
         with self.locks.write, translated(self.settings.path):
             if self._write is None:
                 self._write = _connect_writer(self.settings)
@@ -128,12 +186,13 @@ class Connections:
     def read_blocking(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         """Every row of a query on the read connection, under the read lock."""
         self._check_fork()
-        if self._read is None:
+        if self._read is None and not self.settings.read_only:
             with self.writing():
                 pass  # the writer creates or checks the schema before anything reads it
         with self.locks.read, translated(self.settings.path):
             if self._read is None:
-                self._read = _connect_reader(self.settings)
+                connect = _connect_read_only if self.settings.read_only else _connect_reader
+                self._read = connect(self.settings)
             return self._read.execute(sql, args).fetchall()
 
     async def read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:

@@ -23,6 +23,7 @@ from runjournal.projection import (
     Change,
     DeleteExperiment,
     DeleteRun,
+    MarkDeleted,
     PutExperiment,
     PutRun,
     RunRow,
@@ -97,6 +98,7 @@ class Overlay:
         self._artifact_rows: list[tuple[str, int, str, str, int, float]] = []
         self._deleted_runs: list[str] = []
         self._deleted_experiments: list[str] = []
+        self._marked: list[tuple[str, str]] = []
 
     # -- the View the fold reads ----------------------------------------------------------
     def experiment(self, experiment_id: str) -> Experiment | None:
@@ -159,6 +161,9 @@ class Overlay:
                     self._runs[run_id] = None
                     self._tombstones[run_id] = True
                     self._deleted_runs.append(run_id)
+                case MarkDeleted(entity_id=entity_id, kind=kind):
+                    self._tombstones[entity_id] = True
+                    self._marked.append((entity_id, kind))
                 case DeleteExperiment(experiment_id=exp_id):
                     self._experiments[exp_id] = None
                     self._tombstones[exp_id] = True
@@ -253,6 +258,8 @@ class Overlay:
             conn.execute("INSERT OR IGNORE INTO tombstones VALUES (?, 'experiment')", (exp_id,))
         for run_id in self._deleted_runs:
             _delete_run(conn, run_id)
+        if self._marked:
+            conn.executemany("INSERT OR IGNORE INTO tombstones VALUES (?, ?)", self._marked)
 
 
 def _delete_run(conn: sqlite3.Connection, run_id: str) -> None:

@@ -13,6 +13,7 @@ __all__ = [
     "PROJECTION_TABLES",
     "SCHEMA_VERSION",
     "SQLITE_MAGIC",
+    "check_schema",
     "ensure_schema",
     "is_sqlite_file",
     "refuse_foreign",
@@ -137,6 +138,32 @@ def refuse_foreign(conn: sqlite3.Connection, where: str) -> None:
             f"{where} is an SQLite database but not a runjournal one "
             f"(application_id={app_id}, tables: {', '.join(sorted(tables)) or 'none'})"
         )
+
+
+def check_schema(conn: sqlite3.Connection, where: str) -> int:
+    """Raise :class:`NotARunJournalDatabase` unless the file holds a runjournal schema we read.
+
+    Reads only, for a read-only open: an empty database is refused, never initialised.
+    Returns the file's schema version.
+    """
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            refuse_foreign(conn, where)  # names what the file is, if it is something else
+            raise NotARunJournalDatabase(
+                f"{where} is an empty SQLite database, not a runjournal one"
+            )
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorname in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+            raise NotARunJournalDatabase(f"{where} is not a runjournal database ({exc})") from exc
+        raise
+    if version is None or int(version[0]) > SCHEMA_VERSION:
+        raise NotARunJournalDatabase(
+            f"{where} has runjournal schema version {version and version[0]}, "
+            f"newer than this runjournal understands ({SCHEMA_VERSION})"
+        )
+    return int(version[0])
 
 
 def ensure_schema(conn: sqlite3.Connection, where: str) -> int:
