@@ -110,6 +110,11 @@ class SqliteBackend(SqliteQueries):
         self._wait_limit = None  # a drain's deadline ends with it; a reopened store waits anew
         self._connections.close_writer()
 
+    @property
+    def max_blob_bytes(self) -> int | None:
+        """SQLite's length limit (``SQLITE_LIMIT_LENGTH``) on the write connection."""
+        return self._connections.length_limit()
+
     def apply_pragmas(self, pragmas: Mapping[str, int | str]) -> None:
         """Set ``PRAGMA`` values now on the open write connection and on every future one."""
         with self._connections.writing() as conn:
