@@ -227,7 +227,7 @@ class Tracker:
         self, run_id: str, key: str, step: int, value: float, timestamp: float | None
     ) -> MetricLogged:
         if key not in self._metric_keys:
-            self._metric_keys.add(check_key(key))
+            self._metric_keys.add(check_key(key, "metric key"))
         if type(step) is not int or not 0 <= step <= _STEP_MAX:
             _raise_bad_step(step)
         if type(value) is not float:
