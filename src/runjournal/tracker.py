@@ -231,13 +231,19 @@ class Tracker:
         await anyio.lowlevel.checkpoint()
 
     def _put_nowait(self, item: QueueItem) -> None:
+        if self._block:
+            self._put_blocking(item)
+        elif not self._offer(item):
+            if self._read_only:
+                raise self._read_only_error()
+            self._writer.drop()
+
+    def _put_blocking(self, item: QueueItem) -> None:
+        """Enqueue, blocking this thread while the queue is full (never dropped)."""
         if not self._offer(item):
             if self._read_only:
                 raise self._read_only_error()
-            if self._block:
-                self._queue.put_blocking(item)
-            else:
-                self._writer.drop()
+            self._queue.put_blocking(item)
 
     def _read_only_error(self) -> StoreReadOnly:
         return StoreReadOnly(f"{self._store.spec}: this tracker was opened read-only")
@@ -433,7 +439,7 @@ class Tracker:
             if row is None:
                 raise RunNotFound(run_id)
             check_transition(run_id, row.status, final)
-            self._queue.put_blocking(RunCompleted(run_id, final, _time()))
+            self._put_blocking(RunCompleted(run_id, final, _time()))
 
         await _finish(complete)
 
