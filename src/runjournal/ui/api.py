@@ -21,7 +21,7 @@ from urllib.parse import quote
 import msgspec
 from litestar import Request, Response, get
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from runjournal.cli.filters import parse_filter
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, NotFoundError, RunNotFound
@@ -229,22 +229,22 @@ async def list_experiments(state: State) -> Response[list[ExperimentOut]]:
 @get("/api/runs", summary="A page of runs, filtered and sorted")
 async def list_runs(
     state: State,
-    experiment: str | None = None,
-    filter_: Annotated[list[str] | None, Parameter(query="filter")] = None,
-    sort: str = "created_at",
-    desc: bool = False,
-    limit: Annotated[int, Parameter(ge=1, le=_MAX_LIMIT)] = 100,
-    cursor: str | None = None,
+    request: Request[Any, Any, Any],
+    experiment: FromQuery[str | None] = None,
+    sort: FromQuery[str] = "created_at",
+    desc: FromQuery[bool] = False,
+    limit: Annotated[int, QueryParameter(ge=1, le=_MAX_LIMIT)] = 100,
+    cursor: FromQuery[str | None] = None,
 ) -> Response[RunPage]:
     """Runs of one experiment (or of all), with the CLI's filter grammar, sorted and paged.
 
-    ``sort`` is ``created_at``, ``name``, ``status``, ``param:KEY`` or ``metric:KEY``
+    ``filter`` (repeat it) is ``KEY OP VALUE`` as the CLI's ``--filter`` takes it. ``sort`` is ``created_at``, ``name``, ``status``, ``param:KEY`` or ``metric:KEY``
     (by last value); runs without that key come last either way. ``cursor`` is
     the ``next`` of the previous page.
     """
     store = _store(state)
     try:
-        filters = [parse_filter(f) for f in filter_ or []]
+        filters = [parse_filter(f) for f in request.query_params.getall("filter", [])]
     except ValueError as exc:
         raise bad_request(str(exc)) from None
     offset = 0
@@ -299,7 +299,7 @@ async def _sorted(store: Store, runs: list[Run], sort: str, desc: bool) -> list[
 
 
 @get("/api/runs/{run_id:str}", summary="One run, with its artifacts and span id")
-async def get_run(state: State, run_id: str) -> Response[RunDetail]:
+async def get_run(state: State, run_id: FromPath[str]) -> Response[RunDetail]:
     """The run, its metric summaries, artifacts and span id."""
     store = _store(state)
 
@@ -326,10 +326,10 @@ def _artifact_out(ref: ArtifactRef) -> ArtifactOut:
 async def get_series(
     state: State,
     request: Request[Any, Any, Any],
-    key: str | None = None,
-    points: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
+    key: FromQuery[str | None] = None,
+    points: FromQuery[str | None] = None,
+    start: FromQuery[str | None] = None,
+    end: FromQuery[str | None] = None,
 ) -> Response[SeriesResponse]:
     """One key's series for each ``run`` (repeat it), over ``[start, end]`` (inclusive).
 
@@ -368,7 +368,9 @@ def _int_param(name: str, text: str | None, default: int | None, *, low: int, hi
 
 
 @get("/api/artifacts/{sha256:str}", summary="An artifact's bytes, as a download")
-async def get_artifact(state: State, sha256: str, run: str | None = None) -> Response[bytes]:
+async def get_artifact(
+    state: State, sha256: FromPath[str], run: FromQuery[str | None] = None
+) -> Response[bytes]:
     """The content with this SHA-256. ``run`` (the run that logged it) names the download."""
     store = _store(state)
     if not _SHA256.fullmatch(sha256):

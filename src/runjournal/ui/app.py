@@ -51,6 +51,11 @@ def _fallback_favicon() -> Response[bytes]:
     )
 
 
+@get("/api/openapi.json", include_in_schema=False, sync_to_thread=False)
+def _openapi_document(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    return Response(request.app.openapi_schema.to_schema(), media_type=MediaType.JSON)
+
+
 def _page_handlers() -> list[Any]:
     """The pages and static files of ``runjournal.ui.pages``, or a minimal page without them."""
     if importlib.util.find_spec("runjournal.ui.pages") is None:
@@ -125,13 +130,15 @@ def create_app(
     store = source.store if isinstance(source, Tracker) else source
     streams = Streams()
     app = Litestar(
-        route_handlers=[*api_routes, events, *_page_handlers()],
+        route_handlers=[*api_routes, events, _openapi_document, *_page_handlers()],
         state=_state(store, streams),
+        # Served by _openapi_document: Litestar's own schema router would answer every
+        # /api/... path it does not know with an HTML 404.
         openapi_config=OpenAPIConfig(
             title="runjournal",
             version="1",
-            path="/api",
-            render_plugins=[JsonRenderPlugin(path="/openapi.json")],
+            path="/_openapi",
+            render_plugins=[JsonRenderPlugin()],
         ),
         exception_handlers={
             ApiError: _api_error,

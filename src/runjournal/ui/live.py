@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 from litestar import Request, get
 from litestar.datastructures import State
+from litestar.params import FromQuery
 from litestar.response import Stream
 
 from runjournal import journal
@@ -103,7 +104,9 @@ def _start(request: Request[Any, Any, Any], after: str | None) -> int | None:
 
 
 @get("/api/events", summary="Server-Sent Events of every new journal entry")
-async def events(state: State, request: Request[Any, Any, Any], after: str | None = None) -> Stream:
+async def events(
+    state: State, request: Request[Any, Any, Any], after: FromQuery[str | None] = None
+) -> Stream:
     """The journal as it grows, from ``after`` (or ``Last-Event-ID``, or the head)."""
     store: Store = state.store
     streams: Streams = state.streams
