@@ -231,7 +231,7 @@ def test_event_messages() -> None:
     from runjournal.model import MetricPoint
 
     points = [MetricPoint(5, 1.0, 0.0), MetricPoint(3, 2.0, 0.0)]
-    message = event_message(7, MetricsLogged("r1", "loss", points))
+    message = event_message(7, MetricsLogged("r1", "loss", points, 0.0))
     assert message.startswith(b"id: 7\nevent: metrics\ndata: {")
     assert b'"key":"loss"' in message
     assert b'"last_step":5' in message
