@@ -16,9 +16,12 @@ from any :class:`Source` of stored buckets and raw points. Pure: no I/O.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
+import operator
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeAlias
 
 from runjournal.model import MetricBucket, MetricPoint
 
@@ -27,6 +30,7 @@ __all__ = [
     "LEVELS",
     "TOP_LEVEL",
     "Aggregate",
+    "Piece",
     "Source",
     "aggregate_points",
     "downsample",
@@ -112,11 +116,62 @@ def _single(step: int, value: float) -> Aggregate:
 
 def rollup(points: Sequence[MetricPoint]) -> dict[tuple[int, int], Aggregate]:
     """The aggregates of a batch of points (in logging order), keyed by ``(level, bucket)``."""
+    steps = [p.step for p in points]
+    values = [p.value for p in points]
+    # This is the writer's cost per point: batches in step order (nearly all of them) take
+    # each finest bucket as one slice, summarised by C builtins.
+    if all(map(operator.le, steps, itertools.islice(steps, 1, None))):
+        level_aggs = _finest_sorted(steps, values)
+    else:
+        level_aggs = _finest_any(steps, values)
+    out: dict[tuple[int, int], Aggregate] = {}
+    for level in range(1, TOP_LEVEL + 1):
+        for bucket, agg in level_aggs.items():
+            out[level, bucket] = agg
+        if level == TOP_LEVEL:
+            break
+        coarser: dict[int, Aggregate] = {}
+        for bucket, agg in level_aggs.items():
+            # Buckets of one level cover disjoint steps, so their merge order does not matter.
+            parent = coarser.get(bucket >> BITS)
+            coarser[bucket >> BITS] = agg if parent is None else merge(parent, agg)
+        level_aggs = coarser
+    whole: Aggregate | None = None
+    for agg in level_aggs.values():
+        whole = agg if whole is None else merge(whole, agg)
+    if whole is not None:
+        out[0, 0] = whole
+    return out
+
+
+def _finest_sorted(steps: list[int], values: list[float]) -> dict[int, Aggregate]:
+    out: dict[int, Aggregate] = {}
+    count = len(steps)
+    i = 0
+    while i < count:
+        bucket = steps[i] >> BITS
+        j = bisect.bisect_left(steps, (bucket + 1) << BITS, i)
+        chunk = values[i:j]
+        total = sum(chunk)
+        if total - total == 0.0:  # every value finite (an overflow to inf takes the long way)
+            lo: float | None = min(chunk)
+            hi: float | None = max(chunk)
+            nonfinite = 0
+        else:
+            finite = [v for v in chunk if v - v == 0.0]
+            lo = min(finite) if finite else None
+            hi = max(finite) if finite else None
+            nonfinite = len(chunk) - len(finite)
+        out[bucket] = Aggregate(
+            steps[i], steps[j - 1], lo, hi, chunk[0], chunk[-1], j - i, nonfinite
+        )
+        i = j
+    return out
+
+
+def _finest_any(steps: list[int], values: list[float]) -> dict[int, Aggregate]:
     finest: dict[int, list[Any]] = {}
-    # The finest level point by point, in mutable lists: this loop is the writer's cost.
-    for point in points:
-        step = point.step
-        value = point.value
+    for step, value in zip(steps, values, strict=True):
         finite = value - value == 0.0
         cell = finest.get(step >> BITS)
         if cell is None:
@@ -139,31 +194,17 @@ def rollup(points: Sequence[MetricPoint]) -> dict[tuple[int, int], Aggregate]:
         else:
             cell[7] += 1
         cell[6] += 1
-    out: dict[tuple[int, int], Aggregate] = {}
-    level_aggs = {b: Aggregate(*c) for b, c in finest.items()}
-    for level in range(1, TOP_LEVEL + 1):
-        for bucket, agg in level_aggs.items():
-            out[level, bucket] = agg
-        if level == TOP_LEVEL:
-            break
-        coarser: dict[int, Aggregate] = {}
-        for bucket, agg in level_aggs.items():
-            # Buckets of one level cover disjoint steps, so their merge order does not matter.
-            parent = coarser.get(bucket >> BITS)
-            coarser[bucket >> BITS] = agg if parent is None else merge(parent, agg)
-        level_aggs = coarser
-    whole: Aggregate | None = None
-    for agg in level_aggs.values():
-        whole = agg if whole is None else merge(whole, agg)
-    if whole is not None:
-        out[0, 0] = whole
-    return out
+    return {b: Aggregate(*c) for b, c in finest.items()}
+
+
+Piece: TypeAlias = tuple[int, int, float | None, float | None, float | None, float | None, int, int]
+"""An :class:`Aggregate` as a plain tuple, as a store reads it; None for first or last is NaN."""
 
 
 class Source(Protocol):
     """What :func:`downsample` reads: one series' stored buckets and raw points."""
 
-    def buckets(self, level: int, low: int, high: int) -> list[Aggregate]:
+    def buckets(self, level: int, low: int, high: int) -> Sequence[Piece]:
         """The stored aggregates of ``level`` with bucket number in ``[low, high]``, by step."""
 
     def points(self, low: int, high: int) -> list[tuple[int, float]]:
@@ -171,26 +212,27 @@ class Source(Protocol):
 
 
 _STEP_MAX = 2**63 - 1
+_NAN = float("nan")
 
 
-def _by_step(points: list[tuple[int, float]]) -> list[Aggregate]:
+def _by_step(points: list[tuple[int, float]]) -> list[Piece]:
     """One aggregate per distinct step of points given in get_metrics order."""
-    out: list[Aggregate] = []
+    out: list[Piece] = []
     for step, value in points:
         one = _single(step, value)
-        if out and out[-1].first_step == step:
-            out[-1] = merge(out[-1], one)
+        if out and out[-1][0] == step:
+            out[-1] = merge(Aggregate(*out[-1]), one)  # type: ignore[arg-type]
         else:
             out.append(one)
     return out
 
 
-def _pieces(source: Source, low: int, high: int, level: int) -> list[Aggregate]:
+def _pieces(source: Source, low: int, high: int, level: int) -> list[Piece]:
     """Aggregates with disjoint steps that cover exactly ``[low, high]``, coarsest first."""
     if low > high:
         return []
     if level == 0:
-        return _by_step(source.points(low, high))
+        return list(_by_step(source.points(low, high)))
     shift = BITS * level
     first_full = -((-low) >> shift)  # ceil(low / width)
     end_full = (high + 1) >> shift  # buckets first_full .. end_full - 1 lie inside
@@ -204,7 +246,7 @@ def _pieces(source: Source, low: int, high: int, level: int) -> list[Aggregate]:
 
 
 def downsample(
-    source: Source, whole: Aggregate | None, points: int, start: int | None, end: int | None
+    source: Source, whole: Piece | None, points: int, start: int | None, end: int | None
 ) -> list[MetricBucket]:
     """At most ``points`` buckets over the series' steps in ``[start, end]`` (both inclusive).
 
@@ -217,8 +259,8 @@ def downsample(
         raise ValueError(f"points must be at least 2, got {points}")
     if whole is None:
         return []
-    low = max(whole.first_step, 0 if start is None else start)
-    high = min(whole.last_step, _STEP_MAX if end is None else end)
+    low = max(whole[0], 0 if start is None else start)
+    high = min(whole[1], _STEP_MAX if end is None else end)
     if low > high:
         return []
     level = _level_for((high - low + 1) / (points - 1))
@@ -226,29 +268,54 @@ def downsample(
     if not pieces:
         return []
     head = pieces[0]
-    if head.first_step != head.last_step:
+    if head[0] != head[1]:
         # The first bucket must hold the range's first step alone: split the piece there.
         pieces[:1] = [
-            *_by_step(source.points(head.first_step, head.first_step)),
-            *_pieces(source, head.first_step + 1, head.last_step, level),
+            *_by_step(source.points(head[0], head[0])),
+            *_pieces(source, head[0] + 1, head[1], level),
         ]
-    out = [pieces[0].to_bucket()]
-    rest = pieces[1:]
-    if not rest:
+    out = [_bucket(pieces, 0, 1)]
+    if len(pieces) == 1:
         return out
-    origin = rest[0].first_step
-    width = math.ceil((rest[-1].last_step - origin + 1) / (points - 1))
-    current = rest[0]
-    current_slot = 0
-    for piece in rest[1:]:
-        slot = (piece.first_step - origin) // width
-        if slot == current_slot:
-            current = merge(current, piece)
-        else:
-            out.append(current.to_bucket())
-            current, current_slot = piece, slot
-    out.append(current.to_bucket())
+    # The pieces cover disjoint steps in order: each output bucket is a run of them, by the
+    # equal-width slot of its first step.
+    origin = pieces[1][0]
+    width = math.ceil((pieces[-1][1] - origin + 1) / (points - 1))
+    begin = 1
+    slot = 0
+    for index in range(2, len(pieces)):
+        here = (pieces[index][0] - origin) // width
+        if here != slot:
+            out.append(_bucket(pieces, begin, index))
+            begin, slot = index, here
+    out.append(_bucket(pieces, begin, len(pieces)))
     return out
+
+
+def _bucket(pieces: list[Piece], begin: int, end: int) -> MetricBucket:
+    """The bucket of ``pieces[begin:end]``, which cover disjoint steps in order."""
+    first = pieces[begin]
+    last = pieces[end - 1]
+    if end - begin == 1:
+        lo, hi, count, nonfinite = first[2], first[3], first[6], first[7]
+    else:
+        group = pieces[begin:end]
+        lows = [p[2] for p in group if p[2] is not None]
+        highs = [p[3] for p in group if p[3] is not None]
+        lo = min(lows) if lows else None
+        hi = max(highs) if highs else None
+        count = sum(p[6] for p in group)
+        nonfinite = sum(p[7] for p in group)
+    return MetricBucket(
+        first[0],
+        last[1],
+        lo,
+        hi,
+        _NAN if first[4] is None else first[4],
+        _NAN if last[5] is None else last[5],
+        count,
+        nonfinite,
+    )
 
 
 def _level_for(steps_per_bucket: float) -> int:

@@ -98,10 +98,10 @@ async def test_runs_filter_sort_and_page(tracker: Tracker, client: httpx.AsyncCl
     pages: list[str] = []
     cursor: str | None = None
     while True:
-        params: dict[str, Any] = {"limit": 3, "sort": "name"}
+        query: dict[str, Any] = {"limit": 3, "sort": "name"}
         if cursor is not None:
-            params["cursor"] = cursor
-        page = (await client.get("/api/runs", params=params)).json()
+            query["cursor"] = cursor
+        page = (await client.get("/api/runs", params=query)).json()
         assert page["total"] == 4
         pages += [r["name"] for r in page["runs"]]
         cursor = page["next"]
@@ -195,7 +195,7 @@ async def test_series_exact_and_downsampled(tracker: Tracker, client: httpx.Asyn
     assert all(a < b for a, b in zip(series["step"], series["step"][1:], strict=False))
     assert max(m for m in series["max"] if m is not None) == 1000.0
     assert series["nonfinite"] == 2
-    zoom = {"run": run_id, "key": "loss", "points": 50, "start": 9, "end": 12}
+    zoom: dict[str, Any] = {"run": run_id, "key": "loss", "points": 50, "start": 9, "end": 12}
     exact = (await client.get("/api/series", params=zoom)).json()["series"][0]
     assert exact["exact"] is True
     assert exact["step"] == [9, 10, 10, 11, 11, 12]
@@ -216,7 +216,7 @@ async def test_series_limits(tracker: Tracker, client: httpx.AsyncClient) -> Non
     unknown = {"run": [run_id, "ghost"], "key": "loss"}
     assert "ghost" in _error(await client.get("/api/series", params=unknown), 404, "RUN_NOT_FOUND")
     for bad in ({"points": "1"}, {"points": "x"}, {"start": "-1"}, {"key": ""}):
-        query = {"run": run_id, "key": "loss", **bad}
+        query: dict[str, Any] = {"run": run_id, "key": "loss", **bad}
         _error(await client.get("/api/series", params=query), 400, "BAD_REQUEST")
 
 

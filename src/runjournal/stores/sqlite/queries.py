@@ -8,6 +8,7 @@ after the read lock is released.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import operator
@@ -20,7 +21,7 @@ from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
 from runjournal.events import EventCodec, MetricLogged, MetricsLogged
 from runjournal.filtering import validate_filters
 from runjournal.model import ArtifactRef, Experiment, MetricBucket, MetricPoint, ParamFilter, Run
-from runjournal.rollups import Aggregate, downsample
+from runjournal.rollups import Aggregate, Piece, downsample
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.sqlite.connection import Connections
 from runjournal.stores.sqlite.filters import equal_encodings, select_matching
@@ -364,18 +365,42 @@ class _SeriesSource:
         self._queries = queries
         self._run_id = run_id
         self._key = key
+        # The step span and points of each journal entry decoded so far: the edges of one
+        # range usually fall in the same few entries, and decoding them is the cost.
+        self._decoded: dict[int, list[MetricPoint]] = {}
 
-    def buckets(self, level: int, low: int, high: int) -> list[Aggregate]:
-        rows = self._queries._connections.read_blocking(
+    def buckets(self, level: int, low: int, high: int) -> list[Piece]:
+        rows: list[Piece] = self._queries._connections.read_blocking(
             f"SELECT {_AGGREGATE_COLUMNS} FROM rollups "
             "WHERE level = ? AND run_id = ? AND key = ? AND bucket BETWEEN ? AND ? ORDER BY bucket",
             (level, self._run_id, self._key, low, high),
         )
-        return [_aggregate(r) for r in rows]
+        return rows
 
     def points(self, low: int, high: int) -> list[tuple[int, float]]:
-        points = self._queries._series_points(self._run_id, self._key, low, high)
-        return [(p.step, p.value) for p in points]
+        queries = self._queries
+        rows = queries._connections.read_blocking(
+            "SELECT position FROM metrics "
+            "WHERE run_id = ? AND key = ? AND last_step >= ? AND first_step <= ? ORDER BY position",
+            (self._run_id, self._key, low, high),
+        )
+        missing = [r[0] for r in rows if r[0] not in self._decoded]
+        if missing:
+            found = queries._connections.read_blocking(
+                "SELECT position, version, body FROM journal "
+                "WHERE position IN (SELECT value FROM json_each(?))",
+                (json.dumps(missing),),
+            )
+            for position, version, body in found:
+                self._decoded[position] = queries._decode_points([(version, body)])
+        # Entries in journal order, each already by step: a stable sort keeps logging order.
+        chosen: list[MetricPoint] = []
+        for (position,) in rows:
+            entry = self._decoded[position]
+            first = bisect.bisect_left(entry, low, key=_step)
+            chosen += entry[first : bisect.bisect_right(entry, high, lo=first, key=_step)]
+        chosen.sort(key=_step)
+        return [(p.step, p.value) for p in chosen]
 
 
 def _public_run(row: Sequence[Any]) -> Run:
