@@ -39,12 +39,20 @@ __all__ = [
     "RunOut",
     "RunPage",
     "api_routes",
+    "bad_request",
+    "get_artifact",
+    "get_run",
+    "get_series",
+    "list_experiments",
+    "list_runs",
+    "not_found",
+    "safe_filename",
 ]
 
 POSITION_HEADER = "X-Journal-Position"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_LIMIT = 1000
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class ApiError(Exception):
@@ -143,7 +151,7 @@ def _store(state: State) -> Store:
     return store
 
 
-async def _answer(store: Store, build: Callable[[], Awaitable[T]]) -> Response[T]:
+async def _answer(store: Store, build: Callable[[], Awaitable[_T]]) -> Response[_T]:
     """``build()``'s body with the journal position it reflects (read first)."""
     position = await store.head()
     try:

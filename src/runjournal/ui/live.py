@@ -35,7 +35,7 @@ from runjournal.events import (
 from runjournal.stores.base import Store
 from runjournal.ui.api import bad_request
 
-__all__ = ["PING_INTERVAL", "Streams", "event_message", "events"]
+__all__ = ["PING_INTERVAL", "POLL_INTERVAL", "Streams", "event_message", "events"]
 
 PING_INTERVAL = 15.0
 """Seconds of silence after which a comment keeps the connection (and proxies) alive."""
