@@ -18,7 +18,11 @@ __all__ = ["STATIC_DIR", "page_routes", "render_shell", "static_files_router"]
 STATIC_DIR: Final = Path(__file__).parent / "static"
 """The static files: app.js and its modules, style.css, the favicon, vendor/uplot/."""
 
-_TITLES: Final = {"home": "runjournal", "run": "run · runjournal", "compare": "compare · runjournal"}
+_TITLES: Final = {
+    "home": "runjournal",
+    "run": "run · runjournal",
+    "compare": "compare · runjournal",
+}
 
 _SHELL: Final = """<!doctype html>
 <html lang="en">

@@ -62,7 +62,7 @@ export class Chart {
     this.shape = "";
     this.lastDraw = 0;
     this.drawTimer = null;
-    this.pendingLive = new Set();
+    this.pendingLive = new Map();
     this.liveInFlight = false;
 
     this.logBox = h("input", { type: "checkbox", "on:change": () => this.setLog(this.logBox.checked) });
@@ -128,6 +128,11 @@ export class Chart {
     } finally {
       if (this.loading === job) this.loading = null;
     }
+    // Events that arrived while loading may already be covered by what was read.
+    for (const [id, step] of this.pendingLive) {
+      const last = lastStep(this.series.get(id));
+      if (last != null && step != null && step <= last) this.pendingLive.delete(id);
+    }
     if (!this.zoom && this.pendingLive.size) this.fetchLive();
   }
 
@@ -160,7 +165,7 @@ export class Chart {
     if (!s) return;
     const last = lastStep(s);
     if (last != null && step != null && step <= last) return;
-    this.pendingLive.add(runId);
+    this.pendingLive.set(runId, Math.max(step ?? -Infinity, this.pendingLive.get(runId) ?? -Infinity));
     // Not yet loaded: the first load reads everything. Zoomed: the window stays put, and the
     // reset reads the full range anyway.
     if (this.loaded && !this.loading && !this.zoom) this.fetchLive();
@@ -172,7 +177,7 @@ export class Chart {
     this.liveInFlight = true;
     try {
       while (this.pendingLive.size && !this.zoom && !this.loading) {
-        const ids = [...this.pendingLive];
+        const ids = [...this.pendingLive.keys()];
         this.pendingLive.clear();
         const byStart = new Map();
         for (const id of ids) {
@@ -301,7 +306,7 @@ export class Chart {
       bands,
       legend: { show: false },
       scales: { x: { time: mode === "wall" }, y: this.logScale ? { distr: 3 } : {} },
-      axes: [xAxis, { values: (u, splits) => splits.map(formatNumber), size: 60 }],
+      axes: [xAxis, this.logScale ? { size: 60 } : { values: (u, splits) => splits.map(formatNumber), size: 60 }],
       cursor: { drag: { x: true, y: false, setScale: true } },
       hooks: {
         setSelect: [(u) => this.onSelect(u)],

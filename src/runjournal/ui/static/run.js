@@ -54,6 +54,7 @@ export async function main(root) {
   }
 
   render();
+  nameExperiment(header, run.experiment_id);
   const keys = Object.keys(run.metrics ?? {}).sort();
   for (const key of keys) addChart(key);
   if (!keys.length) chartsBox.append(h("p", { class: "muted", text: "no metrics" }));
@@ -81,6 +82,19 @@ export async function main(root) {
   });
 }
 
+const experimentNames = new Map();
+
+/** Show the experiment's name instead of its id once it is known. */
+async function nameExperiment(header, experimentId) {
+  try {
+    for (const e of await getJSON("/api/experiments")) experimentNames.set(e.id, e.name);
+  } catch {
+    return;
+  }
+  const link = header.querySelector("[data-testid=experiment-name]");
+  if (link && experimentNames.has(experimentId)) link.textContent = experimentNames.get(experimentId);
+}
+
 function renderHeader(header, run) {
   const fact = (label, value, testid) =>
     h("div", { class: "fact" }, h("dt", { text: label }), h("dd", { "data-testid": testid ?? null }, value));
@@ -97,7 +111,14 @@ function renderHeader(header, run) {
       "dl",
       { class: "facts" },
       fact("id", h("code", { text: run.id })),
-      fact("experiment", h("a", { href: `/?experiment=${encodeURIComponent(run.experiment_id)}`, text: run.experiment_id })),
+      fact(
+        "experiment",
+        h("a", {
+          href: `/?experiment=${encodeURIComponent(run.experiment_id)}`,
+          "data-testid": "experiment-name",
+          text: experimentNames.get(run.experiment_id) ?? run.experiment_id,
+        }),
+      ),
       fact("created", formatTime(run.created_at)),
       fact("started", formatTime(run.start_time)),
       fact("ended", formatTime(run.end_time)),
