@@ -389,12 +389,10 @@ export class Chart {
       this.hover.hidden = true;
       return;
     }
+    // Below the plot, never over it: an element over the canvas makes headless Chromium drop
+    // part of the canvas from the screen.
     replace(this.hover, rows);
     this.hover.hidden = false;
-    const plotLeft = u.over.offsetLeft;
-    const flip = left > u.over.clientWidth / 2;
-    this.hover.style.left = `${Math.round(plotLeft + left + (flip ? -12 : 12))}px`;
-    this.hover.style.transform = flip ? "translateX(-100%)" : "none";
   }
 }
 
