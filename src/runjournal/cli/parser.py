@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiments_command(commands)
     _add_run_commands(commands)
     _add_journal_commands(commands)
+    _add_ui_command(commands)
     return parser
 
 
@@ -179,6 +180,12 @@ def _add_journal_commands(commands: _Commands) -> None:
         help="a journal position, or an ISO-8601 time (local time unless it has an offset)",
     )
     replay.add_argument("--into", metavar="NEW.db", required=True, help="a database to create")
+
+
+def _add_ui_command(commands: _Commands) -> None:
+    from runjournal.cli import ui
+
+    ui.add_arguments(commands.add("ui", ui.ui, "Serve the read-only dashboard.", formats=()))
 
 
 def _add_format(

@@ -18,10 +18,12 @@ from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 
+from runjournal.events import EventCodec
 from runjournal.ids import new_id
 from runjournal.stores.sqlite.errors import translated
 from runjournal.stores.sqlite.forks import Locks, abandon
-from runjournal.stores.sqlite.schema import ensure_schema, refuse_foreign
+from runjournal.stores.sqlite.schema import SCHEMA_VERSION, ensure_schema, refuse_foreign
+from runjournal.stores.sqlite.writes import migrate
 
 __all__ = ["LOCK_STEP_MS", "Connections", "Durability", "Settings", "check_pragma"]
 
@@ -80,7 +82,8 @@ def _connect_writer(settings: Settings) -> sqlite3.Connection:
         conn.execute(f"PRAGMA synchronous={sync}")
         for name, value in settings.pragmas.items():
             conn.execute(f"PRAGMA {check_pragma(name, value)}")
-        ensure_schema(conn, settings.path)
+        if ensure_schema(conn, settings.path) < SCHEMA_VERSION:
+            migrate(conn, EventCodec(), settings.path)
         # From here on, the transaction waits for the write lock itself, in short steps, so
         # that a drain deadline can cut the wait short (SQLite's own wait cannot be cut).
         conn.execute(f"PRAGMA busy_timeout={LOCK_STEP_MS}")

@@ -23,7 +23,9 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
 APPLICATION_ID = 0x524A524E  # "RJRN" in the SQLite header, so tools can tell the file apart
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first format. 2: the ``rollups`` table and the step span of each ``metrics`` row;
+a version-1 file is migrated in place by refolding its projections (``writes.migrate``)."""
 
 _JOURNAL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -40,6 +42,9 @@ CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL) W
 """
 
 # Projections: derived from the journal, dropped and refolded by rebuild().
+# rollups (runjournal.rollups): per series, level 0 is the whole series (bucket 0), level
+# l >= 1 cuts the steps into buckets of 16**l. SQLite stores NaN as NULL: a NULL first_value
+# or last_value reads back as NaN, a NULL min_value or max_value means no finite value.
 PROJECTIONS = """
 CREATE TABLE IF NOT EXISTS experiments (
     id          TEXT PRIMARY KEY,
@@ -70,11 +75,28 @@ CREATE TABLE IF NOT EXISTS params (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS params_by_run ON params (run_id);
 CREATE TABLE IF NOT EXISTS metrics (
-    run_id   TEXT    NOT NULL,
-    key      TEXT    NOT NULL,
-    position INTEGER NOT NULL,
-    points   INTEGER NOT NULL,
+    run_id     TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    position   INTEGER NOT NULL,
+    points     INTEGER NOT NULL,
+    first_step INTEGER NOT NULL,
+    last_step  INTEGER NOT NULL,
     PRIMARY KEY (run_id, key, position)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollups (
+    level       INTEGER NOT NULL,
+    run_id      TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    bucket      INTEGER NOT NULL,
+    first_step  INTEGER NOT NULL,
+    last_step   INTEGER NOT NULL,
+    min_value   REAL,
+    max_value   REAL,
+    first_value REAL,
+    last_value  REAL,
+    count       INTEGER NOT NULL,
+    nonfinite   INTEGER NOT NULL,
+    PRIMARY KEY (level, run_id, key, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id     TEXT    NOT NULL,
@@ -94,6 +116,7 @@ PROJECTION_TABLES = (
     "runs",
     "params",
     "metrics",
+    "rollups",
     "artifacts",
     "span_ids",
     "tombstones",
@@ -135,10 +158,12 @@ def refuse_foreign(conn: sqlite3.Connection, where: str) -> None:
         )
 
 
-def ensure_schema(conn: sqlite3.Connection, where: str) -> None:
+def ensure_schema(conn: sqlite3.Connection, where: str) -> int:
     """Create the schema in an empty database, or check that an existing one is ours.
 
-    Raises :class:`NotARunJournalDatabase` for any other file.
+    Returns the file's schema version (:data:`SCHEMA_VERSION` for a new one); an
+    older one needs ``writes.migrate``. Raises :class:`NotARunJournalDatabase`
+    for any other file.
     """
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -154,7 +179,7 @@ def ensure_schema(conn: sqlite3.Connection, where: str) -> None:
                 f"{where} has runjournal schema version {version and version[0]}, "
                 f"newer than this runjournal understands ({SCHEMA_VERSION})"
             )
-        return
+        return int(version[0])
     if app_id != 0 or tables:
         raise NotARunJournalDatabase(
             f"{where} is an SQLite database but not a runjournal one "
@@ -177,3 +202,4 @@ def ensure_schema(conn: sqlite3.Connection, where: str) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return SCHEMA_VERSION

@@ -20,9 +20,14 @@ from runjournal.events import EVENT_VERSION, BlobStored, EventCodec
 from runjournal.projection import Rejected, evolve
 from runjournal.stores.base import AppendResult, NewEntry
 from runjournal.stores.sqlite.overlay import Overlay
-from runjournal.stores.sqlite.schema import PROJECTION_TABLES, PROJECTIONS, statements
+from runjournal.stores.sqlite.schema import (
+    PROJECTION_TABLES,
+    PROJECTIONS,
+    SCHEMA_VERSION,
+    statements,
+)
 
-__all__ = ["append", "refold", "transaction"]
+__all__ = ["append", "migrate", "refold", "transaction"]
 
 
 @contextmanager
@@ -120,7 +125,7 @@ def append(
 def refold(conn: sqlite3.Connection, codec: EventCodec, where: str) -> None:
     """Drop every projection table and fold the whole journal again (in a transaction)."""
     for table in PROJECTION_TABLES:
-        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
     for statement in statements(PROJECTIONS):
         conn.execute(statement)
     overlay = Overlay(conn)
@@ -136,6 +141,27 @@ def refold(conn: sqlite3.Connection, codec: EventCodec, where: str) -> None:
                 ) from exc
             overlay.apply(changes, position)
     overlay.write()
+
+
+def migrate(conn: sqlite3.Connection, codec: EventCodec, where: str) -> None:
+    """Bring an older file to :data:`SCHEMA_VERSION` in place, in one transaction.
+
+    The journal never changes shape; every format change so far is in the
+    projections, so migrating refolds them (and builds the rollups of version 2).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if int(row[0]) < SCHEMA_VERSION:  # another process may have migrated it meanwhile
+            refold(conn, codec, where)
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _journaled(conn: sqlite3.Connection, entries: Sequence[NewEntry]) -> set[tuple[str, int]]:
