@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -159,23 +160,24 @@ class UiServer:
     """``runjournal ui --port 0`` in a child process; ``url`` is the first line it prints."""
 
     def __init__(self, db: Path, *extra: str) -> None:
+        # stderr goes to a file: a pipe nobody reads would stall the server once it filled.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "runjournal.cli", "ui", "--db", str(db), "--port", "0", *extra],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             text=True,
         )
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], 30)
         line = self.process.stdout.readline().strip() if ready else ""
         if not line.startswith("http://"):
-            self.stop()
-            _, err = self.process.communicate(timeout=5)
+            err = self.stop()
             raise RuntimeError(f"runjournal ui did not start: {line!r} {err!r}")
         self.url = line.rstrip("/")
 
-    def stop(self) -> None:
-        """Ctrl-C, as a user would stop it; killed if it does not leave in 10 s."""
+    def stop(self) -> str:
+        """Ctrl-C, as a user would stop it (killed if it does not leave in 10 s); its stderr."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -183,6 +185,12 @@ class UiServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.log.seek(0)
+        err = self.log.read().decode(errors="replace")
+        self.log.close()
+        return err
 
 
 @pytest.fixture(scope="session")

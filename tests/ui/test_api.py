@@ -41,7 +41,9 @@ def _error(response: httpx.Response, status: int, code: str) -> str:
     return message
 
 
-async def test_experiments_list_with_run_counts(tracker: Tracker, client: httpx.AsyncClient) -> None:
+async def test_experiments_list_with_run_counts(
+    tracker: Tracker, client: httpx.AsyncClient
+) -> None:
     exp = await tracker.create_experiment("first", {"lr": 0.1}, tags={"team": "a"})
     await tracker.create_run(exp)
     await tracker.create_run(exp)
@@ -117,7 +119,9 @@ async def test_runs_of_one_experiment_and_bad_input(
     await tracker.flush()
     body = (await client.get("/api/runs", params={"experiment": other})).json()
     assert [r["name"] for r in body["runs"]] == ["there"]
-    _error(await client.get("/api/runs", params={"experiment": "nope"}), 404, "EXPERIMENT_NOT_FOUND")
+    _error(
+        await client.get("/api/runs", params={"experiment": "nope"}), 404, "EXPERIMENT_NOT_FOUND"
+    )
     _error(await client.get("/api/runs", params={"filter": "no operator"}), 400, "BAD_REQUEST")
     _error(await client.get("/api/runs", params={"sort": "bogus"}), 400, "BAD_REQUEST")
     _error(await client.get("/api/runs", params={"cursor": "x"}), 400, "BAD_REQUEST")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Final
 
 from litestar import MediaType, Response, Router, get
+from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
 __all__ = ["STATIC_DIR", "page_routes", "render_shell", "static_files_router"]
@@ -59,7 +60,7 @@ def home_page() -> Response[str]:
 
 
 @get("/runs/{run_id:str}", include_in_schema=False, sync_to_thread=False)
-def run_page(run_id: str) -> Response[str]:
+def run_page(run_id: FromPath[str]) -> Response[str]:
     """One run; the page reads the id from its own address, so it never enters the markup."""
     del run_id
     return _html("run")
