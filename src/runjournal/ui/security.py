@@ -141,8 +141,18 @@ class Guard:
                 ).encode()
 
         position = self._position
+        head = scope["method"] == "HEAD"
+        if head:  # answered as GET without its body: the handlers only declare GET
+            scope = {**scope, "method": "GET"}
+        finished = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal finished
+            if message["type"] == "http.response.body" and head:
+                if finished:
+                    return
+                finished = True
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
             if message["type"] == "http.response.start":
                 extra = list(SECURITY_HEADERS)
                 if set_cookie is not None:
