@@ -13,6 +13,7 @@ from benchmarks import (
     case_read,
     case_replay,
     case_size,
+    case_ui_browser,
 )
 from benchmarks._harness import main
 
@@ -27,6 +28,7 @@ CASES = (
     case_replay.CASE,
     case_memory.CASE,
     case_many_writers.CASE,
+    case_ui_browser.CASE,
 )
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def main() -> int:
                         break
                     time.sleep(0.1)
                 page.locator("[data-testid=smoothing]").fill("0.6")
-                box = charts.first.locator(".u-over").bounding_box()
+                box = charts.last.locator(".u-over").bounding_box()
                 assert box is not None
                 page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.5)
                 time.sleep(0.3)

@@ -213,9 +213,10 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Browser]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per module: sync Playwright runs an event loop in the main thread
+    while it lives, and later modules' ``asyncio.run`` must not find it there."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

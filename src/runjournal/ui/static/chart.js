@@ -327,6 +327,8 @@ export class Chart {
       }
     }
     this.root.dataset.points = String(n);
+    // When the first draw happened, in ms since navigation: the browser benchmark reads it.
+    if (n && !this.root.dataset.firstDrawnAt) this.root.dataset.firstDrawnAt = String(Math.round(performance.now()));
   }
 
   /** A drag selected an x range: uPlot zooms what it has; fetch that window at full resolution. */
