@@ -41,6 +41,7 @@ __all__ = [
     "filled",
     "launch_chromium",
     "page",
+    "require_browser",
     "server",
     "wait_until",
 ]
@@ -193,10 +194,9 @@ class UiServer:
         return err
 
 
-@pytest.fixture(scope="session")
-def chromium_path() -> str:
-    """The Chromium executable, or a skip (a failure when RUNJOURNAL_REQUIRE_BROWSER=1)."""
-    required = os.environ.get("RUNJOURNAL_REQUIRE_BROWSER") == "1"
+def require_browser() -> str:
+    """The Chromium executable. Without it (or without playwright), skip the whole calling
+    module with one line, or fail when RUNJOURNAL_REQUIRE_BROWSER=1 (as CI sets it)."""
     missing = None
     try:
         import playwright.sync_api  # noqa: F401
@@ -206,11 +206,17 @@ def chromium_path() -> str:
     if missing is None and path is None:
         missing = "no chromium on PATH (apt-get install chromium)"
     if missing is not None:
-        if required:
+        if os.environ.get("RUNJOURNAL_REQUIRE_BROWSER") == "1":
             pytest.fail(f"browser tests required (RUNJOURNAL_REQUIRE_BROWSER=1) but {missing}")
-        pytest.skip(f"browser tests skipped: {missing}")
+        pytest.skip(f"browser tests skipped: {missing}", allow_module_level=True)
     assert path is not None
     return path
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """The Chromium executable (see ``require_browser``)."""
+    return require_browser()
 
 
 @pytest.fixture(scope="module")

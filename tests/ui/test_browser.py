@@ -18,11 +18,14 @@ from tests.ui.browser_fixtures import (
     chromium_path,
     filled,
     page,
+    require_browser,
     server,
     wait_until,
 )
 
 __all__ = ["browser", "chromium_path", "filled", "page", "server"]  # fixtures, used by name
+
+require_browser()
 
 
 def _row_names(page: BrowserPage) -> list[str]:
