@@ -64,26 +64,26 @@ def _html(page: str) -> Response[str]:
 
 
 @get("/", include_in_schema=False, sync_to_thread=False)
-def home_page() -> Response[str]:
+def _home_page() -> Response[str]:
     """Experiments and the run table over all of them."""
     return _html("home")
 
 
 @get("/runs/{run_id:str}", include_in_schema=False, sync_to_thread=False)
-def run_page(run_id: FromPath[str]) -> Response[str]:
+def _run_page(run_id: FromPath[str]) -> Response[str]:
     """One run; the page reads the id from its own address, so it never enters the markup."""
     del run_id
     return _html("run")
 
 
 @get("/compare", include_in_schema=False, sync_to_thread=False)
-def compare_page() -> Response[str]:
+def _compare_page() -> Response[str]:
     """Runs side by side; the ``run`` query parameters are read by the page."""
     return _html("compare")
 
 
 @get("/favicon.ico", include_in_schema=False, sync_to_thread=False)
-def favicon() -> Response[bytes]:
+def _favicon() -> Response[bytes]:
     """Browsers ask for /favicon.ico whatever the page links; a 404 would be a console error."""
     return Response(
         (STATIC_DIR / "favicon.svg").read_bytes(),
@@ -93,7 +93,9 @@ def favicon() -> Response[bytes]:
 
 
 page_routes: Final = Router(
-    path="/", route_handlers=[home_page, run_page, compare_page, favicon], include_in_schema=False
+    path="/",
+    route_handlers=[_home_page, _run_page, _compare_page, _favicon],
+    include_in_schema=False,
 )
 """The page handlers, mounted at the root by the app."""
 
