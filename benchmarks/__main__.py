@@ -14,6 +14,7 @@ from benchmarks import (
     case_replay,
     case_size,
     case_ui,
+    case_ui_browser,
 )
 from benchmarks._harness import main
 
@@ -29,6 +30,7 @@ CASES = (
     case_memory.CASE,
     case_many_writers.CASE,
     case_ui.CASE,
+    case_ui_browser.CASE,
 )
 
 if __name__ == "__main__":
