@@ -16,16 +16,16 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
 import anyio
 import anyio.to_thread
 
 from runjournal import _forks
-from runjournal.events import BlobStored, EventCodec
+from runjournal.events import EventCodec
 from runjournal.projection import RunRow
-from runjournal.stores.base import AppendResult, NewEntry, PurgeResult, Store
+from runjournal.stores.base import AppendResult, Content, NewEntry, PurgeResult, Store
 from runjournal.stores.sqlite import purge, writes
 from runjournal.stores.sqlite.connection import Connections, Durability, Settings, check_pragma
 from runjournal.stores.sqlite.overlay import RUN_COLUMNS, Overlay, run_row
@@ -154,9 +154,36 @@ class SqliteBackend(SqliteQueries):
         self._connections.after_fork_in_child()
 
     # -- writing -----------------------------------------------------------------------------
-    def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
+    def append(self, entries: Sequence[NewEntry], contents: Sequence[Content] = ()) -> AppendResult:
         with self._connections.writing() as conn, self._transaction(conn):
-            return writes.append(conn, self._codec, entries, blobs)
+            return writes.append(conn, self._codec, entries, contents)
+
+    def append_artifact(
+        self, content: Content, entry: Callable[[str, int], NewEntry]
+    ) -> AppendResult:
+        """Store a streamed content and its entry in one transaction (see ``Store``).
+
+        The transaction holds the write lock while the chunks arrive, so other
+        processes' writers wait for it (up to their ``busy_timeout``, then retry).
+        """
+        with self._connections.writing() as conn:
+            try:
+                with self._transaction(conn):
+                    result = writes.append_artifact(conn, self._codec, content, entry)
+                    if result.rejected:
+                        raise _Refused(result)
+            except _Refused as refused:
+                return refused.result
+            return result
+
+    def content(self, sha256: str) -> Content | None:
+        """The stored content with this SHA-256, read one chunk per query when iterated."""
+        rows = self._connections.read_blocking(
+            "SELECT size_bytes FROM contents WHERE sha256 = ?", (sha256,)
+        )
+        if not rows:
+            return None
+        return _StoredContent(self, sha256, int(rows[0][0]))
 
     def lookup_run(self, run_id: str) -> RunRow | None:
         if self.read_only:
@@ -170,6 +197,7 @@ class SqliteBackend(SqliteQueries):
     def rebuild_blocking(self) -> None:
         with self._connections.writing() as conn, self._transaction(conn):
             writes.refold(conn, self._codec, self.path)
+            writes.sweep_chunks(conn)
 
     async def rebuild(self) -> None:
         await anyio.to_thread.run_sync(self.rebuild_blocking)
@@ -199,3 +227,30 @@ class SqliteBackend(SqliteQueries):
 
     def _current_wait_limit(self) -> float | None:
         return self._wait_limit
+
+
+class _Refused(Exception):
+    """Rolls back the transaction of an artifact whose entry was rejected."""
+
+    def __init__(self, result: AppendResult) -> None:
+        super().__init__("rejected")
+        self.result = result
+
+
+class _StoredContent(Content):
+    """Content read back from a database, chunk by chunk (replayable: it reads again)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SqliteBackend, sha256: str, size_bytes: int) -> None:
+        super().__init__(None, sha256, size_bytes)
+        self._store = store
+
+    @property
+    def replayable(self) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        assert self.sha256 is not None
+        for chunk in self._store.chunk_ids_blocking(self.sha256):
+            yield self._store.chunk_blocking(chunk)
