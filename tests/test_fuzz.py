@@ -141,12 +141,18 @@ def text_error(text: str) -> Outcome:
     return None
 
 
+def name_error(name: str) -> Outcome:
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in name):
+        return ValueError  # keys and names are identifiers: no control characters
+    return text_error(name)
+
+
 def key_error(key: object) -> Outcome:
     if type(key) is not str:
         return TypeError
-    if not key or "\x00" in key:
+    if not key:
         return ValueError
-    return text_error(key)
+    return name_error(key)
 
 
 def step_error(step: object) -> Outcome:
@@ -391,7 +397,7 @@ def test_names_tags_and_configs(
     if run_name is None:
         run_error: Outcome = None
     elif type(run_name) is str:
-        run_error = text_error(run_name)
+        run_error = name_error(run_name)
     else:
         run_error = TypeError
     if type(tag_value) is str:

@@ -630,7 +630,10 @@ async def play(tracker: Tracker, data: st.DataObject, model: Model) -> None:
             await tracker.flush()
         elif op == "run":
             experiment = data.draw(st.sampled_from(model.experiments))
-            run_id = await tracker.create_run(experiment, name=data.draw(st.none() | st.text()))
+            run_id = await tracker.create_run(
+                experiment,
+                name=data.draw(st.none() | st.text(st.characters(exclude_categories=["Cc", "Cs"]))),
+            )
             model.runs[run_id] = RunStatus.PENDING
             model.run_experiment[run_id] = experiment
         elif op == "delete experiment":

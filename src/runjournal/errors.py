@@ -62,19 +62,41 @@ class InvalidStateError(RunJournalError):
 
 
 class StoreError(RunJournalError):
-    """The store could not do what was asked (I/O, locking, a foreign file)."""
+    """The store could not do what was asked (I/O, locking, a foreign file, a bad value).
+
+    ``transient`` tells the writer what to do with the events it was writing. True:
+    the storage cannot write *now* (locked, full, read-only, an I/O error), so the
+    same write may succeed later; the writer keeps the events and retries. False:
+    this write can never succeed (a value too big for the store, a constraint), so
+    retrying is pointless; the writer isolates the events that cause it and rejects
+    those alone. Each store decides in one place (for SQLite,
+    ``runjournal.stores.sqlite.errors.translate_error``).
+    """
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, transient: bool | None = None) -> None:
+        super().__init__(message)
+        if transient is not None:
+            self.transient = transient
 
 
 class StoreFull(StoreError):
     """The disk (or the database's size limit) is full; accepted events are kept and retried."""
 
+    transient = True
+
 
 class StoreLocked(StoreError):
     """Another process held the database lock for longer than the busy timeout."""
 
+    transient = True
+
 
 class StoreReadOnly(StoreError):
     """The database cannot be written (read-only file, directory or mount)."""
+
+    transient = True
 
 
 class NotARunJournalDatabase(StoreError):
@@ -95,13 +117,22 @@ class CorruptLogFile(RunJournalError):
 class RejectedWrites(RunJournalError):
     """Events that were accepted at the call but refused when they were committed.
 
-    This happens when another process changed the store in between, for example
-    by deleting the run. ``rejections`` lists ``(event description, reason)``.
+    This happens when another process changed the store in between (it deleted
+    the run, say), or when only the store can tell that an event does not fit
+    (a value beyond one of its limits). Every other event of the same batch is
+    committed. ``rejections`` lists ``(event description, reason)``, one item per
+    rejected journal entry; the message counts repeated ones once, with ``×N``.
     """
 
     def __init__(self, rejections: list[tuple[str, str]]) -> None:
-        shown = "; ".join(f"{what}: {why}" for what, why in rejections[:10])
-        more = f" (and {len(rejections) - 10} more)" if len(rejections) > 10 else ""
+        counts: dict[tuple[str, str], int] = {}
+        for rejection in rejections:
+            counts[rejection] = counts.get(rejection, 0) + 1
+        items = list(counts.items())
+        shown = "; ".join(
+            f"{what}: {why}" + (f" (×{n})" if n > 1 else "") for (what, why), n in items[:10]
+        )
+        more = f" (and {len(items) - 10} more kinds)" if len(items) > 10 else ""
         super().__init__(f"{len(rejections)} write(s) rejected at commit: {shown}{more}")
         self.rejections = rejections
 

@@ -68,7 +68,7 @@ class ExperimentCreated(msgspec.Struct, frozen=True, tag="experiment.created", o
 
 
 class ExperimentDeleted(msgspec.Struct, frozen=True, tag="experiment.deleted"):
-    """Tombstone: the experiment and all its runs are gone for good."""
+    """Tombstone: the experiment and all its runs are gone from every query (purge erases them)."""
 
     experiment_id: str
     at: float
@@ -107,7 +107,7 @@ class RunHeartbeat(msgspec.Struct, frozen=True, tag="run.heartbeat"):
 
 
 class RunDeleted(msgspec.Struct, frozen=True, tag="run.deleted"):
-    """Tombstone: the run is gone for good."""
+    """Tombstone: the run is gone from every query (purge erases its entries)."""
 
     run_id: str
     at: float

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import msgspec
 
 __all__ = [
+    "MAX_PARAM_DEPTH",
     "STALE_AFTER",
     "ArtifactRef",
     "Experiment",
@@ -23,6 +25,7 @@ __all__ = [
     "Run",
     "RunStatus",
     "check_key",
+    "check_name",
     "check_param_value",
     "check_tags",
     "check_text",
@@ -172,17 +175,36 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""C0 controls, DEL and C1 controls: never part of an identifier, and unsafe on a terminal."""
+
+MAX_PARAM_DEPTH = 100
+"""How deeply lists and dicts may nest in a parameter (or config) value."""
+
+
 def check_key(key: object, what: str = "key") -> str:
-    """Return ``key`` if it is a non-empty string without NUL, else raise."""
+    """Return ``key`` if it is a non-empty string without control characters, else raise.
+
+    Keys and names are identifiers: they are printed in tables, used in filters
+    and compared. A control character (``\\n``, an ANSI escape, NUL, DEL, any C0
+    or C1 control) in one is refused, with the key shown escaped. Values (tag
+    values, string params, descriptions) may hold any text, newlines included.
+    """
     if type(key) is not str:
         raise TypeError(f"{what} must be a str, not {type(key).__name__}")
     if not key:
         raise ValueError(f"{what} must not be empty")
-    if "\x00" in key:
-        raise ValueError(f"{what} must not contain NUL characters")
-    if not key.isascii():
-        check_text(key, what)
+    check_name(key, what)
     return key
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Return ``name`` if it holds no control characters and is valid Unicode, else raise."""
+    if _CONTROL.search(name) is not None:
+        raise ValueError(f"{what} must not contain control characters: {name!r}")
+    if not name.isascii():
+        check_text(name, what)
+    return name
 
 
 def check_text(text: str, what: str = "text") -> str:
@@ -226,11 +248,17 @@ def check_param_value(value: object, *, path: str = "value") -> Any:
     """Validate a parameter value and return it in its stored form.
 
     Allowed: ``None``, ``str``, ``bool``, 64-bit ``int``, ``float`` (NaN and
-    infinities included), and lists and ``str``-keyed dicts of these, nested to
-    any depth. A tuple becomes a list. Anything else raises ``TypeError`` (or
-    ``ValueError`` for an int beyond 64 bits or a string that is not valid
-    Unicode, such as one with a lone surrogate).
+    infinities included), and lists and ``str``-keyed dicts of these, nested at
+    most :data:`MAX_PARAM_DEPTH` levels deep. A tuple becomes a list. Anything
+    else raises ``TypeError`` (or ``ValueError`` for an int beyond 64 bits, a
+    string that is not valid Unicode, such as one with a lone surrogate, or
+    nesting deeper than the limit, naming the path where it goes too deep).
+    Keys of nested dicts are data, not identifiers: any valid text is allowed.
     """
+    return _check_param(value, path, 0)
+
+
+def _check_param(value: object, path: str, depth: int) -> Any:
     kind = type(value)
     if value is None or kind is bool or kind is float:
         return value
@@ -240,16 +268,21 @@ def check_param_value(value: object, *, path: str = "value") -> Any:
         return value
     if kind is str:
         return check_text(value, path)  # type: ignore[arg-type]
+    if (kind is list or kind is tuple or kind is dict) and depth >= MAX_PARAM_DEPTH:
+        raise ValueError(
+            f"{path}: nested more than {MAX_PARAM_DEPTH} levels deep; flatten it or store "
+            "it as an artifact"
+        )
     if kind is list or kind is tuple:
         items: list[Any] = list(value)  # type: ignore[call-overload]
-        return [check_param_value(item, path=f"{path}[{i}]") for i, item in enumerate(items)]
+        return [_check_param(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(items)]
     if kind is dict:
         out: dict[str, Any] = {}
         for k, v in value.items():  # type: ignore[attr-defined]
             if type(k) is not str:
                 raise TypeError(f"{path}: dict keys must be str, not {type(k).__name__}")
             check_text(k, f"{path}: dict key")
-            out[k] = check_param_value(v, path=f"{path}[{k!r}]")
+            out[k] = _check_param(v, f"{path}[{k!r}]", depth + 1)
         return out
     raise TypeError(
         f"{path}: unsupported parameter type {kind.__name__}; use None, str, bool, int, "

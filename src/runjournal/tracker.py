@@ -10,14 +10,18 @@ then read the store.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
+import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from runjournal.errors import RunNotFound, StoreReadOnly
@@ -46,6 +50,7 @@ from runjournal.model import (
     Run,
     RunStatus,
     check_key,
+    check_name,
     check_param_value,
     check_tags,
     check_text,
@@ -63,6 +68,8 @@ __all__ = ["Tracker"]
 _STEP_MAX = 2**63 - 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _time = time.time
+
+T = TypeVar("T")
 
 
 class Tracker:
@@ -155,27 +162,40 @@ class Tracker:
             await self.close()
             return
         # The training loop failed: still write everything, but let its error win.
-        await anyio.to_thread.run_sync(self._writer.close)
-        await self._store.close()
+        await _finish(self._close_quietly)
+
+    def _close_quietly(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self._store.close_blocking()
 
     async def flush(self) -> None:
         """Return once every event accepted before this call is committed.
 
         Raises the store's error while it cannot write (the events are kept and
-        retried), and :class:`RejectedWrites` for events refused at commit.
+        retried), and :class:`RejectedWrites` for events refused at commit. Once
+        begun, it runs to its end even if the caller is cancelled meanwhile (see
+        :meth:`complete_run`).
         """
-        await anyio.to_thread.run_sync(self._writer.flush_blocking)
+        await _finish(self._writer.flush_blocking)
 
     def flush_blocking(self) -> None:
         """Blocking :meth:`flush`, for synchronous code (never from the event loop's thread)."""
         self._writer.flush_blocking()
 
     async def close(self) -> None:
-        """Write everything pending (within ``drain_timeout``), then release the store."""
+        """Write everything pending (within ``drain_timeout``), then release the store.
+
+        Once begun, it runs to its end even if the caller is cancelled meanwhile.
+        """
+        await _finish(self._close_and_check)
+
+    def _close_and_check(self) -> None:
         try:
-            await anyio.to_thread.run_sync(self._writer.close_and_check)
+            self._writer.close_and_check()
         finally:
-            await self._store.close()
+            self._store.close_blocking()
 
     def stats(self) -> WriterStats:
         """Counters that show whether logging keeps up: accepted, committed, dropped, ..."""
@@ -189,10 +209,26 @@ class Tracker:
     # -- the core shared by async calls and their *_nowait twins -------------------------------
     # ``self._offer`` (the queue's, set in __init__) enqueues if there is room.
     async def _put(self, item: QueueItem) -> None:
+        if self._queue.yield_due:
+            await self._checkpoint()
         if not self._offer(item):
             if self._read_only:
                 raise self._read_only_error()
             await self._queue.put(item)
+
+    async def _checkpoint(self) -> None:
+        """Let the event loop run, and deliver a pending cancellation (Ctrl-C) here.
+
+        Offering to the queue never suspends, so a loop of ``await log_*`` calls would
+        otherwise never notice a cancellation. The writer thread raises the queue's
+        ``yield_due`` flag at each of its ticks (every ``flush_interval``, 100 ms by
+        default), and the next async logging call yields and lowers it: a tight loop
+        yields about every tick, a slow one at every call, and the hot path pays one
+        attribute load instead of a clock read. It yields *before* enqueueing, so a
+        cancelled call logged nothing.
+        """
+        self._queue.yield_due = False
+        await anyio.lowlevel.checkpoint()
 
     def _put_nowait(self, item: QueueItem) -> None:
         if not self._offer(item):
@@ -210,7 +246,7 @@ class Tracker:
         self, run_id: str, key: str, step: int, value: float, timestamp: float | None
     ) -> MetricLogged:
         if key not in self._metric_keys:
-            self._metric_keys.add(check_key(key))
+            self._metric_keys.add(check_key(key, "metric key"))
         if type(step) is not int or not 0 <= step <= _STEP_MAX:
             _raise_bad_step(step)
         if type(value) is not float:
@@ -367,7 +403,7 @@ class Tracker:
         if name is not None:
             if type(name) is not str:
                 raise TypeError(f"run name must be a str or None, not {type(name).__name__}")
-            check_text(name, "run name")
+            check_name(name, "run name")
         run_id = new_id()
         await self._put(RunCreated(run_id, experiment_id, _time(), name, check_tags(tags)))
         self._known_runs.add(run_id)
@@ -380,11 +416,26 @@ class Tracker:
         await self._put(RunStarted(run_id, _time()))
 
     async def complete_run(self, run_id: str, status: RunStatus | str) -> None:
-        """End a run: RUNNING to SUCCESS, FAILED or CANCELLED (PENDING to CANCELLED)."""
+        """End a run: RUNNING to SUCCESS, FAILED or CANCELLED (PENDING to CANCELLED).
+
+        Meant to work where a run most often ends, in an ``except`` block after
+        Ctrl-C or a cancellation: it is not a cancellation point. Its waits run to
+        their end even if the task is cancelled (or its cancellation is still
+        pending); a cancellation that arrives meanwhile stays pending for the
+        caller's next ``await``.
+        """
         final = _terminal_status(status)
-        current = await self.get_run_status(run_id)
-        check_transition(run_id, current, final)
-        await self._put(RunCompleted(run_id, final, _time()))
+        checked = _check_id(run_id, "run id")
+
+        def complete() -> None:
+            self._writer.flush_blocking(report=False)  # read-your-writes, as get_run
+            row = self._store.lookup_run(checked)
+            if row is None:
+                raise RunNotFound(run_id)
+            check_transition(run_id, row.status, final)
+            self._queue.put_blocking(RunCompleted(run_id, final, _time()))
+
+        await _finish(complete)
 
     async def get_run(self, run_id: str) -> Run:
         """The run with this id; raises :class:`RunNotFound`."""
@@ -456,7 +507,13 @@ class Tracker:
     async def log_metric(
         self, run_id: str, key: str, step: int, value: float, *, timestamp: float | None = None
     ) -> None:
-        """Record one point of a metric series; returns once it is queued."""
+        """Record one point of a metric series; returns once it is queued.
+
+        It suspends only when the queue is full, and at a cancellation point once per
+        tick of the writer (100 ms), so that Ctrl-C stops a loop of such calls promptly.
+        """
+        if self._queue.yield_due:
+            await self._checkpoint()
         if run_id not in self._known_runs:
             await self._require_run(run_id)
         item = self._metric_event(run_id, key, step, value, timestamp)
@@ -484,7 +541,10 @@ class Tracker:
         """Record one point of several metrics at the same step."""
         await self._require_run(run_id)
         for item in self._metric_events(run_id, metrics, step, timestamp):
-            await self._put(item)
+            if not self._offer(item):
+                await self._queue.put(item)
+        if self._queue.yield_due:
+            await self._checkpoint()
 
     def log_metrics_nowait(
         self,
@@ -511,7 +571,9 @@ class Tracker:
     async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
         """The series, ordered by step (equal steps keep their logging order)."""
         await self._read_barrier()
-        return await self._store.get_metrics(_check_id(run_id, "run id"), check_key(key))
+        return await self._store.get_metrics(
+            _check_id(run_id, "run id"), _check_id(key, "metric key")
+        )
 
     async def list_metric_keys(self, run_id: str) -> list[str]:
         """The names of the run's metrics, sorted."""
@@ -527,6 +589,13 @@ class Tracker:
         check_key(name, "artifact name")
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"artifact data must be bytes, not {type(data).__name__}")
+        size = memoryview(data).nbytes
+        limit = self._store.max_blob_bytes
+        if limit is not None and size > limit:
+            raise ValueError(
+                f"artifact {name!r} is {size} bytes; this store holds at most {limit} bytes "
+                "per artifact"
+            )
         content = bytes(data)
         digest = hashlib.sha256(content).hexdigest()
         await self._put(BlobStored(digest, content))
@@ -605,3 +674,51 @@ def _refuse(item: QueueItem) -> bool:
 
 def _reopen(reopener: Callable[[], Store], options: dict[str, Any]) -> Tracker:
     return Tracker(reopener(), **options)
+
+
+async def _finish(work: Callable[[], T]) -> T:
+    """Run blocking ``work`` on a thread of its own and wait for it, even through cancellation.
+
+    What flush, close and complete_run wait for must happen even in an ``except``
+    block after Ctrl-C, where the task's cancellation may still be pending (a second
+    Ctrl-C raises KeyboardInterrupt before the first one's cancellation was
+    delivered). A shielded scope keeps anyio's cancel scopes out; a native asyncio
+    cancellation still interrupts the wait, so it is caught, the wait resumed, and
+    the cancellation requested again at the end, pending for the caller's next await.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # noqa: BLE001 - handed back to the awaiting task
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="runjournal-wait", daemon=True).start()
+    absorbed = 0
+    with anyio.CancelScope(shield=True):
+        while not done.is_set():
+            try:
+                await anyio.to_thread.run_sync(done.wait, abandon_on_cancel=True)
+            except asyncio.CancelledError:
+                absorbed += 1
+    if absorbed:
+        _cancel_again()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _cancel_again() -> None:
+    """Request again the asyncio cancellation that :func:`_finish` caught, keeping its count."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not asyncio (trio): only cancel scopes, which the shield deferred
+        return
+    if task is not None:
+        task.uncancel()
+        task.cancel()

@@ -28,7 +28,7 @@ import msgspec
 from runjournal import _exit, _forks
 from runjournal.batching import to_entries
 from runjournal.errors import DrainTimeout, RejectedWrites, RunJournalError, StoreError
-from runjournal.events import BlobStored, MetricsLogged, QueueItem, describe
+from runjournal.events import ArtifactLogged, BlobStored, MetricsLogged, QueueItem, describe
 from runjournal.ids import new_id
 from runjournal.stores.base import NewEntry, Store
 
@@ -76,7 +76,16 @@ class EventQueue:
     when it fails, by waiting for room and offering again.
     """
 
-    __slots__ = ("_items", "_room", "_work", "batch_size", "capacity", "closed", "max_pending")
+    __slots__ = (
+        "_items",
+        "_room",
+        "_work",
+        "batch_size",
+        "capacity",
+        "closed",
+        "max_pending",
+        "yield_due",
+    )
 
     def __init__(self, max_pending: int, batch_size: int) -> None:
         self.max_pending = max_pending
@@ -86,6 +95,9 @@ class EventQueue:
         self._items: collections.deque[QueueItem | _Marker] = collections.deque()
         self._room = threading.Condition(threading.Lock())
         self._work = threading.Event()
+        # Set at every tick of the writer thread, cleared by the async producer that then
+        # yields to its event loop: a cancellation point that costs the hot path one load.
+        self.yield_due = True
 
     def __len__(self) -> int:
         return len(self._items)
@@ -147,6 +159,7 @@ class EventQueue:
         """Sleep until :meth:`wake` is called (True) or ``timeout`` passes (False)."""
         woken = self._work.wait(timeout)
         self._work.clear()
+        self.yield_due = True
         return woken
 
     def take(self, into: list[QueueItem | _Marker], limit: int) -> None:
@@ -220,6 +233,8 @@ class Writer:
         self._last_events = 0
         self._last_seconds = 0.0
         self._rejections: list[tuple[str, str]] = []
+        self._rejected_targets: set[str] = set()  # runs (or experiments) with a rejection logged
+        self._refused_blobs: set[str] = set()  # artifact content that the store refused
         self._error: StoreError | None = None
         self._failures = 0  # failed store writes so far; a flush reports only fresh failures
         self._batch: list[QueueItem | _Marker] = []  # taken off the queue, not yet written
@@ -432,12 +447,49 @@ class Writer:
             marker.done.set()
 
     def _append(self, entries: list[NewEntry], blobs: list[BlobStored], events: int) -> None:
+        """Commit a batch; on a permanent error, bisect it down to the events that cause it.
+
+        Only those are rejected: every other part of the batch commits, in order. An
+        artifact's content always travels with the entries that name it.
+        """
+        if self._refused_blobs:
+            kept = self._refuse_orphans(entries)
+            events -= len(entries) - len(kept)
+            entries = kept
+        error = self._try_append(entries, blobs, events)
+        if error is not None:
+            _logger.warning("runjournal writer: %s; isolating the event(s) that cause it", error)
+            self._isolate(entries, blobs, error)
+
+    def _isolate(
+        self, entries: list[NewEntry], blobs: list[BlobStored], error: BaseException
+    ) -> None:
+        """Write the halves of a batch that failed with ``error`` apart, down to single parts."""
+        units = _units(entries, blobs)
+        if len(units) == 1:
+            self._reject_unit(entries, blobs, error)
+            return
+        half = len(units) // 2
+        for part in (units[:half], units[half:]):
+            part_entries = [entry for unit_entries, _ in part for entry in unit_entries]
+            part_blobs = list({b.sha256: b for _, unit_blobs in part for b in unit_blobs}.values())
+            part_events = sum(_event_count(entry.event) for entry in part_entries)
+            part_error = self._try_append(part_entries, part_blobs, part_events)
+            if part_error is not None:
+                self._isolate(part_entries, part_blobs, part_error)
+
+    def _try_append(
+        self, entries: list[NewEntry], blobs: list[BlobStored], events: int
+    ) -> BaseException | None:
+        """Commit, retrying transient errors; the permanent error if there is one, else None."""
         delay = 0.005
         while True:
             started = time.perf_counter()
             try:
                 result = self.store.append(entries, blobs)
             except StoreError as exc:
+                if not exc.transient:
+                    return exc
                 if self._error is None:
                     _logger.error(
                         "runjournal writer: %s; keeping %d event(s) and retrying", exc, events
@@ -448,26 +500,14 @@ class Writer:
                 if give_up_at is not None and time.monotonic() >= give_up_at:
                     with self._stats_lock:
                         self._unwritten += events
-                    return
+                    return None
                 # Back off, but retry at once when a flush or close asks for it.
                 if self._retry.wait(delay):
                     self._retry.clear()
                 delay = min(delay * 2, 0.5)
                 continue
-            except Exception as exc:
-                if len(entries) + len(blobs) > 1:
-                    # Not a storage failure but a bad event (or a bug). Write the batch one
-                    # entry at a time, so that only the culprit is refused, not its neighbours.
-                    _logger.warning("runjournal writer: %r; writing the batch entry by entry", exc)
-                    for blob in blobs:
-                        self._append([], [blob], 0)
-                    for entry in entries:
-                        self._append([entry], [], _event_count(entry.event))
-                    return
-                # Report every such event, never lose them silently.
-                _logger.exception("runjournal writer: could not write %d event(s)", events)
-                self._record_rejections([(i, repr(exc)) for i in range(len(entries))], entries)
-                return
+            except Exception as exc:  # noqa: BLE001 - a bad value (or a bug): never transient
+                return exc
             elapsed = time.perf_counter() - started
             if self._error is not None:
                 _logger.warning("runjournal writer: the store accepts writes again")
@@ -477,26 +517,106 @@ class Writer:
                 self._committed += events - rejected_events
                 self._last_events = events
                 self._last_seconds = elapsed
+            return None
+
+    def _reject_unit(
+        self, entries: list[NewEntry], blobs: list[BlobStored], error: BaseException
+    ) -> None:
+        reason = str(error) if isinstance(error, StoreError) else repr(error)
+        if not entries:  # artifact content whose entry is in a later batch
+            for blob in blobs:
+                self._refused_blobs.add(blob.sha256)
+            self._record(
+                [
+                    (f"artifact content {blob.sha256[:12]} ({len(blob.data)} bytes)", "", reason)
+                    for blob in blobs
+                ],
+                0,
+            )
             return
+        for blob in blobs:
+            self._refused_blobs.add(blob.sha256)
+        self._record_rejections([(i, reason) for i in range(len(entries))], entries)
+
+    def _refuse_orphans(self, entries: list[NewEntry]) -> list[NewEntry]:
+        """Reject the entries that name artifact content refused earlier; keep the rest."""
+        kept: list[NewEntry] = []
+        orphans: list[NewEntry] = []
+        for entry in entries:
+            event = entry.event
+            if isinstance(event, ArtifactLogged) and event.sha256 in self._refused_blobs:
+                orphans.append(entry)
+            else:
+                kept.append(entry)
+        if orphans:
+            self._record_rejections(
+                [(i, "its content was refused by the store") for i in range(len(orphans))],
+                orphans,
+            )
+        return kept
 
     def _record_rejections(self, rejected: list[tuple[int, str]], entries: list[NewEntry]) -> int:
         if not rejected:
             return 0
+        described: list[tuple[str, str, str]] = []
         count = 0
-        described: list[tuple[str, str]] = []
         for index, reason in rejected:
             event = entries[index].event
             count += _event_count(event)
-            described.append((describe(event), reason))
-            _logger.error("runjournal writer: rejected %s: %s", describe(event), reason)
+            target = str(getattr(event, "run_id", None) or getattr(event, "experiment_id", "?"))
+            described.append((describe(event), target, reason))
+        self._record(described, count)
+        return count
+
+    def _record(self, described: list[tuple[str, str, str]], count: int) -> None:
+        """Keep rejections for the next report, logging only the first one per run."""
         with self._stats_lock:
             self._rejected += count
-            self._rejections.extend(described)
-        return count
+            self._rejections.extend((what, reason) for what, _, reason in described)
+            firsts = []
+            for what, target, reason in described:
+                if target not in self._rejected_targets:
+                    self._rejected_targets.add(target)
+                    firsts.append((what, target, reason))
+        for what, target, reason in firsts:
+            # Once per run: a run deleted by another process would otherwise log one
+            # line per batch. Every rejection is kept for RejectedWrites and stats().
+            _logger.error(
+                "runjournal writer: rejected %s: %s (later rejections for %s are counted, "
+                "not logged; the next flush or close reports them all)",
+                what,
+                reason,
+                target or "it",
+            )
 
 
 _FORK_FLUSH_TIMEOUT = 5.0
 """How long a fork may wait for the parent's pending events to be committed."""
+
+
+def _units(
+    entries: list[NewEntry], blobs: list[BlobStored]
+) -> list[tuple[list[NewEntry], list[BlobStored]]]:
+    """The smallest parts of a batch that may be written apart, in order.
+
+    Each entry is one part, with the artifact content it names if that content is
+    in the batch (an entry never commits without its content). Content that no
+    entry of the batch names is a part of its own, first, as it came first.
+    """
+    by_digest = {blob.sha256: blob for blob in blobs}
+    named: set[str] = set()
+    units: list[tuple[list[NewEntry], list[BlobStored]]] = []
+    for entry in entries:
+        event = entry.event
+        if isinstance(event, ArtifactLogged) and event.sha256 in by_digest:
+            named.add(event.sha256)
+            units.append(([entry], [by_digest[event.sha256]]))
+        else:
+            units.append(([entry], []))
+    loose: list[tuple[list[NewEntry], list[BlobStored]]] = [
+        ([], [blob]) for digest, blob in by_digest.items() if digest not in named
+    ]
+    return [*loose, *units]
 
 
 def _event_count(item: object) -> int:

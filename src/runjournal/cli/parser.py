@@ -175,7 +175,8 @@ def _add_experiments_command(commands: _Commands) -> None:
     delete = commands.add(
         "delete",
         handlers.experiments_delete,
-        "Delete an experiment and all its runs, for good. On a terminal it asks for "
+        "Delete an experiment and all its runs (hidden from every query; `purge` erases them "
+        "for good). On a terminal it asks for "
         "confirmation first; elsewhere (a script, a pipe) it does not ask. --yes skips the "
         "question.",
         _example("experiments delete gpt2-finetune --yes"),
@@ -306,7 +307,8 @@ def _add_run_commands(commands: _Commands) -> None:
     delete = commands.add(
         "delete",
         handlers.delete_run,
-        "Delete a run for good. On a terminal it asks for confirmation first; elsewhere "
+        "Delete a run (hidden from every query; `purge` erases it for good). On a terminal "
+        "it asks for confirmation first; elsewhere "
         "(a script, a pipe) it does not ask. --yes skips the question.",
         _example("delete 01J9ZK3QX1 --yes"),
         formats=(),

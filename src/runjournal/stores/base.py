@@ -213,6 +213,14 @@ class Store(Queries, Participant, Protocol):
     def close_blocking(self) -> None:
         """Blocking, loop-free :meth:`close`, for the exit hooks. Idempotent."""
 
+    @property
+    def max_blob_bytes(self) -> int | None:
+        """The largest artifact, in bytes, that this store can hold (None: no limit).
+
+        ``Tracker.log_artifact`` refuses anything larger at the call, so that such
+        an artifact never reaches the writer.
+        """
+
     def limit_waits(self, deadline: float | None) -> None:
         """Give up waiting for another process's lock at this ``time.monotonic()`` moment.
 

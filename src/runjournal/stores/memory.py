@@ -155,6 +155,10 @@ class InMemoryStorage(StateReader):
     def close_blocking(self) -> None:
         return None
 
+    @property
+    def max_blob_bytes(self) -> int | None:
+        return None
+
     def limit_waits(self, deadline: float | None) -> None:
         return None
 

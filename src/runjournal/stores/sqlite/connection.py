@@ -184,6 +184,18 @@ class Connections:
                 self._write = _connect_writer(self.settings)
             yield self._write
 
+    def length_limit(self) -> int:
+        """The write connection's ``SQLITE_LIMIT_LENGTH``: the largest string or blob it stores."""
+        conn = self._write
+        if conn is not None:
+            try:
+                # sqlite3_limit only reads a field: no need to wait for a commit to end.
+                return conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+            except sqlite3.ProgrammingError:
+                pass  # closed meanwhile: open it again below
+        with self.writing() as opened:
+            return opened.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+
     def read_blocking(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         """Every row of a query on the read connection, under the read lock."""
         self._check_fork()
