@@ -174,6 +174,10 @@ class Queries(Protocol):
 
     def open_artifact(self, sha256: str) -> AsyncIterator[bytes]:
         """The content with this SHA-256, chunk by chunk; raises ``ArtifactNotFound``."""
+
+    async def artifact_name(self, sha256: str) -> str | None:
+        """The name of the first live artifact with this content, or None."""
+
     async def get_span_id(self, run_id: str) -> str | None: ...
     async def filter_runs(
         self, experiment_id: str | None, filters: Sequence[ParamFilter]
@@ -212,14 +216,6 @@ class Store(Queries, Participant, Protocol):
 
     def close_blocking(self) -> None:
         """Blocking, loop-free :meth:`close`, for the exit hooks. Idempotent."""
-
-    @property
-    def max_blob_bytes(self) -> int | None:
-        """The largest artifact, in bytes, that this store can hold (None: no limit).
-
-        ``Tracker.log_artifact`` refuses anything larger at the call, so that such
-        an artifact never reaches the writer.
-        """
 
     def limit_waits(self, deadline: float | None) -> None:
         """Give up waiting for another process's lock at this ``time.monotonic()`` moment.

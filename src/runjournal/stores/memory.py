@@ -102,6 +102,17 @@ class StateReader:
         with self._lock:
             return self._state.list_artifacts(run_id)
 
+    async def artifact_name(self, sha256: str) -> str | None:
+        """The name of the first live artifact with this content, or None."""
+        with self._lock:
+            found = [
+                ref
+                for refs in self._state.artifacts.values()
+                for ref in refs
+                if ref.sha256 == sha256
+            ]
+        return min(found, key=lambda ref: ref.created_at).name if found else None
+
     async def get_span_id(self, run_id: str) -> str | None:
         """The run's span id, or None."""
         with self._lock:
@@ -153,10 +164,6 @@ class InMemoryStorage(StateReader):
         return None
 
     def close_blocking(self) -> None:
-        return None
-
-    @property
-    def max_blob_bytes(self) -> int | None:
         return None
 
     def limit_waits(self, deadline: float | None) -> None:
@@ -224,9 +231,7 @@ class InMemoryStorage(StateReader):
             self._head += 1
             self._positions.append(self._head)
             self._journal.append(
-                JournalEntry(
-                    self._head, entry.source, entry.seq, entry.recorded_at, entry.event
-                )
+                JournalEntry(self._head, entry.source, entry.seq, entry.recorded_at, entry.event)
             )
             appended += 1
         return AppendResult(appended, duplicates, rejected, self._head)

@@ -33,9 +33,6 @@ from runjournal.stores.sqlite.queries import SqliteQueries
 
 __all__ = ["SqliteBackend"]
 
-_BLOB_ROW_OVERHEAD = 256
-"""Bytes of a ``blobs`` row besides the content: the 64-character digest and the header."""
-
 
 class SqliteBackend(SqliteQueries):
     """A runjournal database in one SQLite file (or ``":memory:"``).
@@ -133,15 +130,6 @@ class SqliteBackend(SqliteQueries):
     def _close_writer(self) -> None:
         self._wait_limit = None  # a drain's deadline ends with it; a reopened store waits anew
         self._connections.close_writer()
-
-    @property
-    def max_blob_bytes(self) -> int | None:
-        """SQLite's length limit (``SQLITE_LIMIT_LENGTH``), less room for the rest of the row.
-
-        The limit bounds a whole row, not only the blob: the content's row also
-        holds its digest and a record header.
-        """
-        return self._connections.length_limit() - _BLOB_ROW_OVERHEAD
 
     def apply_pragmas(self, pragmas: Mapping[str, int | str]) -> None:
         """Set ``PRAGMA`` values now on the open write connection and on every future one."""

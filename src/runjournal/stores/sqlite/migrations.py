@@ -19,7 +19,12 @@ import sqlite3
 
 from runjournal.events import EventCodec
 from runjournal.stores.base import CHUNK_SIZE
-from runjournal.stores.sqlite.schema import CONTENT_TABLES, SCHEMA_VERSION, schema_version, statements
+from runjournal.stores.sqlite.schema import (
+    CONTENT_TABLES,
+    SCHEMA_VERSION,
+    schema_version,
+    statements,
+)
 from runjournal.stores.sqlite.writes import refold, sweep_chunks
 
 __all__ = ["sweep_at_open", "upgrade"]

@@ -155,6 +155,14 @@ class SqliteQueries:
             _, data = await anyio.to_thread.run_sync(self.chunk_blocking, chunk)
             yield data
 
+    async def artifact_name(self, sha256: str) -> str | None:
+        """The name of the first live artifact with this content, or None."""
+        row = await self._fetchone(
+            "SELECT name FROM artifacts WHERE sha256 = ? ORDER BY created_at, position LIMIT 1",
+            (sha256,),
+        )
+        return None if row is None else str(row[0])
+
     def chunk_ids_blocking(self, sha256: str) -> list[int]:
         """The chunk ids of a content, in order; raises ``ArtifactNotFound``."""
         rows = self._connections.read_blocking(

@@ -138,8 +138,7 @@ def sweep_chunks(conn: sqlite3.Connection) -> int:
     interrupted migration, a hand-edited file).
     """
     return conn.execute(
-        "DELETE FROM chunks WHERE NOT EXISTS "
-        "(SELECT 1 FROM content_chunks WHERE chunk = chunks.id)"
+        "DELETE FROM chunks WHERE NOT EXISTS (SELECT 1 FROM content_chunks WHERE chunk = chunks.id)"
     ).rowcount
 
 
