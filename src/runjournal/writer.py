@@ -34,7 +34,7 @@ from runjournal.ids import new_id
 from runjournal.stores.base import NewEntry, Store
 from runjournal.uploads import StreamedContent, Upload, UploadAbandoned
 
-__all__ = ["DroppedEventsWarning", "EventQueue", "OnFull", "Writer", "WriterStats"]
+__all__ = ["DroppedEventsWarning", "EventQueue", "OnFull", "QueueItem", "Writer", "WriterStats"]
 
 _logger = logging.getLogger("runjournal")
 

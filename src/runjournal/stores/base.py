@@ -9,7 +9,7 @@ the ``async`` query methods, which never block the caller's event loop.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -77,12 +77,6 @@ class Content:
             for start in range(0, len(data), CHUNK_SIZE):
                 piece = bytes(view[start : start + CHUNK_SIZE])
                 yield hashlib.sha256(piece).digest(), piece
-
-
-def chunk_digests(pieces: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
-    """``(sha256 digest, piece)`` of each piece."""
-    for piece in pieces:
-        yield hashlib.sha256(piece).digest(), piece
 
 
 class NewEntry(msgspec.Struct, frozen=True):

@@ -24,6 +24,7 @@ from runjournal.stores.sqlite.schema import PROJECTION_TABLES, PROJECTIONS, stat
 
 __all__ = [
     "append",
+    "append_artifact",
     "drop_contents",
     "refold",
     "store_chunks",
