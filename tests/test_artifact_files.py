@@ -177,6 +177,7 @@ async def test_export_and_import_carry_the_chunks(tracker: Tracker, tmp_path: Pa
     (tmp_path / "f").write_bytes(data)
     run_id = await new_run(tracker)
     digest = await tracker.log_artifact(run_id, "f", tmp_path / "f")
+    assert isinstance(digest, str)
     await tracker.log_artifact(run_id, "copy", data)
     await tracker.flush()
     log = tmp_path / "out.rjlog"
