@@ -57,20 +57,18 @@ class StreamedContent(Content):
 
     # -- the reading side ----------------------------------------------------------------------
     def feed(self, path: str | os.PathLike[str]) -> None:
-        """Read the file at ``path`` into the channel, then close it (or pass on the error)."""
-        whole = hashlib.sha256()
-        size = 0
+        """Read the file at ``path`` into the channel, then close it (or pass on the error).
+
+        This thread hashes each chunk; the writer's thread hashes the whole content
+        as it stores the chunks, so the two hashes run on two cores at once.
+        """
         try:
             with open(path, "rb", buffering=0) as file:
                 while piece := file.read(CHUNK_SIZE):
-                    whole.update(piece)
-                    size += len(piece)
                     self._send((hashlib.sha256(piece).digest(), piece))
         except BaseException as exc:
             self._send(exc)
             raise
-        self.sha256 = whole.hexdigest()
-        self.size_bytes = size
         self._send(None)
 
     def _send(self, item: tuple[bytes, bytes] | BaseException | None) -> None:
@@ -97,6 +95,8 @@ class StreamedContent(Content):
         if self.started:
             raise RuntimeError("a streamed content can be read only once")
         self.started = True
+        whole = hashlib.sha256()
+        size = 0
         while True:
             try:
                 item = self._channel.get(timeout=_POLL)
@@ -105,9 +105,13 @@ class StreamedContent(Content):
                     raise UploadAbandoned(str(self._abandoned)) from None
                 continue
             if item is None:
+                self.sha256 = whole.hexdigest()
+                self.size_bytes = size
                 return
             if isinstance(item, BaseException):
                 raise UploadAbandoned(f"reading the file failed: {item!r}") from item
+            whole.update(item[1])
+            size += len(item[1])
             yield item
 
 

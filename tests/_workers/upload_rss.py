@@ -6,14 +6,18 @@ Usage: upload_rss.py DB FILE
 from __future__ import annotations
 
 import asyncio
-import resource
 import sys
+from pathlib import Path
 
 from runjournal import Tracker
 
 
 def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    """This process's own high-water mark (``ru_maxrss`` would keep the parent's, before exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise SystemExit("no VmHWM in /proc/self/status")
 
 
 async def main(db: str, file: str) -> None:

@@ -167,6 +167,11 @@ class SqliteBackend(SqliteQueries):
         processes' writers wait for it (up to their ``busy_timeout``, then retry).
         """
         with self._connections.writing() as conn:
+            # Copying a large artifact from the WAL into the database file at this commit
+            # would take as long again as writing it; the next batch's commit (or closing)
+            # checkpoints instead, off the caller's wait.
+            limit = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             try:
                 with self._transaction(conn):
                     result = writes.append_artifact(conn, self._codec, content, entry)
@@ -174,6 +179,8 @@ class SqliteBackend(SqliteQueries):
                         raise _Refused(result)
             except _Refused as refused:
                 return refused.result
+            finally:
+                conn.execute(f"PRAGMA wal_autocheckpoint={int(limit)}")
             return result
 
     def content(self, sha256: str) -> Content | None:
