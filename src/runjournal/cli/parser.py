@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(commands)
     _add_artifacts_command(commands)
     _add_journal_commands(commands)
+    _add_ui_command(commands)
     return parser
 
 
@@ -468,6 +469,21 @@ def _add_journal_commands(commands: _Commands) -> None:
         help="how often to look for new entries (default: 0.2)",
     )
     follow.set_defaults(interrupt_code=0)
+
+
+def _add_ui_command(commands: _Commands) -> None:
+    from runjournal.cli import ui
+
+    ui.add_arguments(
+        commands.add(
+            "ui",
+            ui.ui,
+            "Serve the read-only dashboard (the `ui` extra). The first stdout line is its "
+            "address; Ctrl-C or SIGTERM stops it.",
+            _example("ui", "ui --port 0 --open", "ui --host 0.0.0.0 --token SECRET"),
+            formats=(),
+        )
+    )
 
 
 def _add_format(

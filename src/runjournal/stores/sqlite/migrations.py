@@ -4,10 +4,11 @@ A migration never changes the journal: it is the truth and keeps its bytes.
 Version 3 moved artifact content from one ``blobs`` row per artifact (at most
 SQLite's 1 GB) into chunks of at most ``CHUNK_SIZE`` with a manifest per
 content; each old blob is read piece by piece through SQLite's incremental blob
-I/O, never whole into Python. Version 2 added ``runs.last_activity`` (and an index of experiments
-by name); both are derived from the journal, so the upgrade refolds the
-projections, which gives every old run its last activity exactly as a fresh
-fold would. It runs once, when a writer first opens the file, in one
+I/O, never whole into Python. Version 2 added ``runs.last_activity``, an index of
+experiments by name, the ``rollups`` table and the step span of each ``metrics`` row;
+all are derived from the journal, so the upgrade refolds the projections, which gives
+every old run its last activity and every old series its rollups exactly as a
+fresh fold would. It runs once, when a writer first opens the file, in one
 ``BEGIN IMMEDIATE`` transaction: a process that opens the file at the same time
 waits for it, then finds the file current. Its cost is that of a ``rebuild()``.
 """
@@ -36,11 +37,12 @@ def upgrade(conn: sqlite3.Connection, where: str) -> None:
     try:
         # Another process may have upgraded it since we looked.
         version = schema_version(conn)
-        if version < 2:
-            refold(conn, EventCodec(), where)
         if version < 3:
             _chunk_blobs(conn)
         if version < SCHEMA_VERSION:
+            # Every projection is derived from the journal: a refold rebuilds them in
+            # their current shape, whatever the older one was.
+            refold(conn, EventCodec(), where)
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )
