@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runjournal import Tracker
@@ -89,6 +89,14 @@ bounds = st.none() | steps
     start=bounds,
     end=bounds,
     dense=st.booleans(),
+)
+# Steps past 2**53, where a float bucket width rounds: three buckets came back for points=2.
+@example(
+    commits=[[(0, 0.0), (1, 0.0), (18_014_398_509_481_829, 0.0)]],
+    points=2,
+    start=None,
+    end=None,
+    dense=False,
 )
 def test_downsampling_matches_a_brute_force_reference(
     kind: StoreKind,

@@ -2,9 +2,12 @@
 
 Every series (run, key) is summarised at :data:`LEVELS`: level 0 is one bucket
 holding the whole series (the run table's summary), and level ``l`` ≥ 1 cuts
-the steps into aligned buckets of ``16**l`` steps (bucket ``step >> 4*l``). A
-chart of any range then reads at most about sixteen stored buckets per output
-bucket, a few thousand rows, never a million points.
+the steps into aligned buckets of ``256**l`` steps (bucket ``step >> 8*l``). A
+chart of a range wider than 256 steps per output bucket reads stored buckets, a
+few thousand rows, never a million points; a narrower zoom reads the raw points
+of that window only. The widths are coarse on purpose: the writer maintains
+every level in the commit of each batch, and a finer first level (16 steps)
+cost a row per point for series logged every 100 steps.
 
 A bucket is an :class:`Aggregate` keyed by its step range, so it never needs
 to be recomputed: two aggregates of the same bucket combine exactly
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import math
 import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, TypeAlias
@@ -38,10 +40,10 @@ __all__ = [
     "rollup",
 ]
 
-BITS = 4
-"""A level's buckets are ``2**BITS`` (16) times wider than the level below's."""
-TOP_LEVEL = 6
-"""The widest stepped level: buckets of ``16**6`` (about 16.8 million) steps."""
+BITS = 8
+"""A level's buckets are ``2**BITS`` (256) times wider than the level below's."""
+TOP_LEVEL = 3
+"""The widest stepped level: buckets of ``256**3`` (about 16.8 million) steps."""
 LEVELS = tuple(range(TOP_LEVEL + 1))
 """Level 0 (the whole series as one bucket) and the stepped levels 1..TOP_LEVEL."""
 
@@ -280,7 +282,8 @@ def downsample(
     # The pieces cover disjoint steps in order: each output bucket is a run of them, by the
     # equal-width slot of its first step.
     origin = pieces[1][0]
-    width = math.ceil((pieces[-1][1] - origin + 1) / (points - 1))
+    # Integer ceiling division: steps reach 2**63, past where floats hold every integer.
+    width = -(-(pieces[-1][1] - origin + 1) // (points - 1))
     begin = 1
     slot = 0
     for index in range(2, len(pieces)):

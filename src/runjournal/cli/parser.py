@@ -517,7 +517,7 @@ def _add_yes(parser: argparse.ArgumentParser) -> None:
 
 
 def _filter_argument(text: str) -> Any:
-    from runjournal.cli.filters import parse_filter
+    from runjournal.filter_syntax import parse_filter
 
     try:
         return parse_filter(text)
@@ -526,7 +526,7 @@ def _filter_argument(text: str) -> Any:
 
 
 def _run_filter_argument(text: str) -> Any:
-    from runjournal.cli.filters import parse_run_filter
+    from runjournal.filter_syntax import parse_run_filter
 
     try:
         return parse_run_filter(text)

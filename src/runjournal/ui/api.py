@@ -23,8 +23,8 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from runjournal.cli.filters import parse_filter
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, NotFoundError, RunNotFound
+from runjournal.filter_syntax import parse_filter
 from runjournal.model import ArtifactRef, MetricBucket, Run
 from runjournal.stores.base import Store
 from runjournal.ui.series import MAX_POINTS, MAX_RUNS, SeriesResponse, series_of

@@ -68,7 +68,7 @@ large) and each content's manifest (its size, and its chunks in order)."""
 
 # Projections: derived from the journal, dropped and refolded by rebuild().
 # rollups (runjournal.rollups): per series, level 0 is the whole series (bucket 0), level
-# l >= 1 cuts the steps into buckets of 16**l. SQLite stores NaN as NULL: a NULL first_value
+# l >= 1 cuts the steps into buckets of 256**l (rollups.BITS). SQLite stores NaN as NULL: a NULL first_value
 # or last_value reads back as NaN, a NULL min_value or max_value means no finite value.
 PROJECTIONS = """
 CREATE TABLE IF NOT EXISTS experiments (
