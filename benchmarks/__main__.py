@@ -7,6 +7,7 @@ import sys
 from benchmarks import (
     case_caller_cost,
     case_end_to_end,
+    case_faces,
     case_many_writers,
     case_memory,
     case_peers,
@@ -27,6 +28,7 @@ CASES = (
     case_replay.CASE,
     case_memory.CASE,
     case_many_writers.CASE,
+    case_faces.CASE,
 )
 
 if __name__ == "__main__":

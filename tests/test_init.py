@@ -58,11 +58,18 @@ def test_init_again_finishes_the_previous_run_first(tmp_path: Path) -> None:
 
 def test_with_init_as_run(tmp_path: Path) -> None:
     db = tmp_path / "with.db"
-    with pytest.raises(RuntimeError, match="boom"), rj.init(experiment="e", db=db) as run:
-        run.log({"loss": 1.0})
-        raise RuntimeError("boom")
+    runs: list[str] = []
+
+    def train() -> None:
+        with rj.init(experiment="e", db=db) as run:
+            runs.append(run.id)
+            run.log({"loss": 1.0})
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        train()
     assert active_run() is None
-    assert read(db, run.id)[0] is RunStatus.FAILED
+    assert read(db, runs[0])[0] is RunStatus.FAILED
 
 
 def test_db_defaults_to_the_environment_then_the_working_directory(

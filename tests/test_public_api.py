@@ -105,7 +105,12 @@ LAYER = {
     "exit": 4,
     "batching": 4,
     "writer": 4,
+    "context": 1,
     "tracker": 5,
+    "run": 5,
+    "portal": 5,
+    "sync": 6,
+    "active": 7,
     "journal": 6,
     "cli": 7,
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fractions
-import time
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -61,7 +61,18 @@ async def test_auto_steps_one_counter_for_log_and_log_metric(tracker: Tracker) -
         run.log_metric_nowait("loss", 0.03)  # 21
         await run.log({"loss": 0.5}, step=3)  # back in time: allowed, the counter follows
         await run.log({"loss": 0.4})  # 4
-    assert [s for s, _ in await steps_of(tracker, run.id, "loss")] == [0, 1, 2, 3, 3, 4, 10, 11, 20, 21]
+    assert [s for s, _ in await steps_of(tracker, run.id, "loss")] == [
+        0,
+        1,
+        2,
+        3,
+        3,
+        4,
+        10,
+        11,
+        20,
+        21,
+    ]
     assert await steps_of(tracker, run.id, "acc") == [(0, 0.5)]
 
 
@@ -158,10 +169,16 @@ async def test_an_exception_ends_the_run_failed_with_error_tags_and_propagates(
     tracker: Tracker,
 ) -> None:
     message = "x" * (ERROR_MESSAGE_LIMIT + 500)
-    with pytest.raises(ValueError, match="^x+$"):
-        async with tracker.run("errors") as run:
+    handle = tracker.run("errors")
+
+    async def train() -> None:
+        async with handle as run:
             await run.log({"loss": 1.0})
             raise ValueError(message)
+
+    with pytest.raises(ValueError, match=r"^x+$"):
+        await train()
+    run = handle
     got = await tracker.get_run(run.id)
     assert got.status is RunStatus.FAILED
     assert got.tags["error.type"] == "ValueError"
@@ -261,8 +278,8 @@ async def test_an_idle_handle_sends_heartbeats_and_a_busy_one_does_not(
     assert after is not None
     assert after > before
     # Ended: the heartbeat thread is gone with the run.
-    time.sleep(0.2)
-    assert not any(t.name.endswith(run.id) for t in __import__("threading").enumerate())
+    await anyio.sleep(0.2)
+    assert not any(t.name.endswith(run.id) for t in threading.enumerate())
 
 
 async def test_the_handle_is_a_run_handle(tracker: Tracker) -> None:

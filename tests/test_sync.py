@@ -111,11 +111,22 @@ def test_the_reference_api_without_await(tracker: SyncTracker) -> None:
 def test_sync_run_endings(tracker: SyncTracker) -> None:
     with tracker.run("endings") as ok:
         ok.log({"loss": 1.0})
-    with pytest.raises(ZeroDivisionError), tracker.run("endings") as failed:
-        failed.log({"loss": 1.0})
-        _ = 1 / 0
-    with pytest.raises(KeyboardInterrupt), tracker.run("endings") as interrupted:
-        raise KeyboardInterrupt
+    failed = tracker.run("endings")
+    interrupted = tracker.run("endings")
+
+    def fail() -> None:
+        with failed:
+            failed.log({"loss": 1.0})
+            _ = 1 / 0
+
+    def interrupt() -> None:
+        with interrupted:
+            raise KeyboardInterrupt
+
+    with pytest.raises(ZeroDivisionError):
+        fail()
+    with pytest.raises(KeyboardInterrupt):
+        interrupt()
     with tracker.run("endings") as finished:
         finished.finish("FAILED")
     assert tracker.get_run_status(ok.id) is RunStatus.SUCCESS

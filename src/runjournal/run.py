@@ -179,6 +179,8 @@ class RunHandle:
         self._make: Callable[[str, str, int, object, float | None], MetricLogged] = (
             tracker._metric_event  # type: ignore[assignment]
         )
+        # The queue's bound offer, looked up once (a read-only tracker's refuses).
+        self._offer: Callable[[MetricLogged], bool] = tracker._offer
         self._active = False
         self._ended = False
         self._end_lock = threading.Lock()
@@ -327,11 +329,12 @@ class RunHandle:
 
     # -- logging -----------------------------------------------------------------------------
     def _points(self, metrics: Mapping[str, object], step: int) -> list[MetricLogged]:
-        if not isinstance(metrics, Mapping):
-            raise TypeError(f"metrics must be a mapping, not {type(metrics).__name__}")
+        """The validated points of one call (nothing is queued if any of them is refused)."""
         run_id = self._run_id
         if run_id is None:
             self._require_open()
+        if type(metrics) is not dict and not isinstance(metrics, Mapping):
+            raise TypeError(f"metrics must be a mapping, not {type(metrics).__name__}")
         make = self._make
         points = []
         for key, value in metrics.items():
@@ -356,6 +359,27 @@ class RunHandle:
         self._active = True
         return points
 
+    def _point(self, key: str, value: object, step: object) -> MetricLogged:
+        """:meth:`_stepped` for one point: the hot path of ``log_metric``, without a list."""
+        run_id = self._run_id
+        if run_id is None:
+            self._require_open()
+        if type(value) is not float:
+            value = as_metric_value(key, value)
+        if step is None:
+            taken = next(self._steps)
+            try:
+                point = self._make(run_id, key, taken, value, None)  # type: ignore[arg-type]
+            except BaseException:
+                self._steps = itertools.count(taken)
+                raise
+        else:
+            taken = as_step(step)
+            point = self._make(run_id, key, taken, value, None)  # type: ignore[arg-type]
+            self._steps = itertools.count(taken + 1)
+        self._active = True
+        return point
+
     async def log(self, metrics: Mapping[str, object], step: int | None = None) -> None:
         """Log every metric of ``metrics`` at one step (the handle's next, or ``step``).
 
@@ -373,19 +397,25 @@ class RunHandle:
 
     def log_nowait(self, metrics: Mapping[str, object], step: int | None = None) -> None:
         """:meth:`log` for synchronous code on any thread; follows the tracker's ``on_full``."""
-        tracker = self._tracker
-        offer = tracker._offer
+        offer = self._offer
         for item in self._stepped(metrics, step):
             if not offer(item):
-                tracker._put_nowait(item)
+                self._tracker._put_nowait(item)
 
     async def log_metric(self, key: str, value: object, step: int | None = None) -> None:
         """Log one metric point; the same step counter as :meth:`log`."""
-        await self.log({key: value}, step)
+        tracker = self._tracker
+        if tracker._queue.yield_due:
+            await tracker._checkpoint()
+        item = self._point(key, value, step)
+        if not tracker._offer(item):
+            await tracker._put(item)
 
     def log_metric_nowait(self, key: str, value: object, step: int | None = None) -> None:
         """:meth:`log_metric` for synchronous code on any thread."""
-        self.log_nowait({key: value}, step)
+        item = self._point(key, value, step)
+        if not self._offer(item):
+            self._tracker._put_nowait(item)
 
     async def log_params(self, params: Mapping[str, Any]) -> None:
         """Set several parameters of the run."""
