@@ -11,7 +11,7 @@ COVERAGE_FLOOR := 94
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ".[cli]" --group test --group lint --group bench --group frameworks
+	$(BIN)/python -m pip install --quiet -e ".[cli,ui]" --group test --group lint --group bench --group frameworks
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -41,9 +41,10 @@ wheel-check: $(STAMP)
 	rm -rf dist .venv-wheel
 	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 	$(PYTHON) -m venv .venv-wheel
-	.venv-wheel/bin/python -m pip install --quiet dist/runjournal-*.whl
+	.venv-wheel/bin/python -m pip install --quiet "$$(ls dist/runjournal-*.whl)[cli,ui]"
 	cd /tmp && $(CURDIR)/.venv-wheel/bin/python -c "import runjournal, sys; assert '$(CURDIR)/src' not in runjournal.__file__, runjournal.__file__; print('wheel import ok:', runjournal.__file__)"
 	cd /tmp && $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/examples/experiment_tracking.py --db "$$(mktemp -d)/wheel.db"
+	cd /tmp && $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/scripts/wheel_page_check.py
 
 ## Longer crash and kill tests.
 stress: $(STAMP)

@@ -14,6 +14,8 @@ from benchmarks import (
     case_read,
     case_replay,
     case_size,
+    case_ui,
+    case_ui_browser,
 )
 from benchmarks._harness import main
 
@@ -29,6 +31,8 @@ CASES = (
     case_memory.CASE,
     case_many_writers.CASE,
     case_faces.CASE,
+    case_ui.CASE,
+    case_ui_browser.CASE,
 )
 
 if __name__ == "__main__":

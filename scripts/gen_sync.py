@@ -48,7 +48,7 @@ FACES: list[tuple[type, str, str, frozenset[str]]] = [
 def public_methods(cls: type, hand_written: Iterable[str]) -> list[tuple[str, Callable[..., Any]]]:
     """The methods a synchronous face of ``cls`` generates, in definition order."""
     skip = set(hand_written)
-    found = []
+    found: list[tuple[str, Callable[..., Any]]] = []
     for name, member in vars(cls).items():
         if name.startswith("_") or name in skip or not inspect.isfunction(member):
             continue

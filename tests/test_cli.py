@@ -20,7 +20,7 @@ import msgspec
 import pytest
 
 from runjournal import FilterOp, ParamFilter, RunStatus, Tracker
-from runjournal.cli.filters import parse_filter
+from runjournal.filter_syntax import parse_filter
 from runjournal.journal import state_at
 from runjournal.stores import SqliteBackend
 from tests.snapshot import snapshot

@@ -17,10 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 import pytest
 
 from runjournal import RunStatus, Tracker
+from runjournal.events import MetricsLogged
+from runjournal.ids import new_id
+from runjournal.model import MetricPoint
+from runjournal.stores.base import NewEntry
 from tests.test_cli import _ENV, Demo, assert_error, json_of, make_demo, ok, rj
 
 ESC = "\x1b[31m"
@@ -54,8 +59,13 @@ async def _project(db: Path) -> dict[str, Any]:
         await t.log_artifact(other, "model.bin", b"weights-v1")
         await t.log_artifact(other, "model.bin", b"weights-v2")
         await t.set_tag(other, "note", f"{ESC}red\nline[bold]x")
-        await t.log_metric(other, f"bad{ESC}key\n", 0, 1.0)
         await t.log_param(other, "huge", "a" * 10_485_760)
+        await t.flush()
+        # A key that runjournal refuses at the call today, as a database written before that
+        # rule (or by another tool) may still hold: the CLI must print it escaped.
+        now = time.time()
+        older = MetricsLogged(other, f"bad{ESC}key\n", [MetricPoint(0, 1.0, now)], now)
+        await anyio.to_thread.run_sync(t.store.append, [NewEntry(new_id(), 1, older, now)])
     return ids
 
 

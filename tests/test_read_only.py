@@ -68,6 +68,8 @@ async def test_reads_work_and_every_write_raises_at_the_call(tmp_path: Path) -> 
         with pytest.raises(StoreReadOnly):
             await tracker.log_params(run, {"a": 1})
         with pytest.raises(StoreReadOnly):
+            await tracker.complete_run(run, "CANCELLED")  # a PENDING run may be cancelled
+        with pytest.raises(StoreReadOnly):
             await tracker.store.rebuild()
         with pytest.raises(StoreReadOnly):
             await tracker.store.purge()

@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-    from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run, RunStatus
+    from runjournal.model import (
+        ArtifactRef,
+        Experiment,
+        MetricBucket,
+        MetricPoint,
+        ParamFilter,
+        Run,
+        RunStatus,
+    )
     from runjournal.run import ArtifactData, RunHandle
     from runjournal.tracker import Tracker
     from runjournal.writer import WriterStats
@@ -236,9 +244,59 @@ class SyncTrackerMethods(SyncFace):
         """:meth:`log_metrics` for synchronous code on any thread; follows ``on_full``."""
         return self._tracker.log_metrics_nowait(run_id, metrics, step, timestamp=timestamp)
 
-    def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
-        """The series, ordered by step (equal steps keep their logging order)."""
-        return self._call("get_metrics", self._tracker.get_metrics, run_id, key)
+    def get_metrics(
+        self, run_id: str, key: str, *, start: int | None = None, end: int | None = None
+    ) -> list[MetricPoint]:
+        """The series, ordered by step (equal steps keep their logging order).
+
+        ``start`` and ``end`` (both inclusive, both optional) keep only the points
+        with a step in that range; only the stored batches that reach it are read.
+        """
+        return self._call(
+            "get_metrics", self._tracker.get_metrics, run_id, key, start=start, end=end
+        )
+
+    def get_metrics_downsampled(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        points: int = 1000,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> list[MetricBucket]:
+        """At most ``points`` buckets summarising the series' points with step in ``[start, end]``.
+
+        Read from the rollup projection, so a million-point series costs a few
+        thousand rows. The buckets follow ``get_metrics``' order and cover every
+        point of the range exactly once: the first holds the range's first step
+        alone, the last ends at the range's last point, and their steps strictly
+        increase, so the true min and max of the range always appear. ``min``
+        and ``max`` are over finite values (None for a bucket of only NaN or
+        ±inf, which ``nonfinite`` counts). A run without that key gives ``[]``.
+
+        Raises :class:`RunNotFound`, and ``ValueError`` if ``points`` < 2.
+        """
+        return self._call(
+            "get_metrics_downsampled",
+            self._tracker.get_metrics_downsampled,
+            run_id,
+            key,
+            points=points,
+            start=start,
+            end=end,
+        )
+
+    def metric_summaries(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> dict[str, dict[str, MetricBucket]]:
+        """For each live run of ``run_ids``, the whole-series summary of each metric key.
+
+        One bucket per key (first and last step and value, min, max, count), for
+        a table of many runs in one read; limited to ``keys`` if given. Unknown
+        or deleted runs are left out.
+        """
+        return self._call("metric_summaries", self._tracker.metric_summaries, run_ids, keys)
 
     def list_metric_keys(self, run_id: str) -> list[str]:
         """The names of the run's metrics, sorted."""

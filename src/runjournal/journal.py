@@ -873,6 +873,14 @@ async def _compare_run(
                 live_points[index] if index < len(live_points) else None,
                 journal_points[index] if index < len(journal_points) else None,
             )
+        live_rollups = await store.metric_rollups(run_id, key)
+        journal_rollups = {(lv, b): agg for lv, b, agg in scratch.metric_rollups(run_id, key)}
+        for level, bucket, agg in live_rollups:
+            want = journal_rollups.pop((level, bucket), None)
+            if want is None or not same_value(list(agg), list(want)):
+                check(f"run {run_id}: metric {key!r} rollup {level}/{bucket}", agg, want)
+        for (level, bucket), want in sorted(journal_rollups.items()):
+            check(f"run {run_id}: metric {key!r} rollup {level}/{bucket}", None, want)
     check(
         f"run {run_id}: artifacts",
         await store.list_artifacts(run_id),

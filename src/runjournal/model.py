@@ -19,6 +19,7 @@ __all__ = [
     "ArtifactRef",
     "Experiment",
     "FilterOp",
+    "MetricBucket",
     "MetricPoint",
     "ParamFilter",
     "ParamValue",
@@ -93,6 +94,25 @@ class MetricPoint(msgspec.Struct, frozen=True, array_like=True, gc=False):
     step: int
     value: float
     timestamp: float
+
+
+class MetricBucket(msgspec.Struct, frozen=True, gc=False):
+    """A run of consecutive points of a series, summarised (``get_metrics_downsampled``).
+
+    ``first`` and ``last`` are its first and last points in ``get_metrics``
+    order, at ``first_step`` and ``last_step``. ``min`` and ``max`` are over its
+    finite values, None if it holds none; ``nonfinite`` counts its NaN and ±inf
+    points, which ``count`` includes.
+    """
+
+    first_step: int
+    last_step: int
+    min: float | None
+    max: float | None
+    first: float
+    last: float
+    count: int
+    nonfinite: int = 0
 
 
 class Experiment(msgspec.Struct, frozen=True):

@@ -14,6 +14,7 @@ journal folds one to verify a store or to look at a past moment.
 
 from __future__ import annotations
 
+import bisect
 import operator
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeAlias
@@ -40,7 +41,16 @@ from runjournal.events import (
 )
 from runjournal.filtering import matches, validate_filters
 from runjournal.ids import name_id
-from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run, RunStatus
+from runjournal.model import (
+    ArtifactRef,
+    Experiment,
+    MetricBucket,
+    MetricPoint,
+    ParamFilter,
+    Run,
+    RunStatus,
+)
+from runjournal.rollups import LEVELS, Aggregate, downsample, merge, rollup
 
 __all__ = [
     "AddArtifact",
@@ -394,6 +404,8 @@ class State:
         self.runs: dict[str, RunRow] = {}
         self.params: dict[str, dict[str, Any]] = {}
         self.metrics: dict[str, dict[str, list[MetricPoint]]] = {}
+        # run -> key -> one dict per level of runjournal.rollups.LEVELS: bucket -> aggregate.
+        self.rollups: dict[str, dict[str, list[dict[int, Aggregate]]]] = {}
         self.artifacts: dict[str, list[ArtifactRef]] = {}
         self.span_ids: dict[str, str] = {}
         self.deleted: set[str] = set()
@@ -421,6 +433,12 @@ class State:
         match change:
             case AddMetrics(run_id=run_id, key=key, points=points):
                 self.metrics.setdefault(run_id, {}).setdefault(key, []).extend(points)
+                levels = self.rollups.setdefault(run_id, {}).get(key)
+                if levels is None:
+                    levels = self.rollups[run_id][key] = [{} for _ in LEVELS]
+                for (level, bucket), agg in rollup(points).items():
+                    old = levels[level].get(bucket)
+                    levels[level][bucket] = agg if old is None else merge(old, agg)
             case SetParams(run_id=run_id, params=params):
                 self.params.setdefault(run_id, {}).update(params)
             case PutRun(row=row):
@@ -443,7 +461,7 @@ class State:
 
     def _drop_run(self, run_id: str) -> None:
         del self.runs[run_id]
-        for table in (self.params, self.metrics, self.artifacts, self.span_ids):
+        for table in (self.params, self.metrics, self.rollups, self.artifacts, self.span_ids):
             table.pop(run_id, None)
         self.deleted.add(run_id)
 
@@ -496,6 +514,52 @@ class State:
         self.require_run(run_id)
         return sorted(self.metrics.get(run_id, {}).get(key, ()), key=_step)
 
+    def get_metrics_between(
+        self, run_id: str, key: str, start: int | None, end: int | None
+    ) -> list[MetricPoint]:
+        """The points with step in ``[start, end]`` (None: unbounded), in get_metrics order."""
+        series = self.get_metrics(run_id, key)
+        low = 0 if start is None else bisect.bisect_left(series, start, key=_step)
+        high = len(series) if end is None else bisect.bisect_right(series, end, key=_step)
+        return series[low:high]
+
+    def get_metrics_downsampled(
+        self, run_id: str, key: str, points: int, start: int | None, end: int | None
+    ) -> list[MetricBucket]:
+        """At most ``points`` buckets over the steps in ``[start, end]`` (see ``rollups``)."""
+        self.require_run(run_id)
+        levels = self.rollups.get(run_id, {}).get(key)
+        if levels is None:
+            return downsample(_NoSeries(), None, points, start, end)
+        source = _StateSource(self.get_metrics(run_id, key), levels)
+        return downsample(source, levels[0].get(0), points, start, end)
+
+    def metric_rollups(self, run_id: str, key: str) -> list[tuple[int, int, Aggregate]]:
+        """Every stored bucket of the series as ``(level, bucket, aggregate)``, sorted."""
+        self.require_run(run_id)
+        levels = self.rollups.get(run_id, {}).get(key, [])
+        return [
+            (level, bucket, agg)
+            for level, table in enumerate(levels)
+            for bucket, agg in sorted(table.items())
+        ]
+
+    def metric_summaries(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> dict[str, dict[str, MetricBucket]]:
+        """Each live run's whole-series summary per key (of ``keys``, or all); unknown ids left out."""
+        wanted = None if keys is None else set(keys)
+        out: dict[str, dict[str, MetricBucket]] = {}
+        for run_id in run_ids:
+            if run_id not in self.runs:
+                continue
+            out[run_id] = {
+                key: levels[0][0].to_bucket()
+                for key, levels in sorted(self.rollups.get(run_id, {}).items())
+                if wanted is None or key in wanted
+            }
+        return out
+
     def list_metric_keys(self, run_id: str) -> list[str]:
         """The names of the run's metrics, sorted."""
         self.require_run(run_id)
@@ -526,6 +590,34 @@ class State:
 
     def _public_run(self, row: RunRow) -> Run:
         return row.to_public(_copy(self.params.get(row.id, {})))
+
+
+class _NoSeries:
+    def buckets(self, level: int, low: int, high: int) -> list[Aggregate]:
+        return []
+
+    def points(self, low: int, high: int) -> list[tuple[int, float]]:
+        return []
+
+
+class _StateSource:
+    """A ``rollups.Source`` over one series of a State."""
+
+    def __init__(self, series: list[MetricPoint], levels: list[dict[int, Aggregate]]) -> None:
+        self._series = series
+        self._levels = levels
+
+    def buckets(self, level: int, low: int, high: int) -> list[Aggregate]:
+        table = self._levels[level]
+        if high - low < len(table):
+            return [table[b] for b in range(low, high + 1) if b in table]
+        return [table[b] for b in sorted(b for b in table if low <= b <= high)]
+
+    def points(self, low: int, high: int) -> list[tuple[int, float]]:
+        series = self._series
+        first = bisect.bisect_left(series, low, key=_step)
+        last = bisect.bisect_right(series, high, key=_step)
+        return [(p.step, p.value) for p in series[first:last]]
 
 
 def _public_experiment(experiment: Experiment) -> Experiment:

@@ -45,6 +45,7 @@ from runjournal.ids import name_id, new_id
 from runjournal.model import (
     ArtifactRef,
     Experiment,
+    MetricBucket,
     MetricPoint,
     ParamFilter,
     Run,
@@ -232,13 +233,19 @@ class Tracker:
         await anyio.lowlevel.checkpoint()
 
     def _put_nowait(self, item: QueueItem) -> None:
+        if self._block:
+            self._put_blocking(item)
+        elif not self._offer(item):
+            if self._read_only:
+                raise self._read_only_error()
+            self._writer.drop()
+
+    def _put_blocking(self, item: QueueItem) -> None:
+        """Enqueue, blocking this thread while the queue is full (never dropped)."""
         if not self._offer(item):
             if self._read_only:
                 raise self._read_only_error()
-            if self._block:
-                self._queue.put_blocking(item)
-            else:
-                self._writer.drop()
+            self._queue.put_blocking(item)
 
     def _read_only_error(self) -> StoreReadOnly:
         return StoreReadOnly(f"{self._store.spec}: this tracker was opened read-only")
@@ -435,7 +442,7 @@ class Tracker:
         if row is None:
             raise RunNotFound(run_id)
         check_transition(run_id, row.status, final)
-        self._queue.put_blocking(RunCompleted(run_id, final, _time()))
+        self._put_blocking(RunCompleted(run_id, final, _time()))
 
     async def get_run(self, run_id: str) -> Run:
         """The run with this id; raises :class:`RunNotFound`."""
@@ -602,11 +609,64 @@ class Tracker:
         # Validate every point before queueing any, so a bad value queues nothing.
         return [self._metric_event(run_id, k, step, v, stamp) for k, v in metrics.items()]
 
-    async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
-        """The series, ordered by step (equal steps keep their logging order)."""
+    async def get_metrics(
+        self, run_id: str, key: str, *, start: int | None = None, end: int | None = None
+    ) -> list[MetricPoint]:
+        """The series, ordered by step (equal steps keep their logging order).
+
+        ``start`` and ``end`` (both inclusive, both optional) keep only the points
+        with a step in that range; only the stored batches that reach it are read.
+        """
         await self._read_barrier()
-        return await self._store.get_metrics(
-            _check_id(run_id, "run id"), _check_id(key, "metric key")
+        run_id, key = _check_id(run_id, "run id"), _check_id(key, "metric key")
+        if start is None and end is None:
+            return await self._store.get_metrics(run_id, key)
+        _check_step_bound(start, "start")
+        _check_step_bound(end, "end")
+        return await self._store.get_metrics_between(run_id, key, start, end)
+
+    async def get_metrics_downsampled(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        points: int = 1000,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> list[MetricBucket]:
+        """At most ``points`` buckets summarising the series' points with step in ``[start, end]``.
+
+        Read from the rollup projection, so a million-point series costs a few
+        thousand rows. The buckets follow ``get_metrics``' order and cover every
+        point of the range exactly once: the first holds the range's first step
+        alone, the last ends at the range's last point, and their steps strictly
+        increase, so the true min and max of the range always appear. ``min``
+        and ``max`` are over finite values (None for a bucket of only NaN or
+        ±inf, which ``nonfinite`` counts). A run without that key gives ``[]``.
+
+        Raises :class:`RunNotFound`, and ``ValueError`` if ``points`` < 2.
+        """
+        if type(points) is not int or points < 2:
+            raise ValueError(f"points must be an int of at least 2, got {points!r}")
+        _check_step_bound(start, "start")
+        _check_step_bound(end, "end")
+        await self._read_barrier()
+        return await self._store.get_metrics_downsampled(
+            _check_id(run_id, "run id"), _check_id(key, "metric key"), points, start, end
+        )
+
+    async def metric_summaries(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> dict[str, dict[str, MetricBucket]]:
+        """For each live run of ``run_ids``, the whole-series summary of each metric key.
+
+        One bucket per key (first and last step and value, min, max, count), for
+        a table of many runs in one read; limited to ``keys`` if given. Unknown
+        or deleted runs are left out.
+        """
+        await self._read_barrier()
+        return await self._store.metric_summaries(
+            list(run_ids), None if keys is None else list(keys)
         )
 
     async def list_metric_keys(self, run_id: str) -> list[str]:
@@ -676,6 +736,11 @@ class Tracker:
         """The run's span id, or None."""
         await self._read_barrier()
         return await self._store.get_span_id(_check_id(run_id, "run id"))
+
+
+def _check_step_bound(bound: object, what: str) -> None:
+    if bound is not None and (type(bound) is not int or bound < 0):
+        raise ValueError(f"{what} must be a step (an int >= 0) or None, got {bound!r}")
 
 
 def _raise_bad_step(step: object) -> None:

@@ -14,7 +14,7 @@
 - :mod:`~runjournal.cli.log`: ``log`` and ``follow``, the journal's entries line by line;
 - :mod:`~runjournal.cli.resolve`: experiment names and run-id prefixes;
 - :mod:`~runjournal.cli.database`: opening the ``--db`` database;
-- :mod:`~runjournal.cli.filters`: parsing ``--filter`` expressions;
+- :mod:`~runjournal.filter_syntax` (shared with the dashboard): parsing ``--filter`` expressions;
 - :mod:`~runjournal.cli.output`: tables, JSON, CSV, progress bars and questions.
 
 The commands need rich (the ``cli`` extra), so their modules are imported only

@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 
 from runjournal.cli.database import open_tracker
-from runjournal.cli.filters import RunFilter, is_missing, lookup
 from runjournal.cli.output import (
     Output,
     format_duration,
@@ -27,6 +26,7 @@ from runjournal.cli.output import (
 )
 from runjournal.cli.resolve import resolve_experiment
 from runjournal.cli.runs import format_status, status_matches
+from runjournal.filter_syntax import RunFilter, is_missing, lookup
 from runjournal.filtering import value_matches
 from runjournal.model import Run
 from runjournal.tracker import Tracker

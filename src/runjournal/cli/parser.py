@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(commands)
     _add_artifacts_command(commands)
     _add_journal_commands(commands)
+    _add_ui_command(commands)
     return parser
 
 
@@ -470,6 +471,21 @@ def _add_journal_commands(commands: _Commands) -> None:
     follow.set_defaults(interrupt_code=0)
 
 
+def _add_ui_command(commands: _Commands) -> None:
+    from runjournal.cli import ui
+
+    ui.add_arguments(
+        commands.add(
+            "ui",
+            ui.ui,
+            "Serve the read-only dashboard (the `ui` extra). The first stdout line is its "
+            "address; Ctrl-C or SIGTERM stops it.",
+            _example("ui", "ui --port 0 --open", "ui --host 0.0.0.0 --token SECRET"),
+            formats=(),
+        )
+    )
+
+
 def _add_format(
     parser: argparse.ArgumentParser,
     choices: Sequence[str] = ("table", "json"),
@@ -501,7 +517,7 @@ def _add_yes(parser: argparse.ArgumentParser) -> None:
 
 
 def _filter_argument(text: str) -> Any:
-    from runjournal.cli.filters import parse_filter
+    from runjournal.filter_syntax import parse_filter
 
     try:
         return parse_filter(text)
@@ -510,7 +526,7 @@ def _filter_argument(text: str) -> Any:
 
 
 def _run_filter_argument(text: str) -> Any:
-    from runjournal.cli.filters import parse_run_filter
+    from runjournal.filter_syntax import parse_run_filter
 
     try:
         return parse_run_filter(text)

@@ -165,7 +165,7 @@ async def delete_run(args: argparse.Namespace, out: Output) -> int:
 async def end_run(args: argparse.Namespace, out: Output) -> int:
     """``runjournal runs end RUN_ID [--status FAILED|CANCELLED|SUCCESS]``: close a run that died."""
     status = RunStatus(args.status)
-    async with open_tracker(args.db) as tracker:
+    async with open_tracker(args.db, read_only=False) as tracker:
         run = await resolve_run(tracker, args.run_id)
         if run.status.is_terminal:
             raise ValueError(f"run {run.id} has already ended ({run.status.value})")

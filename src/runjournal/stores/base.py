@@ -15,8 +15,9 @@ import msgspec
 
 from runjournal._forks import Participant
 from runjournal.events import BlobStored, Event
-from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run
+from runjournal.model import ArtifactRef, Experiment, MetricBucket, MetricPoint, ParamFilter, Run
 from runjournal.projection import RunRow
+from runjournal.rollups import Aggregate
 
 __all__ = [
     "AppendResult",
@@ -112,6 +113,24 @@ class Queries(Protocol):
     async def list_runs(self, experiment_id: str) -> list[Run]: ...
     async def get_params(self, run_id: str) -> dict[str, Any]: ...
     async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]: ...
+    async def get_metrics_between(
+        self, run_id: str, key: str, start: int | None, end: int | None
+    ) -> list[MetricPoint]:
+        """The points with step in ``[start, end]`` (None: unbounded), in get_metrics order."""
+
+    async def get_metrics_downsampled(
+        self, run_id: str, key: str, points: int, start: int | None, end: int | None
+    ) -> list[MetricBucket]:
+        """At most ``points`` buckets over the steps in ``[start, end]`` (``runjournal.rollups``)."""
+
+    async def metric_summaries(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> dict[str, dict[str, MetricBucket]]:
+        """Per live run of ``run_ids``, its whole-series summary per key (of ``keys``, or all).
+
+        One read for a page of runs: the run table's metric columns. Unknown ids are left out.
+        """
+
     async def list_metric_keys(self, run_id: str) -> list[str]: ...
     async def list_artifacts(self, run_id: str) -> list[ArtifactRef]: ...
     async def get_artifact_data(self, sha256: str) -> bytes: ...
@@ -196,6 +215,12 @@ class Store(Queries, Participant, Protocol):
 
     async def head(self) -> int:
         """The position of the newest entry (0 for an empty journal)."""
+
+    async def metric_rollups(self, run_id: str, key: str) -> list[tuple[int, int, Aggregate]]:
+        """Every stored rollup bucket of the series as ``(level, bucket, aggregate)``, sorted.
+
+        For ``journal.verify``, which compares them with a fold of the journal.
+        """
 
     async def blobs(self, sha256s: Sequence[str]) -> dict[str, bytes]:
         """The stored content of the given digests (missing ones are left out)."""

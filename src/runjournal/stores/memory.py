@@ -19,8 +19,17 @@ from runjournal import _forks
 from runjournal.errors import ArtifactNotFound
 from runjournal.events import EVENT_VERSION, ArtifactLogged, BlobStored, EventCodec
 from runjournal.ids import new_id
-from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run, RunStatus
+from runjournal.model import (
+    ArtifactRef,
+    Experiment,
+    MetricBucket,
+    MetricPoint,
+    ParamFilter,
+    Run,
+    RunStatus,
+)
 from runjournal.projection import PurgePlan, Rejected, RunRow, State
+from runjournal.rollups import Aggregate
 from runjournal.stores.base import (
     AppendResult,
     JournalEntry,
@@ -90,6 +99,32 @@ class StateReader:
         """The series, ordered by step (equal steps keep their logging order)."""
         with self._lock:
             return self._state.get_metrics(run_id, key)
+
+    async def get_metrics_between(
+        self, run_id: str, key: str, start: int | None, end: int | None
+    ) -> list[MetricPoint]:
+        """The points with step in ``[start, end]``, in get_metrics order."""
+        with self._lock:
+            return self._state.get_metrics_between(run_id, key, start, end)
+
+    async def get_metrics_downsampled(
+        self, run_id: str, key: str, points: int, start: int | None, end: int | None
+    ) -> list[MetricBucket]:
+        """At most ``points`` buckets over the steps in ``[start, end]``."""
+        with self._lock:
+            return self._state.get_metrics_downsampled(run_id, key, points, start, end)
+
+    async def metric_summaries(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> dict[str, dict[str, MetricBucket]]:
+        """Each live run's whole-series summary per metric key."""
+        with self._lock:
+            return self._state.metric_summaries(run_ids, keys)
+
+    async def metric_rollups(self, run_id: str, key: str) -> list[tuple[int, int, Aggregate]]:
+        """Every stored rollup bucket of the series, sorted."""
+        with self._lock:
+            return self._state.metric_rollups(run_id, key)
 
     async def list_metric_keys(self, run_id: str) -> list[str]:
         """The names of the run's metrics, sorted."""

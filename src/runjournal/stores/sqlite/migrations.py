@@ -1,10 +1,11 @@
 """Bringing a database written by an older runjournal up to :data:`~schema.SCHEMA_VERSION`.
 
 A migration only ever changes projections: the journal is the truth and keeps
-its bytes. Version 2 added ``runs.last_activity`` (and an index of experiments
-by name); both are derived from the journal, so the upgrade refolds the
-projections, which gives every old run its last activity exactly as a fresh
-fold would. It runs once, when a writer first opens the file, in one
+its bytes. Version 2 added ``runs.last_activity``, an index of experiments by
+name, the ``rollups`` table and the step span of each ``metrics`` row; all are
+derived from the journal, so the upgrade refolds the projections, which gives
+every old run its last activity and every old series its rollups exactly as a
+fresh fold would. It runs once, when a writer first opens the file, in one
 ``BEGIN IMMEDIATE`` transaction: a process that opens the file at the same time
 waits for it, then finds the file current. Its cost is that of a ``rebuild()``.
 """

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from runjournal.model import Experiment, RunStatus
+from runjournal.model import Experiment, MetricPoint, RunStatus
 from runjournal.projection import (
     AddArtifact,
     AddMetrics,
@@ -30,6 +30,7 @@ from runjournal.projection import (
     SetParams,
     SetSpanId,
 )
+from runjournal.rollups import LEVELS, Aggregate, merge, rollup
 
 __all__ = [
     "EXPERIMENT_COLUMNS",
@@ -94,7 +95,9 @@ class Overlay:
         self._dirty_runs: dict[str, RunRow] = {}
         self._dirty_params: dict[str, dict[str, Any]] = {}
         self._span_ids: dict[str, str] = {}
-        self._metric_rows: list[tuple[str, str, int, int]] = []
+        self._metric_rows: list[tuple[str, str, int, int, int, int]] = []
+        # (level, run, key, bucket) -> what this transaction adds to that rollup bucket.
+        self._rollups: dict[tuple[int, str, str, int], Aggregate] = {}
         self._artifact_rows: list[tuple[str, int, str, str, int, float]] = []
         self._deleted_runs: list[str] = []
         self._deleted_experiments: list[str] = []
@@ -141,7 +144,7 @@ class Overlay:
         for change in changes:
             match change:
                 case AddMetrics(run_id=run_id, key=key, points=points):
-                    self._metric_rows.append((run_id, key, position, len(points)))
+                    self._add_metrics(run_id, key, position, points)
                 case SetParams(run_id=run_id, params=params):
                     self._run_params(run_id).update(params)
                     self._dirty_params.setdefault(run_id, {}).update(params)
@@ -172,6 +175,22 @@ class Overlay:
                         if known is not None and known.experiment_id == exp_id:
                             self._runs[run_id] = None
                             self._tombstones[run_id] = True
+
+    def _add_metrics(
+        self, run_id: str, key: str, position: int, points: Sequence[MetricPoint]
+    ) -> None:
+        cells = rollup(points)
+        whole = cells.get((0, 0))
+        if whole is None:
+            return
+        self._metric_rows.append(
+            (run_id, key, position, len(points), whole.first_step, whole.last_step)
+        )
+        pending = self._rollups
+        for (level, bucket), agg in cells.items():
+            cell = (level, run_id, key, bucket)
+            old = pending.get(cell)
+            pending[cell] = agg if old is None else merge(old, agg)
 
     def _run_params(self, run_id: str) -> dict[str, Any]:
         params = self._params.get(run_id)
@@ -245,9 +264,12 @@ class Overlay:
             )
         if self._metric_rows:
             conn.executemany(
-                "INSERT INTO metrics (run_id, key, position, points) VALUES (?, ?, ?, ?)",
+                "INSERT INTO metrics (run_id, key, position, points, first_step, last_step) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 self._metric_rows,
             )
+        if self._rollups:
+            conn.executemany(_UPSERT_ROLLUP, [(*cell, *agg) for cell, agg in self._rollups.items()])
         if self._artifact_rows:
             conn.executemany("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?)", self._artifact_rows)
         for exp_id in self._deleted_experiments:
@@ -262,9 +284,35 @@ class Overlay:
             conn.executemany("INSERT OR IGNORE INTO tombstones VALUES (?, ?)", self._marked)
 
 
+# An existing bucket is the earlier-logged side: the same rule as rollups.merge, in SQL
+# (in SET, a column names the old row's value).
+_UPSERT_ROLLUP = """
+INSERT INTO rollups (level, run_id, key, bucket, first_step, last_step, min_value, max_value,
+                     first_value, last_value, count, nonfinite)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (level, run_id, key, bucket) DO UPDATE SET
+    first_value = CASE WHEN excluded.first_step < first_step
+                       THEN excluded.first_value ELSE first_value END,
+    first_step = min(first_step, excluded.first_step),
+    last_value = CASE WHEN excluded.last_step >= last_step
+                      THEN excluded.last_value ELSE last_value END,
+    last_step = max(last_step, excluded.last_step),
+    min_value = CASE WHEN min_value IS NULL OR excluded.min_value < min_value
+                     THEN excluded.min_value ELSE min_value END,
+    max_value = CASE WHEN max_value IS NULL OR excluded.max_value > max_value
+                     THEN excluded.max_value ELSE max_value END,
+    count = count + excluded.count,
+    nonfinite = nonfinite + excluded.nonfinite
+"""
+
+_ALL_LEVELS = ", ".join(map(str, LEVELS))
+
+
 def _delete_run(conn: sqlite3.Connection, run_id: str) -> None:
     for table, column in _RUN_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))
+    # The level leads the key: name every level, so that SQLite seeks instead of scanning.
+    conn.execute(f"DELETE FROM rollups WHERE level IN ({_ALL_LEVELS}) AND run_id = ?", (run_id,))
     conn.execute("INSERT OR IGNORE INTO tombstones VALUES (?, 'run')", (run_id,))
 
 

@@ -8,16 +8,20 @@ after the read lock is released.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import operator
 from collections.abc import Sequence
 from typing import Any
 
+import anyio.to_thread
+
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
 from runjournal.events import EventCodec, MetricLogged, MetricsLogged
 from runjournal.filtering import validate_filters
-from runjournal.model import ArtifactRef, Experiment, MetricPoint, ParamFilter, Run
+from runjournal.model import ArtifactRef, Experiment, MetricBucket, MetricPoint, ParamFilter, Run
+from runjournal.rollups import Aggregate, Piece, downsample
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.sqlite.connection import Connections
 from runjournal.stores.sqlite.filters import equal_encodings, select_matching
@@ -125,6 +129,84 @@ class SqliteQueries:
         if not all(map(operator.le, steps, itertools.islice(steps, 1, None))):
             points.sort(key=_step)
         return points
+
+    async def get_metrics_between(
+        self, run_id: str, key: str, start: int | None, end: int | None
+    ) -> list[MetricPoint]:
+        """The points with step in ``[start, end]`` (None: unbounded), in get_metrics order."""
+        if start is None and end is None:
+            return await self.get_metrics(run_id, key)
+        low, high = _bounds(start, end)
+        return await anyio.to_thread.run_sync(self._points_between_blocking, run_id, key, low, high)
+
+    def _points_between_blocking(
+        self, run_id: str, key: str, low: int, high: int
+    ) -> list[MetricPoint]:
+        self._require_run_blocking(run_id)
+        return self._series_points(run_id, key, low, high)
+
+    def _require_run_blocking(self, run_id: str) -> None:
+        if not self._connections.read_blocking("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
+            raise RunNotFound(run_id)
+
+    def _series_points(self, run_id: str, key: str, low: int, high: int) -> list[MetricPoint]:
+        # Only the entries whose step span meets [low, high] are decoded.
+        rows = self._connections.read_blocking(
+            "SELECT j.version, j.body FROM metrics m JOIN journal j ON j.position = m.position "
+            "WHERE m.run_id = ? AND m.key = ? AND m.last_step >= ? AND m.first_step <= ? "
+            "ORDER BY m.position",
+            (run_id, key, low, high),
+        )
+        return [p for p in self._decode_points(rows) if low <= p.step <= high]
+
+    async def get_metrics_downsampled(
+        self, run_id: str, key: str, points: int, start: int | None, end: int | None
+    ) -> list[MetricBucket]:
+        """At most ``points`` buckets over the steps in ``[start, end]`` (``runjournal.rollups``)."""
+        return await anyio.to_thread.run_sync(
+            self._downsampled_blocking, run_id, key, points, start, end
+        )
+
+    def _downsampled_blocking(
+        self, run_id: str, key: str, points: int, start: int | None, end: int | None
+    ) -> list[MetricBucket]:
+        self._require_run_blocking(run_id)
+        source = _SeriesSource(self, run_id, key)
+        whole = source.buckets(0, 0, 0)
+        return downsample(source, whole[0] if whole else None, points, start, end)
+
+    async def metric_summaries(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> dict[str, dict[str, MetricBucket]]:
+        """Per live run of ``run_ids``, its whole-series summary per key (of ``keys``, or all)."""
+        ids = json.dumps(list(run_ids))
+        read = self._connections.read
+        live = await read("SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(?))", [ids])
+        out: dict[str, dict[str, MetricBucket]] = {r[0]: {} for r in live}
+        if not out:
+            return {}
+        sql = (
+            f"SELECT run_id, key, {_AGGREGATE_COLUMNS} FROM rollups WHERE level = 0 "
+            "AND run_id IN (SELECT value FROM json_each(?))"
+        )
+        args = [ids]
+        if keys is not None:
+            sql += " AND key IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(list(keys)))
+        for row in await read(sql + " ORDER BY run_id, key", args):
+            out[row[0]][row[1]] = _aggregate(row[2:]).to_bucket()
+        return {run_id: out[run_id] for run_id in run_ids if run_id in out}
+
+    async def metric_rollups(self, run_id: str, key: str) -> list[tuple[int, int, Aggregate]]:
+        """Every stored rollup bucket of the series as ``(level, bucket, aggregate)``, sorted."""
+        await self._require_run(run_id)
+        rows = await self._connections.read(
+            f"SELECT level, bucket, {_AGGREGATE_COLUMNS} FROM rollups "
+            "WHERE level IN (0, 1, 2, 3, 4, 5, 6) AND run_id = ? AND key = ? "
+            "ORDER BY level, bucket",
+            (run_id, key),
+        )
+        return [(r[0], r[1], _aggregate(r[2:])) for r in rows]
 
     async def list_metric_keys(self, run_id: str) -> list[str]:
         await self._require_run(run_id)
@@ -258,6 +340,79 @@ class SqliteQueries:
             if row is not None:
                 out[sha] = bytes(row[0])
         return out
+
+
+_AGGREGATE_COLUMNS = (
+    "first_step, last_step, min_value, max_value, first_value, last_value, count, nonfinite"
+)
+_NAN = float("nan")
+_STEP_MAX = 2**63 - 1
+
+
+def _aggregate(row: Sequence[Any]) -> Aggregate:
+    """A rollup row selected as ``_AGGREGATE_COLUMNS``; a NULL first or last value is NaN."""
+    first_step, last_step, lo, hi, first, last, count, nonfinite = row
+    return Aggregate(
+        first_step,
+        last_step,
+        lo,
+        hi,
+        _NAN if first is None else float(first),
+        _NAN if last is None else float(last),
+        count,
+        nonfinite,
+    )
+
+
+def _bounds(start: int | None, end: int | None) -> tuple[int, int]:
+    return (0 if start is None else max(start, 0)), (
+        _STEP_MAX if end is None else min(end, _STEP_MAX)
+    )
+
+
+class _SeriesSource:
+    """A ``rollups.Source`` over one series, read on the calling (worker) thread."""
+
+    def __init__(self, queries: SqliteQueries, run_id: str, key: str) -> None:
+        self._queries = queries
+        self._run_id = run_id
+        self._key = key
+        # The step span and points of each journal entry decoded so far: the edges of one
+        # range usually fall in the same few entries, and decoding them is the cost.
+        self._decoded: dict[int, list[MetricPoint]] = {}
+
+    def buckets(self, level: int, low: int, high: int) -> list[Piece]:
+        rows: list[Piece] = self._queries._connections.read_blocking(
+            f"SELECT {_AGGREGATE_COLUMNS} FROM rollups "
+            "WHERE level = ? AND run_id = ? AND key = ? AND bucket BETWEEN ? AND ? ORDER BY bucket",
+            (level, self._run_id, self._key, low, high),
+        )
+        return rows
+
+    def points(self, low: int, high: int) -> list[tuple[int, float]]:
+        queries = self._queries
+        rows = queries._connections.read_blocking(
+            "SELECT position FROM metrics "
+            "WHERE run_id = ? AND key = ? AND last_step >= ? AND first_step <= ? ORDER BY position",
+            (self._run_id, self._key, low, high),
+        )
+        missing = [r[0] for r in rows if r[0] not in self._decoded]
+        if missing:
+            found = queries._connections.read_blocking(
+                "SELECT position, version, body FROM journal "
+                "WHERE position IN (SELECT value FROM json_each(?))",
+                (json.dumps(missing),),
+            )
+            for position, version, body in found:
+                self._decoded[position] = queries._decode_points([(version, body)])
+        # Entries in journal order, each already by step: a stable sort keeps logging order.
+        chosen: list[MetricPoint] = []
+        for (position,) in rows:
+            entry = self._decoded[position]
+            first = bisect.bisect_left(entry, low, key=_step)
+            chosen += entry[first : bisect.bisect_right(entry, high, lo=first, key=_step)]
+        chosen.sort(key=_step)
+        return [(p.step, p.value) for p in chosen]
 
 
 def _public_run(row: Sequence[Any]) -> Run:

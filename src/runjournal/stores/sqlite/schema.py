@@ -26,7 +26,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 APPLICATION_ID = 0x524A524E  # "RJRN" in the SQLite header, so tools can tell the file apart
 SCHEMA_VERSION = 2
-"""1: the first format. 2: ``runs.last_activity`` and ``experiments_by_name`` (see ``migrations``)."""
+"""1: the first format. 2: ``runs.last_activity``, ``experiments_by_name``, the ``rollups``
+table and the step span of each ``metrics`` row (all projections; see ``migrations``)."""
 
 _JOURNAL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -43,6 +44,9 @@ CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL) W
 """
 
 # Projections: derived from the journal, dropped and refolded by rebuild().
+# rollups (runjournal.rollups): per series, level 0 is the whole series (bucket 0), level
+# l >= 1 cuts the steps into buckets of 256**l (rollups.BITS). SQLite stores NaN as NULL: a NULL first_value
+# or last_value reads back as NaN, a NULL min_value or max_value means no finite value.
 PROJECTIONS = """
 CREATE TABLE IF NOT EXISTS experiments (
     id          TEXT PRIMARY KEY,
@@ -75,11 +79,28 @@ CREATE TABLE IF NOT EXISTS params (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS params_by_run ON params (run_id);
 CREATE TABLE IF NOT EXISTS metrics (
-    run_id   TEXT    NOT NULL,
-    key      TEXT    NOT NULL,
-    position INTEGER NOT NULL,
-    points   INTEGER NOT NULL,
+    run_id     TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    position   INTEGER NOT NULL,
+    points     INTEGER NOT NULL,
+    first_step INTEGER NOT NULL,
+    last_step  INTEGER NOT NULL,
     PRIMARY KEY (run_id, key, position)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollups (
+    level       INTEGER NOT NULL,
+    run_id      TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    bucket      INTEGER NOT NULL,
+    first_step  INTEGER NOT NULL,
+    last_step   INTEGER NOT NULL,
+    min_value   REAL,
+    max_value   REAL,
+    first_value REAL,
+    last_value  REAL,
+    count       INTEGER NOT NULL,
+    nonfinite   INTEGER NOT NULL,
+    PRIMARY KEY (level, run_id, key, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id     TEXT    NOT NULL,
@@ -99,6 +120,7 @@ PROJECTION_TABLES = (
     "runs",
     "params",
     "metrics",
+    "rollups",
     "artifacts",
     "span_ids",
     "tombstones",

@@ -20,7 +20,11 @@ from runjournal.events import EVENT_VERSION, BlobStored, EventCodec
 from runjournal.projection import Rejected, evolve
 from runjournal.stores.base import AppendResult, NewEntry
 from runjournal.stores.sqlite.overlay import Overlay
-from runjournal.stores.sqlite.schema import PROJECTION_TABLES, PROJECTIONS, statements
+from runjournal.stores.sqlite.schema import (
+    PROJECTION_TABLES,
+    PROJECTIONS,
+    statements,
+)
 
 __all__ = ["append", "refold", "transaction"]
 
@@ -120,7 +124,7 @@ def append(
 def refold(conn: sqlite3.Connection, codec: EventCodec, where: str) -> None:
     """Drop every projection table and fold the whole journal again (in a transaction)."""
     for table in PROJECTION_TABLES:
-        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
     for statement in statements(PROJECTIONS):
         conn.execute(statement)
     overlay = Overlay(conn)

@@ -1,4 +1,7 @@
-"""Parsing ``--filter`` expressions of the command line into :class:`ParamFilter` objects.
+"""The filter grammar shared by the faces: ``KEY OP VALUE`` text into :class:`ParamFilter` objects.
+
+The command line's ``--filter`` and the dashboard's ``/api/runs?filter=`` take
+the same expressions, parsed here, below both faces.
 
 An expression is ``KEY OP VALUE``. The value is read as JSON when it parses as
 JSON (numbers, ``true``/``false``, ``null``, lists, objects, quoted strings), and
