@@ -109,6 +109,7 @@ LAYER = {
     "batching": 4,
     "writer": 4,
     "context": 1,
+    "system": 1,  # system_metrics: the sampler thread, imported by a run that asks for it
     "tracker": 5,
     "run": 5,
     "portal": 5,
@@ -117,6 +118,7 @@ LAYER = {
     "journal": 6,
     "cli": 7,
     "ui": 7,
+    "integrations": 8,  # framework adapters over the faces
 }
 PURE = {"model", "errors", "ids", "filtering", "filter", "rollups", "events", "projection"}
 
