@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import pickle
 import signal
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from lightning.fabric.loggers.logger import _DummyExperiment
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader, TensorDataset
 
-from runjournal import RunStatus, SyncTracker, Tracker
+from runjournal import RunStatus, SyncTracker
 from runjournal.integrations.lightning import RunJournalLogger
 
 pytestmark = [
@@ -27,9 +26,6 @@ pytestmark = [
     # Lightning 2.6 still builds torch's LeafSpec, which torch 2.13 deprecates.
     pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning"),
 ]
-
-# A path as artifact data comes with the artifacts branch (section 5 of issue 12).
-PATH_ARTIFACTS = "PathLike" in str(inspect.signature(Tracker.log_artifact).parameters["data"])
 
 
 class TinyRegression(pl.LightningModule):
@@ -193,7 +189,6 @@ def test_a_test_stage_after_fit_logs_into_the_same_run(tmp_path: Path, db: Path)
         assert len(tracker.list_runs(tracker.get_run(run_id).experiment_id)) == 1
 
 
-@pytest.mark.skipif(not PATH_ARTIFACTS, reason="log_artifact of a path: the artifacts branch")
 def test_checkpoints_are_logged_as_artifacts_when_asked(tmp_path: Path, db: Path) -> None:
     logger = RunJournalLogger(db=db, log_checkpoints=True)
     trainer(tmp_path, logger, enable_checkpointing=True).fit(TinyRegression(), loader(), loader())

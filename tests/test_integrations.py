@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
-import inspect
 import os
 import sqlite3
 import subprocess
@@ -16,12 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from runjournal import Tracker
 from runjournal.integrations._session import database_path, flatten_params, param_value
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 HEAVY = ["torch", "lightning", "transformers", "psutil", "pynvml", "accelerate"]
-PATH_ARTIFACTS = "PathLike" in str(inspect.signature(Tracker.log_artifact).parameters["data"])
 
 
 def imported_after(code: str) -> list[str]:
@@ -79,7 +76,6 @@ def test_the_lightning_example_runs(tmp_path: Path) -> None:
     assert "(2 epochs)" in out
 
 
-@pytest.mark.skipif(not PATH_ARTIFACTS, reason="log_artifact of a path: the artifacts branch")
 def test_the_lightning_example_stores_checkpoints(tmp_path: Path) -> None:
     out = run_example("lightning_example.py", tmp_path, "--epochs", "1", "--checkpoints")
     assert "artifacts   ['checkpoints/epoch=0-step=8.ckpt']" in out
