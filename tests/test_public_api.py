@@ -109,10 +109,17 @@ LAYER = {
     "batching": 4,
     "uploads": 4,  # artifact content on its way to the writer, and back out
     "writer": 4,
+    "context": 1,
+    "system": 1,  # system_metrics: the sampler thread, imported by a run that asks for it
     "tracker": 5,
+    "run": 5,
+    "portal": 5,
+    "sync": 6,
+    "active": 7,
     "journal": 6,
     "cli": 7,
     "ui": 7,
+    "integrations": 8,  # framework adapters over the faces
 }
 PURE = {"model", "errors", "ids", "filtering", "filter", "rollups", "events", "projection"}
 

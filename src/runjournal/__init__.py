@@ -1,5 +1,12 @@
-"""runjournal: local-first, async-first, event-sourced experiment tracking."""
+"""runjournal: local-first, async-first, event-sourced experiment tracking.
 
+The shortest paths: ``async with tracker.run(...) as run`` (:class:`Tracker`),
+``with SyncTracker.open(...)`` for synchronous code, and ``rj.init / rj.log /
+rj.finish`` for one run per process.
+"""
+
+from runjournal._active import finish, init, log, log_artifact
+from runjournal.context import ContextCaptureWarning
 from runjournal.errors import (
     ArtifactNotFound,
     CorruptLogFile,
@@ -25,12 +32,15 @@ from runjournal.model import (
     Run,
     RunStatus,
 )
+from runjournal.run import RunHandle
+from runjournal.sync import SyncRun, SyncTracker
 from runjournal.tracker import Tracker
 from runjournal.writer import DroppedEventsWarning, WriterStats
 
 __all__ = [
     "ArtifactNotFound",
     "ArtifactRef",
+    "ContextCaptureWarning",
     "CorruptLogFile",
     "DrainTimeout",
     "DroppedEventsWarning",
@@ -44,6 +54,7 @@ __all__ = [
     "ParamFilter",
     "RejectedWrites",
     "Run",
+    "RunHandle",
     "RunJournalError",
     "RunNotFound",
     "RunStatus",
@@ -51,6 +62,12 @@ __all__ = [
     "StoreFull",
     "StoreLocked",
     "StoreReadOnly",
+    "SyncRun",
+    "SyncTracker",
     "Tracker",
     "WriterStats",
+    "finish",
+    "init",
+    "log",
+    "log_artifact",
 ]

@@ -9,6 +9,9 @@ One place handles every way a process ends (``fork()`` is ``runjournal._forks``'
 - SIGTERM, whose default action would end the process on the spot: a handler,
   installed only where none was set, drains and then re-raises the signal;
 - Ctrl-C raises ``KeyboardInterrupt``, which unwinds to the exit hooks above.
+
+Callbacks registered with :func:`before_drain` (the run handles' "end the runs still
+open") run first, on every one of these paths, so that what they write is drained too.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import signal
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Drainable", "drain_all", "register"]
+__all__ = ["Drainable", "before_drain", "drain_all", "register"]
 
 
 class Drainable(Protocol):
@@ -37,6 +41,7 @@ _live: weakref.WeakSet[Any] = weakref.WeakSet()
 _live_lock = threading.RLock()
 _hooks_installed = False
 _previous_sigterm: Any = None
+_before: list[Callable[[bool], None]] = []
 
 
 def register(writer: Drainable) -> None:
@@ -46,8 +51,27 @@ def register(writer: Drainable) -> None:
         _live.add(writer)
 
 
-def drain_all() -> None:
+def before_drain(callback: Callable[[bool], None]) -> None:
+    """Call ``callback(terminated)`` before the writers drain at exit (once per process end).
+
+    ``terminated`` is True when SIGTERM ends the process. A callback that raises is
+    reported on stderr and does not stop the drain.
+    """
+    _install_hooks()
+    with _live_lock:
+        if callback not in _before:
+            _before.append(callback)
+
+
+def drain_all(terminated: bool = False) -> None:
     """Drain every live writer of this process; used by the exit and signal hooks."""
+    with _live_lock:
+        callbacks = list(_before)
+    for callback in callbacks:
+        try:
+            callback(terminated)
+        except Exception as exc:  # noqa: BLE001 - the drain must still happen
+            print(f"runjournal: ending open runs failed: {exc!r}", file=sys.stderr)
     with _live_lock:
         writers = list(_live)
     for writer in writers:
@@ -58,7 +82,7 @@ def drain_all() -> None:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    drain_all()
+    drain_all(terminated=True)
     previous = _previous_sigterm
     if callable(previous):
         previous(signum, frame)

@@ -60,6 +60,7 @@ from runjournal.model import (
     check_value,
 )
 from runjournal.projection import check_transition
+from runjournal.run import RunHandle
 from runjournal.stores.base import Content, Store
 from runjournal.stores.memory import InMemoryStorage
 from runjournal.stores.sqlite import Durability, SqliteBackend
@@ -440,17 +441,16 @@ class Tracker:
         caller's next ``await``.
         """
         final = _terminal_status(status)
-        checked = _check_id(run_id, "run id")
+        _check_id(run_id, "run id")
+        await _finish(lambda: self._complete_blocking(run_id, final))
 
-        def complete() -> None:
-            self._writer.flush_blocking(report=False)  # read-your-writes, as get_run
-            row = self._store.lookup_run(checked)
-            if row is None:
-                raise RunNotFound(run_id)
-            check_transition(run_id, row.status, final)
-            self._put_blocking(RunCompleted(run_id, final, _time()))
-
-        await _finish(complete)
+    def _complete_blocking(self, run_id: str, final: RunStatus) -> None:
+        self._writer.flush_blocking(report=False)  # read-your-writes, as get_run
+        row = self._store.lookup_run(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        check_transition(run_id, row.status, final)
+        self._put_blocking(RunCompleted(run_id, final, _time()))
 
     async def get_run(self, run_id: str) -> Run:
         """The run with this id; raises :class:`RunNotFound`."""
@@ -466,6 +466,35 @@ class Tracker:
         await self._read_barrier()
         return await self._store.list_runs(_check_id(experiment_id, "experiment id"))
 
+    def run(
+        self,
+        experiment: str,
+        *,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        capture: bool = True,
+        system_metrics: bool | float = False,
+    ) -> RunHandle:
+        """A run of the experiment called ``experiment``, as ``async with tracker.run(...) as run``.
+
+        Entering the block gets the oldest experiment of that name or creates it
+        (:meth:`ensure_experiment`), creates the run with ``name`` and ``tags``
+        (plus the ``rj.*`` context tags unless ``capture=False``; the user's tags
+        win), starts it and logs ``params``. ``system_metrics`` (True, or seconds
+        between samples) samples the machine into ``system/*`` metrics. Leaving
+        the block ends the run: see :class:`~runjournal.run.RunHandle`.
+        """
+        return RunHandle(
+            self,
+            experiment,
+            name=name,
+            params=params,
+            tags=tags,
+            capture=capture,
+            system_metrics=system_metrics,
+        )
+
     async def delete_run(self, run_id: str) -> None:
         """Delete a run (a tombstone in the journal); its id is unknown afterwards."""
         await self._require_run(run_id)
@@ -476,6 +505,11 @@ class Tracker:
         """Set a string tag on a run (setting it again overwrites)."""
         await self._require_run(run_id)
         await self._put(self._tag_event(run_id, key, value))
+
+    def set_tag_nowait(self, run_id: str, key: str, value: str) -> None:
+        """:meth:`set_tag` for synchronous code on any thread; follows ``on_full``."""
+        self._require_run_nowait(run_id)
+        self._put_nowait(self._tag_event(run_id, key, value))
 
     def _tag_event(self, run_id: str, key: str, value: str) -> TagSet:
         check_key(key, "tag key")
