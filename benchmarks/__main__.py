@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from benchmarks import (
+    case_artifacts,
     case_caller_cost,
     case_end_to_end,
     case_faces,
@@ -33,6 +34,7 @@ CASES = (
     case_faces.CASE,
     case_ui.CASE,
     case_ui_browser.CASE,
+    case_artifacts.CASE,
 )
 
 if __name__ == "__main__":

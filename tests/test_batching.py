@@ -9,11 +9,10 @@ from hypothesis import strategies as st
 
 from runjournal.batching import Batch, to_entries
 from runjournal.events import (
-    BlobStored,
+    Event,
     MetricLogged,
     MetricsLogged,
     ParamsLogged,
-    QueueItem,
     RunStarted,
 )
 from runjournal.model import MetricPoint
@@ -31,7 +30,7 @@ def point(run_id: str, key: str, step: int, at: float | None = None) -> MetricLo
     return MetricLogged(run_id, key, step, float(step), step / 10, at)
 
 
-def group(items: Sequence[QueueItem | Marker], next_seq: int = 1) -> Batch[Marker]:
+def group(items: Sequence[Event | Marker], next_seq: int = 1) -> Batch[Marker]:
     return to_entries(items, SOURCE, next_seq)
 
 
@@ -64,7 +63,7 @@ def test_interleaved_series_form_one_entry_each_in_order_of_first_appearance() -
 
 def test_a_non_metric_event_closes_the_stretch() -> None:
     started = RunStarted("r", 5.0)
-    items: list[QueueItem] = [point("r", "loss", 0), point("r", "loss", 1), started]
+    items: list[Event] = [point("r", "loss", 0), point("r", "loss", 1), started]
     items += [point("r", "loss", 2)]
     batch = group(items)
     events = [e.event for e in batch.entries]
@@ -91,19 +90,17 @@ def test_other_events_are_recorded_when_they_were_accepted() -> None:
     assert [e.recorded_at for e in batch.entries] == [3.25]
 
 
-def test_blobs_and_markers_are_set_apart_and_are_not_events() -> None:
+def test_markers_are_set_apart_and_are_not_events() -> None:
     first, second = Marker(), Marker()
-    blob = BlobStored("ab" * 32, b"content")
-    batch = group([first, point("r", "loss", 0), blob, second, point("r", "loss", 1)])
+    batch = group([first, point("r", "loss", 0), second, point("r", "loss", 1)])
     assert batch.markers == [first, second]
-    assert batch.blobs == [blob]
-    # Neither ends the stretch of points around it, and neither counts as an event.
+    # A marker does not end the stretch of points around it, and is not an event.
     assert [stretch(e) for e in batch.entries] == [("r", "loss", [0, 1])]
     assert batch.events == 2
 
 
 def test_entries_are_numbered_consecutively_from_next_seq() -> None:
-    items: list[QueueItem] = [point("r", "a", 0), point("r", "b", 0), RunStarted("r", 1.0)]
+    items: list[Event] = [point("r", "a", 0), point("r", "b", 0), RunStarted("r", 1.0)]
     items += [point("r", "a", 1)]
     batch = group(items, 41)
     assert [(e.source, e.seq) for e in batch.entries] == [(SOURCE, s) for s in (41, 42, 43, 44)]
@@ -113,24 +110,22 @@ def test_entries_are_numbered_consecutively_from_next_seq() -> None:
 def test_nothing_to_write_uses_no_sequence_number() -> None:
     marker = Marker()
     batch = group([marker], 7)
-    assert (batch.entries, batch.blobs, batch.markers) == ([], [], [marker])
+    assert (batch.entries, batch.markers) == ([], [marker])
     assert (batch.events, batch.next_seq) == (0, 7)
 
 
-kinds = st.lists(st.sampled_from(["r/a", "r/b", "q/a", "event", "marker", "blob"]), max_size=30)
+kinds = st.lists(st.sampled_from(["r/a", "r/b", "q/a", "event", "marker"]), max_size=30)
 
 
 @given(kinds, st.integers(min_value=1, max_value=2**40))
 def test_nothing_is_lost_reordered_or_numbered_twice(kinds: list[str], next_seq: int) -> None:
     # Each item carries its position in the queue: a point as its step, an event as its time.
-    items: list[QueueItem | Marker] = []
+    items: list[Event | Marker] = []
     for i, kind in enumerate(kinds):
         if kind == "event":
             items.append(RunStarted("r", float(i)))
         elif kind == "marker":
             items.append(Marker())
-        elif kind == "blob":
-            items.append(BlobStored(f"{i:064x}", b""))
         else:
             run_id, key = kind.split("/")
             items.append(point(run_id, key, i))
@@ -145,7 +140,7 @@ def test_nothing_is_lost_reordered_or_numbered_twice(kinds: list[str], next_seq:
         else:
             assert isinstance(event, RunStarted)
             placed.append((index, None, int(event.at)))
-    journal_items = [i for i, kind in enumerate(kinds) if kind not in ("marker", "blob")]
+    journal_items = [i for i, kind in enumerate(kinds) if kind != "marker"]
     assert sorted(position for _, _, position in placed) == journal_items
     for name in ("r/a", "r/b", "q/a"):
         steps = [position for _, series, position in placed if series == name]
@@ -156,7 +151,6 @@ def test_nothing_is_lost_reordered_or_numbered_twice(kinds: list[str], next_seq:
                 assert (entry_index < event_entry) == (position < at) or position == at
     assert batch.events == len(journal_items)
     assert batch.markers == [i for i in items if isinstance(i, Marker)]
-    assert batch.blobs == [i for i in items if isinstance(i, BlobStored)]
     assert [(e.source, e.seq) for e in batch.entries] == [
         (SOURCE, seq) for seq in range(next_seq, batch.next_seq)
     ]

@@ -291,6 +291,28 @@ def test_metrics_several_keys_as_columns(scratch: Demo) -> None:
     assert_error(rj("--db", scratch.db, "metrics", run, "loss", "nope"), "no metric 'nope'")
 
 
+async def _long_series(db: Path) -> str:
+    """30,000 points every 3 steps, committed in 30 batches (journal entries)."""
+    async with Tracker.open(db) as t:
+        run = await t.create_run(await t.create_experiment("long"))
+        for batch in range(30):
+            for i in range(batch * 1000, (batch + 1) * 1000):
+                t.log_metric_nowait(run, "loss", 3 * i, float(i))
+            await t.flush()
+    return run
+
+
+def test_metrics_table_of_a_long_series_prints_its_head_and_tail(tmp_path: Path) -> None:
+    """Read from step windows around both ends (a few batches), not the whole series."""
+    db = tmp_path / "long.db"
+    run = asyncio.run(_long_series(db))
+    table = rj("--db", db, "metrics", run, "loss")
+    assert table.returncode == 0, table.stderr
+    steps = [int(line.split()[1]) for line in table.stdout.splitlines() if line[:1] == "│"]
+    assert steps == [3 * i for i in range(100)] + [3 * i for i in range(29_900, 30_000)]
+    assert "200 of 30000 rows shown" in table.stderr
+
+
 # -- artifacts -----------------------------------------------------------------------------------
 def test_artifacts_list_and_get(project: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     db, ids = project

@@ -66,7 +66,8 @@ async def test_sqlite_stores_identical_content_once(tmp_path: Path) -> None:
             await tracker.log_artifact(run_id, f"copy-{i}", b"\x00" * 100_000)
         await tracker.log_artifact(run_id, "other", b"\x01")
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM blobs").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM contents").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM chunks").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM artifacts").fetchone() == (4,)
 
 
@@ -80,8 +81,10 @@ async def test_unknown_digest_is_not_found_and_bad_digests_are_refused(tracker: 
 
 async def test_bad_artifact_arguments_are_refused(tracker: Tracker) -> None:
     run_id = await tracker.create_run(await tracker.create_experiment("e"))
-    with pytest.raises(TypeError, match="bytes"):
-        await tracker.log_artifact(run_id, "a", "text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="bytes or a path"):
+        await tracker.log_artifact(run_id, "a", 42)  # type: ignore[call-overload]
+    with pytest.raises(FileNotFoundError, match="no file or directory"):
+        await tracker.log_artifact(run_id, "a", "no/such/file")
     with pytest.raises(ValueError, match="artifact name"):
         await tracker.log_artifact(run_id, "", b"x")
     assert await tracker.list_artifacts(run_id) == []

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from runjournal import Tracker
 from runjournal.journal import rebuild, verify
 from runjournal.model import MetricBucket, MetricPoint
+from runjournal.stores.sqlite.schema import SCHEMA_VERSION
 from tests.conftest import STORE_KINDS, StoreKind, assert_identical, make_store
 
 
@@ -233,7 +234,7 @@ async def test_a_format1_database_is_migrated_in_place_with_its_rollups(tmp_path
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         rows = conn.execute("SELECT count(*) FROM rollups WHERE level = 0").fetchone()
     conn.close()
-    assert version == ("2",)
+    assert version == (str(SCHEMA_VERSION),)
     assert rows[0] == checked
     report = await verify(path)
     assert report.ok, report.differences

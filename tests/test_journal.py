@@ -278,7 +278,7 @@ async def test_importing_twice_changes_nothing(tmp_path: Path) -> None:
     assert first.appended == exported.entries
     async with opened(target) as store:
         before = (await snapshot(store), await journal_of(store))
-        blob_count = sqlite3.connect(target).execute("SELECT count(*) FROM blobs").fetchone()
+        blob_count = sqlite3.connect(target).execute("SELECT count(*) FROM chunks").fetchone()
         again = await import_events(store, log, log)
         assert [(s.appended, s.duplicates, s.rejected) for s in again.sources] == [
             (0, exported.entries, 0),
@@ -286,7 +286,7 @@ async def test_importing_twice_changes_nothing(tmp_path: Path) -> None:
         ]
         assert_identical((await snapshot(store), await journal_of(store)), before)
         assert (
-            sqlite3.connect(target).execute("SELECT count(*) FROM blobs").fetchone() == blob_count
+            sqlite3.connect(target).execute("SELECT count(*) FROM chunks").fetchone() == blob_count
         )
 
 
@@ -488,7 +488,7 @@ async def test_any_flipped_byte_or_truncation_imports_nothing(tmp_path: Path) ->
         exported = await export_events(tracker.store, good)
     data = good.read_bytes()
     spans = record_spans(data)
-    assert len(spans) == exported.entries + exported.blobs == 5
+    assert len(spans) == exported.entries + 2 * exported.blobs == 6  # a chunk and its content
     assert len(data) < 2000
 
     target = tmp_path / "target.db"

@@ -21,7 +21,6 @@ import pytest
 from runjournal import ArtifactNotFound, RunNotFound, Tracker
 from runjournal.events import (
     ArtifactLogged,
-    BlobStored,
     Event,
     ExperimentCreated,
     MetricsLogged,
@@ -33,7 +32,7 @@ from runjournal.events import (
 from runjournal.ids import new_id
 from runjournal.journal import Cutoff, export_events, import_events, state_at
 from runjournal.model import MetricPoint
-from runjournal.stores.base import NewEntry, Store, recorded_at
+from runjournal.stores.base import Content, NewEntry, Store, recorded_at
 from runjournal.stores.sqlite import SqliteBackend
 from tests.conftest import StoreKind, closing, make_store
 from tests.snapshot import snapshot
@@ -175,8 +174,8 @@ class Merged:
             seqs[source] = seqs.get(source, 0) + 1
             self.entries.append(NewEntry(source, seqs[source], event, recorded_at(event)))
         self.blobs = [
-            BlobStored(self.kept_sha, self.KEPT_BLOB),
-            BlobStored(self.late_sha, self.LATE_BLOB),
+            Content.of_bytes(self.KEPT_BLOB, self.kept_sha),
+            Content.of_bytes(self.LATE_BLOB, self.late_sha),
         ]
 
     async def fill(self, store: Store) -> None:

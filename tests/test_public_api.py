@@ -107,6 +107,7 @@ LAYER = {
     "forks": 0,
     "exit": 4,
     "batching": 4,
+    "uploads": 4,  # artifact content on its way to the writer, and back out
     "writer": 4,
     "context": 1,
     "tracker": 5,

@@ -187,7 +187,7 @@ async def test_a_purge_that_fails_midway_changes_nothing(
         await store.purge()
     monkeypatch.undo()
     assert await store.read_journal_raw() == before
-    assert await store.blobs([logged.sha]) != {}
+    assert await store.get_artifact_data(logged.sha)
     assert (await journal.verify(store)).ok
     await store.close()
     assert (await journal.purge(path)).runs == [logged.doomed]
@@ -212,7 +212,7 @@ async def test_a_purge_killed_in_its_transaction_leaves_the_old_journal(tmp_path
     victim.communicate(timeout=30)
     store = SqliteBackend(path)
     assert await store.read_journal_raw() == before
-    assert await store.blobs([logged.sha]) != {}
+    assert await store.get_artifact_data(logged.sha)
     assert (await journal.verify(store)).ok
     await store.close()
     assert (await journal.purge(path)).runs == [logged.doomed]

@@ -12,8 +12,8 @@ import anyio
 import pytest
 
 from runjournal import RunJournalError, Tracker
-from runjournal.events import QueueItem, RunStarted
-from runjournal.writer import EventQueue
+from runjournal.events import RunStarted
+from runjournal.writer import EventQueue, QueueItem
 
 JOIN = 30.0  # only a bound on a hang: every wait here ends on a signal
 

@@ -153,7 +153,7 @@ def decode_fixture(path: Path) -> tuple[list[tuple[str, int, float, Event]], dic
         if isinstance(record, EntryRecord):
             event = codec.decode(record.body, record.version)
             entries.append((record.source, record.seq, record.recorded_at, event))
-        else:
+        elif isinstance(record, BlobRecord):
             blobs[record.sha256] = record.data
     return entries, blobs
 
@@ -349,6 +349,6 @@ async def test_an_entry_of_a_newer_version_makes_the_file_corrupt(tmp_path: Path
     store = SqliteBackend(db)
     try:
         assert await store.head() == 0
-        assert await store.blobs([ARTIFACT_SHA]) == {}
+        assert store.content(ARTIFACT_SHA) is None
     finally:
         await store.close()

@@ -6,12 +6,14 @@ Written by ``python scripts/gen_sync.py`` from :class:`~runjournal.tracker.Track
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, overload
 
 from runjournal._portal import SyncFace
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    import os
+    from collections.abc import AsyncIterator, Mapping, Sequence
+    from pathlib import Path
     from typing import Any
 
     from runjournal.model import (
@@ -302,12 +304,57 @@ class SyncTrackerMethods(SyncFace):
         """The names of the run's metrics, sorted."""
         return self._call("list_metric_keys", self._tracker.list_metric_keys, run_id)
 
-    def log_artifact(self, run_id: str, name: str, data: bytes | bytearray | memoryview) -> str:
-        """Store ``data`` as a named artifact of the run; returns its SHA-256 (hex)."""
+    @overload
+    def log_artifact(self, run_id: str, name: str, data: bytes | bytearray | memoryview) -> str: ...
+    @overload
+    def log_artifact(
+        self, run_id: str, name: str, data: str | os.PathLike[str]
+    ) -> str | dict[str, str]: ...
+    def log_artifact(
+        self, run_id: str, name: str, data: bytes | bytearray | memoryview | str | os.PathLike[str]
+    ) -> str | dict[str, str]:
+        """Store ``data`` as a named artifact of the run; returns its SHA-256 (hex).
+
+        ``data`` is bytes, or the path of a file or a directory. A file is streamed
+        into the store in chunks of at most 4 MiB on a worker thread, never read
+        whole into memory, and the call returns once it is committed (raising if
+        it could not be). A directory becomes one artifact per file, named
+        ``name/relative/path``, and the call returns ``{name: sha256}``. Bytes are
+        enqueued like any event. Identical chunks are stored once; names are
+        labels, never paths.
+        """
         return self._call("log_artifact", self._tracker.log_artifact, run_id, name, data)
 
+    def open_artifact(self, sha256: str) -> AsyncIterator[bytes]:
+        """The content with this SHA-256 as an async iterator of chunks (at most 4 MiB each).
+
+        Used without ``await``: ``async for chunk in tracker.open_artifact(sha): ...``.
+        Raises :class:`ArtifactNotFound` when iterated, if no content has this digest.
+        """
+        return self._tracker.open_artifact(sha256)
+
+    def download_artifact(
+        self, sha256: str, dest: str | os.PathLike[str], *, overwrite: bool = True
+    ) -> Path:
+        """Stream the content with this SHA-256 into the file ``dest``, checking its hash.
+
+        If ``dest`` is an existing directory, the file inside it is named after the
+        artifact (its last ``/`` part, never a path; the digest if it has no usable
+        name). The file appears only once complete and verified. Returns its path.
+
+        Raises:
+            ArtifactNotFound: no content has this digest.
+            RunJournalError: the content read back does not match its digest.
+            FileExistsError: ``dest`` exists and ``overwrite`` is false.
+        """
+        return self._call(
+            "download_artifact", self._tracker.download_artifact, sha256, dest, overwrite=overwrite
+        )
+
     def get_artifact_data(self, sha256: str) -> bytes:
-        """The content with this SHA-256; raises :class:`ArtifactNotFound`."""
+        """The whole content with this SHA-256, in memory (for small ones; see
+        :meth:`open_artifact` and :meth:`download_artifact`); raises :class:`ArtifactNotFound`.
+        """
         return self._call("get_artifact_data", self._tracker.get_artifact_data, sha256)
 
     def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
@@ -346,6 +393,7 @@ class SyncTrackerMethods(SyncFace):
         ("log_metric_nowait", "log_metric_nowait"),
         ("log_metrics", "log_metrics_nowait"),
         ("log_metrics_nowait", "log_metrics_nowait"),
+        ("open_artifact", "open_artifact"),
         ("heartbeat", "heartbeat_nowait"),
         ("heartbeat_nowait", "heartbeat_nowait"),
     )

@@ -3,8 +3,8 @@
 Metric points dominate the volume, so consecutive points of one ``(run, key)``
 share one ``MetricsLogged`` entry instead of one entry each. Any other event
 ends the stretch of points before it, so the journal keeps the order in which
-events were accepted. Artifact content (``BlobStored``) is not a journal entry,
-and anything that is not an event at all (the writer's flush markers) is handed
+events were accepted. Artifacts never come here (the writer commits each in a
+transaction of its own, with its content), and anything that is not an event at all (the writer's flush markers) is handed
 back untouched, to be released once the batch is committed.
 """
 
@@ -15,7 +15,7 @@ import typing
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
-from runjournal.events import BlobStored, Event, MetricLogged, MetricsLogged, QueueItem
+from runjournal.events import Event, MetricLogged, MetricsLogged
 from runjournal.model import MetricPoint
 from runjournal.stores.base import NewEntry, recorded_at
 
@@ -32,8 +32,6 @@ class Batch(Generic[_M]):
 
     entries: list[NewEntry]
     """The journal entries, numbered ``seq, seq + 1, ...`` in acceptance order."""
-    blobs: list[BlobStored]
-    """Artifact content, stored beside the journal."""
     markers: list[_M]
     """Every item that is not an event, in queue order."""
     events: int
@@ -42,7 +40,7 @@ class Batch(Generic[_M]):
     """The sequence number that the source's next entry gets."""
 
 
-def to_entries(items: Iterable[QueueItem | _M], source: str, next_seq: int) -> Batch[_M]:
+def to_entries(items: Iterable[Event | _M], source: str, next_seq: int) -> Batch[_M]:
     """Group ``items`` into the journal entries of ``source``, numbered from ``next_seq``.
 
     Consecutive metric points (with no other event between them) become one
@@ -52,7 +50,6 @@ def to_entries(items: Iterable[QueueItem | _M], source: str, next_seq: int) -> B
     event becomes one entry of its own, recorded when it was accepted.
     """
     entries: list[NewEntry] = []
-    blobs: list[BlobStored] = []
     markers: list[_M] = []
     events = 0
     seq = next_seq
@@ -70,8 +67,6 @@ def to_entries(items: Iterable[QueueItem | _M], source: str, next_seq: int) -> B
             else:
                 group.append(point)
             newest = item
-        elif isinstance(item, BlobStored):
-            blobs.append(item)
         elif isinstance(item, _EVENTS):
             if newest is not None:
                 seq = _close_stretch(groups, newest, source, seq, entries)
@@ -84,7 +79,7 @@ def to_entries(items: Iterable[QueueItem | _M], source: str, next_seq: int) -> B
             markers.append(typing.cast("_M", item))
     if newest is not None:
         seq = _close_stretch(groups, newest, source, seq, entries)
-    return Batch(entries, blobs, markers, events, seq)
+    return Batch(entries, markers, events, seq)
 
 
 def _close_stretch(

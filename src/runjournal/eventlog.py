@@ -59,7 +59,7 @@ import os
 import secrets
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
@@ -76,6 +76,8 @@ __all__ = [
     "LogContents",
     "LogWriter",
     "read_log",
+    "read_payload",
+    "scan_log",
 ]
 
 MAGIC: Final = b"RJLOG\x00\x01\n"
@@ -85,7 +87,11 @@ FORMAT: Final = "runjournal-eventlog"
 """The value of the ``format`` key in the header."""
 
 FORMAT_VERSION: Final = 1
-"""The ``format_version`` this module writes and the only one it reads."""
+"""The ``format_version`` this module writes and the only one it reads.
+
+The container has not changed since 1; the record kinds inside it are the
+caller's (``runjournal.journal`` added chunked artifact records, and still
+reads the whole-content records of older files)."""
 
 _SENTINEL: Final = 0xFFFFFFFF
 
@@ -454,3 +460,110 @@ def read_log(path: str | os.PathLike[str]) -> LogContents:
     if pos != end:
         raise CorruptLogFile(name, f"{end - pos} unexpected bytes after the trailer")
     return LogContents(header=header, records=records)
+
+
+def scan_log(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
+    """Validate an event-log file as it is read, yielding ``(offset, payload)`` per record.
+
+    Unlike :func:`read_log`, memory holds one record at a time, whatever the file's
+    size; ``offset`` is where the payload starts, for :func:`read_payload`. The
+    file is valid only if the iteration ends without raising: the trailer (count
+    and SHA-256 of everything before it) is checked at the end, so a caller must
+    not act on the records before then.
+
+    Raises:
+        CorruptLogFile: as :func:`read_log`, but possibly after some records were yielded.
+    """
+    name = os.fspath(path)
+    digest = hashlib.sha256()
+    with open(name, "rb") as f:
+        end = os.fstat(f.fileno()).st_size
+
+        def take(n: int) -> bytes:
+            data = f.read(n)
+            digest.update(data)
+            return data
+
+        magic = take(len(MAGIC))
+        if magic != MAGIC:
+            if MAGIC.startswith(magic):
+                raise CorruptLogFile(name, f"truncated: file is only {end} bytes long")
+            if magic[:6] == MAGIC[:6] and magic[7:] == MAGIC[7:]:
+                raise CorruptLogFile(name, f"unsupported container version {magic[6]}")
+            raise CorruptLogFile(name, "bad magic: not a runjournal event-log file")
+        pos = len(MAGIC)
+        if end - pos < _FRAME.size:
+            raise CorruptLogFile(name, "truncated inside the header frame")
+        size, crc = _FRAME.unpack(take(_FRAME.size))
+        if size == _SENTINEL:
+            raise CorruptLogFile(name, "header frame is missing")
+        pos += _FRAME.size
+        if size > end - pos:
+            raise CorruptLogFile(
+                name, f"header length {size} exceeds the {end - pos} bytes left (truncated?)"
+            )
+        header_payload = take(size)
+        pos += size
+        if zlib.crc32(header_payload) != crc:
+            raise CorruptLogFile(name, "header CRC mismatch")
+        try:
+            decoded = msgspec.msgpack.decode(header_payload)
+        except msgspec.DecodeError as e:
+            raise CorruptLogFile(name, f"header is not valid msgpack: {e}") from None
+        _check_header(name, decoded)
+
+        index = 0
+        while True:
+            left = end - pos
+            if left >= _FRAME.size:
+                head = f.read(_FRAME.size)
+                size, crc = _FRAME.unpack(head)
+                if size == _SENTINEL:
+                    f.seek(pos)
+                    break
+                digest.update(head)
+            elif left >= _U32.size and _U32.unpack(f.read(_U32.size))[0] == _SENTINEL:
+                f.seek(pos)
+                break
+            else:
+                if left == 0:
+                    reason = "truncated: the file ends without a trailer"
+                else:
+                    reason = "truncated inside a frame header or the trailer"
+                raise CorruptLogFile(name, reason, record=index)
+            start = pos + _FRAME.size
+            if start + size > end:
+                raise CorruptLogFile(
+                    name,
+                    f"record length {size} exceeds the {end - start} bytes left (truncated?)",
+                    record=index,
+                )
+            payload = take(size)
+            if zlib.crc32(payload) != crc:
+                raise CorruptLogFile(name, "record CRC mismatch", record=index)
+            yield start, payload
+            pos = start + size
+            index += 1
+
+        f.read(_U32.size)
+        pos += _U32.size
+        if end - pos < _TRAILER_TAIL.size:
+            raise CorruptLogFile(name, "truncated inside the trailer")
+        count, expected = _TRAILER_TAIL.unpack(f.read(_TRAILER_TAIL.size))
+        pos += _TRAILER_TAIL.size
+    if digest.digest() != expected:
+        raise CorruptLogFile(name, "SHA-256 mismatch: the file was altered or damaged")
+    if count != index:
+        raise CorruptLogFile(name, f"trailer says {count} records but the file holds {index}")
+    if pos != end:
+        raise CorruptLogFile(name, f"{end - pos} unexpected bytes after the trailer")
+
+
+def read_payload(path: str | os.PathLike[str], offset: int, size: int) -> bytes:
+    """The ``size`` bytes of one record's payload at ``offset`` (see :func:`scan_log`)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
+    if len(data) != size:
+        raise CorruptLogFile(os.fspath(path), "the file changed since it was validated")
+    return data

@@ -25,7 +25,6 @@ __all__ = [
     "EVENT_VERSION",
     "UPCASTERS",
     "ArtifactLogged",
-    "BlobStored",
     "Event",
     "EventCodec",
     "ExperimentCreated",
@@ -34,7 +33,6 @@ __all__ = [
     "MetricLogged",
     "MetricsLogged",
     "ParamsLogged",
-    "QueueItem",
     "RunCompleted",
     "RunCreated",
     "RunDeleted",
@@ -186,13 +184,6 @@ class IdsPurged(msgspec.Struct, frozen=True, tag="ids.purged"):
     at: float
 
 
-class BlobStored(msgspec.Struct, frozen=True, tag="blob.stored"):
-    """Artifact content on its way to the blob store. Not a journal event."""
-
-    sha256: str
-    data: bytes
-
-
 Event: TypeAlias = (
     ExperimentCreated
     | ExperimentDeleted
@@ -210,9 +201,6 @@ Event: TypeAlias = (
     | IdsPurged
 )
 """Everything that can be stored in the journal (``MetricLogged`` only in tests and imports)."""
-
-QueueItem: TypeAlias = Event | BlobStored
-"""Everything the writer's queue carries."""
 
 Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
 

@@ -17,11 +17,22 @@ whose ``type`` key says which:
     ``recorded_at``, the event ``version`` and the encoded event ``body``,
     copied byte for byte. A batch of metric points is one entry.
 
-``artifact.blob`` (:class:`BlobRecord`)
-    The content (``data``) of an artifact that an exported entry refers to,
-    under its ``sha256``.
+``artifact.chunk`` (:class:`ChunkRecord`)
+    One chunk (at most 4 MiB) of artifact content, under its raw SHA-256
+    ``digest``; a chunk shared by several contents is written once.
 
-Entries appear in journal order; blobs follow them. Importing decodes every
+``artifact.content`` (:class:`ContentRecord`)
+    The content of an artifact that an exported entry refers to: its
+    ``sha256``, ``size_bytes`` and the digests of its ``chunks`` in order
+    (each written before it).
+
+``artifact.blob`` (:class:`BlobRecord`)
+    Files written before chunks: a whole content (``data``) under its
+    ``sha256``. Still read, never written.
+
+Entries appear in journal order; contents follow them. Export and import stream
+artifact content: neither holds more than a chunk (or, for an old file, one
+``artifact.blob``) in memory. Importing decodes every
 body through :class:`~runjournal.events.EventCodec`, so entries written by an
 older runjournal are upcast on the way in.
 """
@@ -34,7 +45,7 @@ import functools
 import hashlib
 import math
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any, Literal, NamedTuple, TypeAlias, get_args
 
 import anyio.to_thread
@@ -47,11 +58,10 @@ from runjournal.errors import (
     RunNotFound,
     StoreError,
 )
-from runjournal.eventlog import LogWriter, read_log
+from runjournal.eventlog import LogWriter, read_payload, scan_log
 from runjournal.events import (
     EVENT_VERSION,
     ArtifactLogged,
-    BlobStored,
     Event,
     EventCodec,
     MetricsLogged,
@@ -64,12 +74,14 @@ from runjournal.model import (
     same_value,
 )
 from runjournal.projection import Rejected, State
-from runjournal.stores.base import JournalEntry, NewEntry, PurgeResult, RawEntry, Store
+from runjournal.stores.base import Content, JournalEntry, NewEntry, PurgeResult, RawEntry, Store
 from runjournal.stores.memory import StateReader
 from runjournal.stores.sqlite import SqliteBackend, is_sqlite_file
 
 __all__ = [
     "BlobRecord",
+    "ChunkRecord",
+    "ContentRecord",
     "Cutoff",
     "Difference",
     "EntryRecord",
@@ -98,8 +110,6 @@ StoreOrPath: TypeAlias = Store | str | os.PathLike[str]
 
 # Journal entries read per round trip. An entry may hold thousands of metric points.
 _PAGE = 1000
-# Artifact contents fetched per round trip.
-_BLOB_PAGE = 64
 
 
 # -- where reading stops -------------------------------------------------------------------------
@@ -174,7 +184,22 @@ class BlobRecord(msgspec.Struct, frozen=True, tag="artifact.blob"):
     data: bytes
 
 
-LogRecord: TypeAlias = EntryRecord | BlobRecord
+class ChunkRecord(msgspec.Struct, frozen=True, tag="artifact.chunk"):
+    """One chunk of artifact content, under its raw SHA-256."""
+
+    digest: bytes
+    data: bytes
+
+
+class ContentRecord(msgspec.Struct, frozen=True, tag="artifact.content"):
+    """An artifact's content: its SHA-256, size and chunks (written before it), in order."""
+
+    sha256: str
+    size_bytes: int
+    chunks: list[bytes]
+
+
+LogRecord: TypeAlias = EntryRecord | BlobRecord | ChunkRecord | ContentRecord
 """Every kind of record in an event-log file."""
 
 
@@ -296,13 +321,6 @@ async def _using(
         yield store
     finally:
         await store.close()
-
-
-async def _blobs(store: Store, sha256s: Sequence[str]) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-    for start in range(0, len(sha256s), _BLOB_PAGE):
-        found.update(await store.blobs(sha256s[start : start + _BLOB_PAGE]))
-    return found
 
 
 # -- what an entry is about, without decoding it fully -----------------------------------------
@@ -529,11 +547,8 @@ async def export_events(
                 cursor = read_to
                 await anyio.to_thread.run_sync(tally.write_page, writer, selection, page)
             blobs = 0
-            shas = list(tally.sha256s)
-            for offset in range(0, len(shas), _BLOB_PAGE):
-                found = await store.blobs(shas[offset : offset + _BLOB_PAGE])
-                await anyio.to_thread.run_sync(tally.write_blobs, writer, found)
-                blobs += len(found)
+            for sha in tally.sha256s:
+                blobs += await anyio.to_thread.run_sync(tally.write_content, writer, store, sha)
             await anyio.to_thread.run_sync(writer.close)
         except BaseException:
             writer.abort()
@@ -555,6 +570,7 @@ class _Tally:
         self.entries = 0
         self.events = 0
         self.sha256s: dict[str, None] = {}  # an ordered set
+        self.chunks: set[bytes] = set()  # written already
 
     def write_page(self, writer: LogWriter, selection: _Selection, page: list[RawEntry]) -> None:
         encode = self.encode
@@ -576,41 +592,97 @@ class _Tally:
         writer.write_many(payloads)
         self.entries += len(payloads)
 
-    def write_blobs(self, writer: LogWriter, blobs: dict[str, bytes]) -> None:
-        writer.write_many(self.encode(BlobRecord(sha, data)) for sha, data in blobs.items())
+    def write_content(self, writer: LogWriter, store: Store, sha256: str) -> int:
+        """Write one content's new chunks, then its record; 0 if the store lacks it."""
+        content = store.content(sha256)
+        if content is None:
+            return 0
+        digests: list[bytes] = []
+        for digest, data in content:
+            digests.append(digest)
+            if digest not in self.chunks:
+                self.chunks.add(digest)
+                writer.write(self.encode(ChunkRecord(digest, data)))
+        writer.write(self.encode(ContentRecord(sha256, content.size_bytes or 0, digests)))
+        return 1
 
 
 # -- import --------------------------------------------------------------------------------------
 class _Source(NamedTuple):
-    """A validated source, ready to append in one transaction."""
+    """A validated source, ready to append in one transaction (its contents read lazily)."""
 
     name: str
     kind: Literal["eventlog", "database"]
     entries: list[NewEntry]
-    blobs: list[BlobStored]
+    contents: list[Content]
     events: int
 
 
 _record_decode = msgspec.msgpack.Decoder(LogRecord).decode
 
 
+class _FileContent(Content):
+    """Content in a validated event-log file, read from it chunk by chunk when stored."""
+
+    __slots__ = ("_path", "_pieces")
+
+    def __init__(
+        self, path: str, sha256: str, size: int, pieces: list[tuple[bytes, int, int]]
+    ) -> None:
+        super().__init__(None, sha256, size)
+        self._path = path
+        self._pieces = pieces  # (digest, offset, size) of each chunk's record, or one blob's
+
+    @property
+    def replayable(self) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        for digest, offset, size in self._pieces:
+            record = _record_decode(read_payload(self._path, offset, size))
+            if isinstance(record, ChunkRecord):
+                yield digest, record.data
+            elif isinstance(record, BlobRecord):  # a whole content, from an older file
+                yield from Content.of_bytes(record.data, record.sha256)
+
+
 def _read_eventlog(path: str) -> _Source:
-    """Read and validate a whole event-log file, down to every event in it."""
-    contents = read_log(path)
+    """Validate a whole event-log file, down to every event and every chunk's digest.
+
+    Entries are kept; artifact content is checked and left in the file, to be
+    read again chunk by chunk when it is stored.
+    """
     codec = EventCodec()
     entries: list[NewEntry] = []
-    blobs: list[BlobStored] = []
+    chunks: dict[bytes, tuple[bytes, int, int]] = {}
+    contents: list[Content] = []
     events = 0
-    for index, payload in enumerate(contents.records):
+    for index, (offset, payload) in enumerate(scan_log(path)):
         try:
             record = _record_decode(payload)
         except msgspec.DecodeError as exc:
             raise CorruptLogFile(path, f"not a journal record: {exc}", record=index) from None
+        if isinstance(record, ChunkRecord):
+            if hashlib.sha256(record.data).digest() != record.digest:
+                raise CorruptLogFile(
+                    path, "artifact chunk does not match its SHA-256", record=index
+                )
+            chunks[record.digest] = (record.digest, offset, len(payload))
+            continue
+        if isinstance(record, ContentRecord):
+            missing = [d for d in record.chunks if d not in chunks]
+            if missing:
+                reason = f"artifact content {record.sha256!r} names a chunk the file lacks"
+                raise CorruptLogFile(path, reason, record=index)
+            pieces = [chunks[d] for d in record.chunks]
+            contents.append(_FileContent(path, record.sha256, record.size_bytes, pieces))
+            continue
         if isinstance(record, BlobRecord):
             if hashlib.sha256(record.data).hexdigest() != record.sha256:
                 reason = f"artifact content does not match its SHA-256 {record.sha256!r}"
                 raise CorruptLogFile(path, reason, record=index)
-            blobs.append(BlobStored(record.sha256, record.data))
+            piece = (b"", offset, len(payload))
+            contents.append(_FileContent(path, record.sha256, len(record.data), [piece]))
             continue
         try:
             event = codec.decode(record.body, record.version)
@@ -619,11 +691,14 @@ def _read_eventlog(path: str) -> _Source:
             raise CorruptLogFile(path, reason, record=index) from None
         entries.append(NewEntry(record.source, record.seq, event, record.recorded_at))
         events += _event_count(event)
-    return _Source(path, "eventlog", entries, blobs, events)
+    return _Source(path, "eventlog", entries, contents, events)
 
 
 async def _read_store(store: Store, name: str, until: Cutoff | None) -> _Source:
-    """The entries of a store's journal within ``until``, decoded, with the artifacts they use."""
+    """The entries of a store's journal within ``until``, decoded, with the artifacts they use.
+
+    The contents are read from ``store`` when they are stored: keep it open until then.
+    """
     raw: list[RawEntry] = []
     async for _, page in _raw_pages(store, 0, until=until):
         raw.extend(page)
@@ -649,19 +724,27 @@ async def _read_store(store: Store, name: str, until: Cutoff | None) -> _Source:
     shas = list(
         dict.fromkeys(e.event.sha256 for e in entries if isinstance(e.event, ArtifactLogged))
     )
-    found = await _blobs(store, shas)
-    blobs = [BlobStored(sha, data) for sha, data in found.items()]
-    return _Source(name, "database", entries, blobs, events)
+
+    def find() -> list[Content]:
+        found = (store.content(sha) for sha in shas)
+        return [content for content in found if content is not None]
+
+    contents = await anyio.to_thread.run_sync(find)
+    return _Source(name, "database", entries, contents, events)
 
 
-async def _load(source: StoreOrPath, until: Cutoff | None) -> _Source:
+@contextlib.asynccontextmanager
+async def _load(source: StoreOrPath, until: Cutoff | None) -> AsyncGenerator[_Source, None]:
+    """A validated source, its storage kept open (for its contents) inside the block."""
     if not isinstance(source, str | os.PathLike):
-        return await _read_store(source, repr(source), until)
+        yield await _read_store(source, repr(source), until)
+        return
     path = os.fspath(source)
     if await anyio.to_thread.run_sync(is_sqlite_file, path):
         async with _using(path, read_only=True) as store:
-            return await _read_store(store, path, until)
-    return await anyio.to_thread.run_sync(_read_eventlog, path)
+            yield await _read_store(store, path, until)
+        return
+    yield await anyio.to_thread.run_sync(_read_eventlog, path)
 
 
 async def import_events(
@@ -708,33 +791,41 @@ async def import_events(
     if not sources:
         raise ValueError("import_events needs at least one source")
     # Validate before the target is opened (and perhaps created): a bad source leaves no trace.
-    # A single source is kept for the import; several are read again one at a time.
-    validated = [await _load(sources[0], until)] if len(sources) == 1 else []
-    if len(sources) > 1:
-        for source in sources:
-            await _load(source, until)
+    # Several sources are validated first, then read again one at a time.
     reports: list[SourceImport] = []
+    if len(sources) == 1:
+        async with (
+            _load(sources[0], until) as loaded,
+            _using(store_or_path, create=True) as store,
+        ):
+            reports.append(await _import_one(store, loaded))
+        return ImportResult(reports)
+    for source in sources:
+        async with _load(source, until):
+            pass
     async with _using(store_or_path, create=True) as store:
         for source in sources:
-            loaded = validated.pop() if validated else await _load(source, until)
-            result = await anyio.to_thread.run_sync(store.append, loaded.entries, loaded.blobs)
-            rejections = []
-            for index, reason in result.rejected:
-                entry = loaded.entries[index]
-                rejections.append(Rejection(entry.source, entry.seq, describe(entry.event), reason))
-            reports.append(
-                SourceImport(
-                    source=loaded.name,
-                    kind=loaded.kind,
-                    entries=len(loaded.entries),
-                    events=loaded.events,
-                    blobs=len(loaded.blobs),
-                    appended=result.appended,
-                    duplicates=result.duplicates,
-                    rejections=rejections,
-                )
-            )
+            async with _load(source, until) as loaded:
+                reports.append(await _import_one(store, loaded))
     return ImportResult(reports)
+
+
+async def _import_one(store: Store, loaded: _Source) -> SourceImport:
+    result = await anyio.to_thread.run_sync(store.append, loaded.entries, loaded.contents)
+    rejections = []
+    for index, reason in result.rejected:
+        entry = loaded.entries[index]
+        rejections.append(Rejection(entry.source, entry.seq, describe(entry.event), reason))
+    return SourceImport(
+        source=loaded.name,
+        kind=loaded.kind,
+        entries=len(loaded.entries),
+        events=loaded.events,
+        blobs=len(loaded.contents),
+        appended=result.appended,
+        duplicates=result.duplicates,
+        rejections=rejections,
+    )
 
 
 # -- rebuild and verify --------------------------------------------------------------------------
@@ -928,6 +1019,14 @@ class StateView(StateReader):
             raise ArtifactNotFound(sha256)
         async with _using(self._blob_source, read_only=True) as store:
             return await store.get_artifact_data(sha256)
+
+    async def open_artifact(self, sha256: str) -> AsyncIterator[bytes]:
+        """The content of an artifact the view holds, chunk by chunk."""
+        if sha256 not in self._artifacts:
+            raise ArtifactNotFound(sha256)
+        async with _using(self._blob_source, read_only=True) as store:
+            async for piece in store.open_artifact(sha256):
+                yield piece
 
 
 async def state_at(

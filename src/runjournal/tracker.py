@@ -11,28 +11,29 @@ then read the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import os
 import re
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from runjournal.errors import RunNotFound, StoreReadOnly
+from runjournal.errors import RunJournalError, RunNotFound, StoreReadOnly
 from runjournal.events import (
-    ArtifactLogged,
-    BlobStored,
     ExperimentCreated,
     ExperimentDeleted,
     MetricLogged,
     ParamsLogged,
-    QueueItem,
     RunCompleted,
     RunCreated,
     RunDeleted,
@@ -60,10 +61,17 @@ from runjournal.model import (
 )
 from runjournal.projection import check_transition
 from runjournal.run import RunHandle
-from runjournal.stores.base import Store
+from runjournal.stores.base import Content, Store
 from runjournal.stores.memory import InMemoryStorage
 from runjournal.stores.sqlite import Durability, SqliteBackend
-from runjournal.writer import OnFull, Writer, WriterStats
+from runjournal.uploads import (
+    StreamedContent,
+    Upload,
+    UploadAbandoned,
+    directory_files,
+    safe_file_name,
+)
+from runjournal.writer import OnFull, QueueItem, Writer, WriterStats
 
 __all__ = ["Tracker"]
 
@@ -675,31 +683,148 @@ class Tracker:
         return await self._store.list_metric_keys(_check_id(run_id, "run id"))
 
     # -- artifacts -------------------------------------------------------------------------------
+    @overload
     async def log_artifact(
         self, run_id: str, name: str, data: bytes | bytearray | memoryview
-    ) -> str:
-        """Store ``data`` as a named artifact of the run; returns its SHA-256 (hex)."""
+    ) -> str: ...
+    @overload
+    async def log_artifact(
+        self, run_id: str, name: str, data: str | os.PathLike[str]
+    ) -> str | dict[str, str]: ...
+    async def log_artifact(
+        self,
+        run_id: str,
+        name: str,
+        data: bytes | bytearray | memoryview | str | os.PathLike[str],
+    ) -> str | dict[str, str]:
+        """Store ``data`` as a named artifact of the run; returns its SHA-256 (hex).
+
+        ``data`` is bytes, or the path of a file or a directory. A file is streamed
+        into the store in chunks of at most 4 MiB on a worker thread, never read
+        whole into memory, and the call returns once it is committed (raising if
+        it could not be). A directory becomes one artifact per file, named
+        ``name/relative/path``, and the call returns ``{name: sha256}``. Bytes are
+        enqueued like any event. Identical chunks are stored once; names are
+        labels, never paths.
+        """
         await self._require_run(run_id)
         check_key(name, "artifact name")
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"artifact data must be bytes, not {type(data).__name__}")
-        size = memoryview(data).nbytes
-        limit = self._store.max_blob_bytes
-        if limit is not None and size > limit:
-            raise ValueError(
-                f"artifact {name!r} is {size} bytes; this store holds at most {limit} bytes "
-                "per artifact"
-            )
-        content = bytes(data)
-        digest = hashlib.sha256(content).hexdigest()
-        await self._put(BlobStored(digest, content))
-        await self._put(ArtifactLogged(run_id, name, digest, len(content), _time()))
-        return digest
+        if isinstance(data, bytes | bytearray | memoryview):
+            content = bytes(data)
+            if len(content) > _HASH_ON_LOOP:
+                stored = await anyio.to_thread.run_sync(Content.of_bytes, content)
+            else:
+                stored = Content.of_bytes(content)
+            await self._put(Upload(run_id, name, stored, _time()))
+            assert stored.sha256 is not None
+            return stored.sha256
+        if not isinstance(data, str | os.PathLike):
+            raise TypeError(f"artifact data must be bytes or a path, not {type(data).__name__}")
+        path = os.fspath(data)
+        if await anyio.to_thread.run_sync(os.path.isdir, path):
+            files = await anyio.to_thread.run_sync(directory_files, path, name)
+            for file_name, _ in files:
+                check_key(file_name, "artifact name")
+            return {
+                file_name: await self._log_file(run_id, file_name, file_path)
+                for file_name, file_path in files
+            }
+        if not await anyio.to_thread.run_sync(os.path.isfile, path):
+            raise FileNotFoundError(f"no file or directory at {path!r}")
+        return await self._log_file(run_id, name, path)
+
+    async def _log_file(self, run_id: str, name: str, path: str) -> str:
+        if self._read_only:
+            raise self._read_only_error()
+        self._writer.check_open()
+        upload = Upload(run_id, name, StreamedContent(), _time())
+        await anyio.to_thread.run_sync(self._stream_file, upload, path)
+        if upload.error is not None:
+            if isinstance(upload.error, OSError):
+                raise upload.error
+            raise RunJournalError(
+                f"artifact {name!r} from {path!r} was not stored: {upload.error}"
+            ) from upload.error
+        assert upload.content.sha256 is not None
+        return upload.content.sha256
+
+    def _stream_file(self, upload: Upload, path: str) -> None:
+        """On a worker thread: enqueue the upload, feed it the file, wait until it is committed."""
+        content = upload.content
+        assert isinstance(content, StreamedContent)
+        with self._writer.upload_lock:
+            self._queue.put_blocking(upload)
+            try:
+                content.feed(path)
+            except UploadAbandoned:
+                pass  # the writer says why, through upload.error
+            except OSError:
+                upload.done.wait()
+                raise
+            upload.done.wait()
+
+    def open_artifact(self, sha256: str) -> AsyncIterator[bytes]:
+        """The content with this SHA-256 as an async iterator of chunks (at most 4 MiB each).
+
+        Used without ``await``: ``async for chunk in tracker.open_artifact(sha): ...``.
+        Raises :class:`ArtifactNotFound` when iterated, if no content has this digest.
+        """
+        _check_sha256(sha256)
+        return self._open_artifact(sha256)
+
+    async def _open_artifact(self, sha256: str) -> AsyncIterator[bytes]:
+        await self._read_barrier()
+        async for piece in self._store.open_artifact(sha256):
+            yield piece
+
+    async def download_artifact(
+        self, sha256: str, dest: str | os.PathLike[str], *, overwrite: bool = True
+    ) -> Path:
+        """Stream the content with this SHA-256 into the file ``dest``, checking its hash.
+
+        If ``dest`` is an existing directory, the file inside it is named after the
+        artifact (its last ``/`` part, never a path; the digest if it has no usable
+        name). The file appears only once complete and verified. Returns its path.
+
+        Raises:
+            ArtifactNotFound: no content has this digest.
+            RunJournalError: the content read back does not match its digest.
+            FileExistsError: ``dest`` exists and ``overwrite`` is false.
+        """
+        _check_sha256(sha256)
+        target = Path(dest)
+        if await anyio.to_thread.run_sync(target.is_dir):
+            await self._read_barrier()
+            name = await self._store.artifact_name(sha256)
+            target = target / safe_file_name(name or sha256, sha256)
+        if not overwrite and await anyio.to_thread.run_sync(target.exists):
+            raise FileExistsError(f"{target} exists")
+        fd, temporary = await anyio.to_thread.run_sync(
+            functools.partial(tempfile.mkstemp, dir=target.parent, prefix=".runjournal-artifact-")
+        )
+        file = os.fdopen(fd, "wb")
+        try:
+            whole = hashlib.sha256()
+            async for piece in self.open_artifact(sha256):
+                whole.update(piece)
+                await anyio.to_thread.run_sync(file.write, piece)
+            await anyio.to_thread.run_sync(file.close)
+            if whole.hexdigest() != sha256:
+                raise RunJournalError(
+                    f"artifact {sha256} read back as {whole.hexdigest()}: the database is damaged"
+                )
+            await anyio.to_thread.run_sync(os.replace, temporary, target)
+        except BaseException:
+            file.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        return target
 
     async def get_artifact_data(self, sha256: str) -> bytes:
-        """The content with this SHA-256; raises :class:`ArtifactNotFound`."""
-        if type(sha256) is not str or not _SHA256.fullmatch(sha256):
-            raise ValueError(f"not a SHA-256 hex digest (64 lowercase hex characters): {sha256!r}")
+        """The whole content with this SHA-256, in memory (for small ones; see
+        :meth:`open_artifact` and :meth:`download_artifact`); raises :class:`ArtifactNotFound`."""
+        _check_sha256(sha256)
         await self._read_barrier()
         return await self._store.get_artifact_data(sha256)
 
@@ -764,6 +889,15 @@ def _terminal_status(status: RunStatus | str) -> RunStatus:
     if not final.is_terminal:
         raise ValueError(f"complete_run needs SUCCESS, FAILED or CANCELLED, not {final.value}")
     return final
+
+
+def _check_sha256(sha256: object) -> None:
+    if type(sha256) is not str or not _SHA256.fullmatch(sha256):
+        raise ValueError(f"not a SHA-256 hex digest (64 lowercase hex characters): {sha256!r}")
+
+
+_HASH_ON_LOOP = 1 << 20
+"""Bytes up to this size are hashed on the event loop; larger ones on a worker thread."""
 
 
 def _refuse(item: QueueItem) -> bool:

@@ -19,8 +19,9 @@ import logging
 import sys
 import threading
 import time
+import typing
 import warnings
-from typing import Literal
+from typing import Any, Literal, TypeAlias
 
 import anyio.to_thread
 import msgspec
@@ -28,17 +29,21 @@ import msgspec
 from runjournal import _exit, _forks
 from runjournal.batching import to_entries
 from runjournal.errors import DrainTimeout, RejectedWrites, RunJournalError, StoreError
-from runjournal.events import ArtifactLogged, BlobStored, MetricsLogged, QueueItem, describe
+from runjournal.events import ArtifactLogged, Event, MetricsLogged, describe
 from runjournal.ids import new_id
 from runjournal.stores.base import NewEntry, Store
+from runjournal.uploads import StreamedContent, Upload, UploadAbandoned
 
-__all__ = ["DroppedEventsWarning", "EventQueue", "OnFull", "Writer", "WriterStats"]
+__all__ = ["DroppedEventsWarning", "EventQueue", "OnFull", "QueueItem", "Writer", "WriterStats"]
 
 _logger = logging.getLogger("runjournal")
 
 OnFull = Literal["block", "drop"]
 
 _CLOSED = "the tracker is closed; nothing more can be logged"
+
+QueueItem: TypeAlias = Event | Upload
+"""What producers put on the queue: events, and artifacts with their content."""
 
 
 class DroppedEventsWarning(RuntimeWarning):
@@ -234,7 +239,7 @@ class Writer:
         self._last_seconds = 0.0
         self._rejections: list[tuple[str, str]] = []
         self._rejected_targets: set[str] = set()  # runs (or experiments) with a rejection logged
-        self._refused_blobs: set[str] = set()  # artifact content that the store refused
+        self.upload_lock = threading.Lock()  # one file upload at a time: bounds bytes in flight
         self._error: StoreError | None = None
         self._failures = 0  # failed store writes so far; a flush reports only fresh failures
         self._batch: list[QueueItem | _Marker] = []  # taken off the queue, not yet written
@@ -435,58 +440,118 @@ class Writer:
                 return
 
     def _commit(self, items: list[QueueItem | _Marker]) -> None:
-        batch = to_entries(items, self.source, self._next_seq)
+        # An artifact is a transaction of its own (its content may be streamed), so the
+        # items around it are committed before and after it, in queue order.
+        start = 0
+        for index, item in enumerate(items):
+            if type(item) is Upload:
+                self._commit_events(items[start:index])
+                self._upload(item)
+                start = index + 1
+        self._commit_events(items[start:] if start else items)
+        if len(self.queue) < self.max_pending // 2:
+            self._drop_warned = False  # the burst is over: warn again at the next one
+
+    def _commit_events(self, items: list[QueueItem | _Marker]) -> None:
+        if not items:
+            return
+        events = typing.cast(list[Event | _Marker], items)  # uploads were split off
+        batch = to_entries(events, self.source, self._next_seq)
         self._next_seq = batch.next_seq
         with self._stats_lock:
             self._taken += batch.events
-        if batch.entries or batch.blobs:
-            self._append(batch.entries, batch.blobs, batch.events)
-        if len(self.queue) < self.max_pending // 2:
-            self._drop_warned = False  # the burst is over: warn again at the next one
+        if batch.entries:
+            self._append(batch.entries, batch.events)
         for marker in batch.markers:
             marker.done.set()
 
-    def _append(self, entries: list[NewEntry], blobs: list[BlobStored], events: int) -> None:
+    def _upload(self, upload: Upload) -> None:
+        """Store one artifact and its entry in one transaction; tell its caller the outcome."""
+        seq = self._next_seq
+        self._next_seq += 1
+        with self._stats_lock:
+            self._taken += 1
+
+        def entry(sha256: str, size: int) -> NewEntry:
+            event = ArtifactLogged(upload.run_id, upload.name, sha256, size, upload.at)
+            return NewEntry(self.source, seq, event, upload.at)
+
+        content = upload.content
+        delay = 0.005
+        while True:
+            try:
+                result = self.store.append_artifact(content, entry)
+            except StoreError as exc:
+                # A streamed content cannot be read again once the store began to take it.
+                started = isinstance(content, StreamedContent) and content.started
+                give_up_at = self._give_up_at
+                if (
+                    exc.transient
+                    and not started
+                    and (give_up_at is None or time.monotonic() < give_up_at)
+                ):
+                    self._error = exc
+                    self._failures += 1
+                    if self._retry.wait(delay):
+                        self._retry.clear()
+                    delay = min(delay * 2, 0.5)
+                    continue
+                self._refuse_upload(upload, exc, entry)
+                return
+            except Exception as exc:  # noqa: BLE001 - the file failed, or a bug: this one alone
+                self._refuse_upload(upload, exc, entry)
+                return
+            self._error = None
+            sha256 = content.sha256 or "?"
+            rejected = self._record_rejections(result.rejected, [entry(sha256, 0)])
+            with self._stats_lock:
+                self._committed += 1 - rejected
+            upload.finish(
+                RunJournalError(f"artifact {upload.name!r} rejected: {result.rejected[0][1]}")
+                if result.rejected
+                else None
+            )
+            return
+
+    def _refuse_upload(self, upload: Upload, error: BaseException, entry: Any) -> None:
+        if isinstance(error, UploadAbandoned) and upload.content.replayable is False:
+            reason = str(error)
+        else:
+            reason = str(error) if isinstance(error, RunJournalError) else repr(error)
+        self._record_rejections([(0, reason)], [entry(upload.content.sha256 or "?", 0)])
+        upload.finish(error)
+
+    def _append(self, entries: list[NewEntry], events: int) -> None:
         """Commit a batch; on a permanent error, bisect it down to the events that cause it.
 
-        Only those are rejected: every other part of the batch commits, in order. An
-        artifact's content always travels with the entries that name it.
+        Only those are rejected: every other part of the batch commits, in order.
+        (Artifacts never come here: each is a transaction of its own, see ``_upload``.)
         """
-        if self._refused_blobs:
-            kept = self._refuse_orphans(entries)
-            events -= len(entries) - len(kept)
-            entries = kept
-        error = self._try_append(entries, blobs, events)
+        error = self._try_append(entries, events)
         if error is not None:
             _logger.warning("runjournal writer: %s; isolating the event(s) that cause it", error)
-            self._isolate(entries, blobs, error)
+            self._isolate(entries, error)
 
-    def _isolate(
-        self, entries: list[NewEntry], blobs: list[BlobStored], error: BaseException
-    ) -> None:
-        """Write the halves of a batch that failed with ``error`` apart, down to single parts."""
-        units = _units(entries, blobs)
-        if len(units) == 1:
-            self._reject_unit(entries, blobs, error)
+    def _isolate(self, entries: list[NewEntry], error: BaseException) -> None:
+        """Write the halves of a batch that failed with ``error`` apart, down to single entries."""
+        if len(entries) == 1:
+            reason = str(error) if isinstance(error, StoreError) else repr(error)
+            self._record_rejections([(0, reason)], entries)
             return
-        half = len(units) // 2
-        for part in (units[:half], units[half:]):
-            part_entries = [entry for unit_entries, _ in part for entry in unit_entries]
-            part_blobs = list({b.sha256: b for _, unit_blobs in part for b in unit_blobs}.values())
-            part_events = sum(_event_count(entry.event) for entry in part_entries)
-            part_error = self._try_append(part_entries, part_blobs, part_events)
+        half = len(entries) // 2
+        for part in (entries[:half], entries[half:]):
+            part_events = sum(_event_count(entry.event) for entry in part)
+            part_error = self._try_append(part, part_events)
             if part_error is not None:
-                self._isolate(part_entries, part_blobs, part_error)
+                self._isolate(part, part_error)
 
-    def _try_append(
-        self, entries: list[NewEntry], blobs: list[BlobStored], events: int
-    ) -> BaseException | None:
+    def _try_append(self, entries: list[NewEntry], events: int) -> BaseException | None:
         """Commit, retrying transient errors; the permanent error if there is one, else None."""
         delay = 0.005
         while True:
             started = time.perf_counter()
             try:
-                result = self.store.append(entries, blobs)
+                result = self.store.append(entries)
             except StoreError as exc:
                 if not exc.transient:
                     return exc
@@ -518,42 +583,6 @@ class Writer:
                 self._last_events = events
                 self._last_seconds = elapsed
             return None
-
-    def _reject_unit(
-        self, entries: list[NewEntry], blobs: list[BlobStored], error: BaseException
-    ) -> None:
-        reason = str(error) if isinstance(error, StoreError) else repr(error)
-        if not entries:  # artifact content whose entry is in a later batch
-            for blob in blobs:
-                self._refused_blobs.add(blob.sha256)
-            self._record(
-                [
-                    (f"artifact content {blob.sha256[:12]} ({len(blob.data)} bytes)", "", reason)
-                    for blob in blobs
-                ],
-                0,
-            )
-            return
-        for blob in blobs:
-            self._refused_blobs.add(blob.sha256)
-        self._record_rejections([(i, reason) for i in range(len(entries))], entries)
-
-    def _refuse_orphans(self, entries: list[NewEntry]) -> list[NewEntry]:
-        """Reject the entries that name artifact content refused earlier; keep the rest."""
-        kept: list[NewEntry] = []
-        orphans: list[NewEntry] = []
-        for entry in entries:
-            event = entry.event
-            if isinstance(event, ArtifactLogged) and event.sha256 in self._refused_blobs:
-                orphans.append(entry)
-            else:
-                kept.append(entry)
-        if orphans:
-            self._record_rejections(
-                [(i, "its content was refused by the store") for i in range(len(orphans))],
-                orphans,
-            )
-        return kept
 
     def _record_rejections(self, rejected: list[tuple[int, str]], entries: list[NewEntry]) -> int:
         if not rejected:
@@ -594,34 +623,9 @@ _FORK_FLUSH_TIMEOUT = 5.0
 """How long a fork may wait for the parent's pending events to be committed."""
 
 
-def _units(
-    entries: list[NewEntry], blobs: list[BlobStored]
-) -> list[tuple[list[NewEntry], list[BlobStored]]]:
-    """The smallest parts of a batch that may be written apart, in order.
-
-    Each entry is one part, with the artifact content it names if that content is
-    in the batch (an entry never commits without its content). Content that no
-    entry of the batch names is a part of its own, first, as it came first.
-    """
-    by_digest = {blob.sha256: blob for blob in blobs}
-    named: set[str] = set()
-    units: list[tuple[list[NewEntry], list[BlobStored]]] = []
-    for entry in entries:
-        event = entry.event
-        if isinstance(event, ArtifactLogged) and event.sha256 in by_digest:
-            named.add(event.sha256)
-            units.append(([entry], [by_digest[event.sha256]]))
-        else:
-            units.append(([entry], []))
-    loose: list[tuple[list[NewEntry], list[BlobStored]]] = [
-        ([], [blob]) for digest, blob in by_digest.items() if digest not in named
-    ]
-    return [*loose, *units]
-
-
 def _event_count(item: object) -> int:
     if isinstance(item, MetricsLogged):
         return len(item.points)
-    if isinstance(item, _Marker | BlobStored):
+    if isinstance(item, _Marker):
         return 0
     return 1

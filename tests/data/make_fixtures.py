@@ -23,7 +23,6 @@ from pathlib import Path
 from runjournal.events import (
     EVENT_VERSION,
     ArtifactLogged,
-    BlobStored,
     Event,
     ExperimentCreated,
     ExperimentDeleted,
@@ -39,7 +38,7 @@ from runjournal.events import (
 )
 from runjournal.journal import export_events
 from runjournal.model import MetricPoint, RunStatus
-from runjournal.stores.base import NewEntry, recorded_at
+from runjournal.stores.base import Content, NewEntry, recorded_at
 from runjournal.stores.memory import InMemoryStorage
 
 HERE = Path(__file__).resolve().parent
@@ -137,7 +136,7 @@ async def write(dest: Path) -> None:
     for source, event in journal():
         seqs[source] = seqs.get(source, 0) + 1
         entries.append(NewEntry(source, seqs[source], event, recorded_at(event)))
-    result = store.append(entries, [BlobStored(ARTIFACT_SHA, ARTIFACT)])
+    result = store.append(entries, [Content.of_bytes(ARTIFACT, ARTIFACT_SHA)])
     if result.rejected or result.appended != len(entries):
         raise SystemExit(f"the fixture journal does not apply: {result}")
     await export_events(store, dest)

@@ -8,9 +8,6 @@ newest artifact of that name.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import tempfile
 
 from runjournal.cli.database import open_tracker, require_absent
 from runjournal.cli.output import Output, format_time, table
@@ -54,30 +51,20 @@ def pick_artifact(found: list[ArtifactRef], given: str, run_id: str) -> Artifact
 
 
 async def artifacts_get(args: argparse.Namespace, out: Output) -> int:
-    """``runjournal artifacts get SHA256|NAME --run RUN_ID -o PATH|-``."""
+    """``runjournal artifacts get SHA256|NAME --run RUN_ID -o PATH|-``.
+
+    The content is streamed chunk by chunk (to the file, or to stdout), never
+    held whole in memory; a file appears only once complete and its hash checked.
+    """
     if args.output != "-" and not args.force:
         require_absent(args.output, "give --force to replace it")
     async with open_tracker(args.db) as tracker:
         run = await resolve_run(tracker, args.run)
         artifact = pick_artifact(await tracker.list_artifacts(run.id), args.artifact, run.id)
-        data = await tracker.get_artifact_data(artifact.sha256)
-    if args.output == "-":
-        out.raw(data)
-        return 0
-    _write_atomically(args.output, data)
-    out.note(f"wrote {artifact.name} ({len(data):,} bytes) to {args.output}")
+        if args.output == "-":
+            async for piece in tracker.open_artifact(artifact.sha256):
+                out.raw(piece)
+            return 0
+        written = await tracker.download_artifact(artifact.sha256, args.output)
+    out.note(f"wrote {artifact.name} ({artifact.size_bytes:,} bytes) to {written}")
     return 0
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    """The file appears at ``path`` only once it is complete; a failure leaves ``path`` alone."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".runjournal-artifact-")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise

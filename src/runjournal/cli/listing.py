@@ -29,7 +29,6 @@ from runjournal.cli.runs import format_status, status_matches
 from runjournal.filter_syntax import RunFilter, is_missing, lookup
 from runjournal.filtering import value_matches
 from runjournal.model import Run
-from runjournal.tracker import Tracker
 
 __all__ = ["Row", "RunRow", "runs"]
 
@@ -76,7 +75,16 @@ async def runs(args: argparse.Namespace, out: Output) -> int:
         if args.status:
             now = time.time()
             found = [r for r in found if any(status_matches(r, w, now) for w in args.status)]
-        rows = [await _row(tracker, r, names.get(r.experiment_id, "")) for r in found]
+        # The last value of every metric of every listed run, in one read of the rollups.
+        summaries = await tracker.metric_summaries([r.id for r in found])
+        rows = [
+            Row(
+                r,
+                {key: b.last for key, b in summaries.get(r.id, {}).items() if b.count},
+                names.get(r.experiment_id, ""),
+            )
+            for r in found
+        ]
     unknown = _unknown_keys(filters, rows)
     for what in unknown:
         out.note(f"no listed run has the {what}, so the filter on it matches nothing")
@@ -92,16 +100,6 @@ async def runs(args: argparse.Namespace, out: Output) -> int:
         return 0  # the note said why; an empty table would add nothing
     _print(out, rows, args, all_experiments=args.experiment is None)
     return 0
-
-
-async def _row(tracker: Tracker, run: Run, experiment: str) -> Row:
-    # The public API has no "last value of each metric" query: read each series.
-    metrics = {}
-    for key in await tracker.list_metric_keys(run.id):
-        points = await tracker.get_metrics(run.id, key)
-        if points:
-            metrics[key] = points[-1].value
-    return Row(run, metrics, experiment)
 
 
 def _json_row(row: Row) -> RunRow:

@@ -38,7 +38,7 @@ from runjournal.cli.output import (
 )
 from runjournal.cli.resolve import resolve_run
 from runjournal.filtering import strict_equal
-from runjournal.model import STALE_AFTER, ArtifactRef, MetricPoint, Run, RunStatus
+from runjournal.model import STALE_AFTER, ArtifactRef, MetricBucket, MetricPoint, Run, RunStatus
 from runjournal.tracker import Tracker
 
 __all__ = [
@@ -216,10 +216,9 @@ async def show(args: argparse.Namespace, out: Output) -> int:
 
 async def _run_details(tracker: Tracker, run_id: str) -> RunDetails:
     run = await tracker.get_run(run_id)
-    summaries = [
-        _summarize(key, await tracker.get_metrics(run.id, key))
-        for key in await tracker.list_metric_keys(run.id)
-    ]
+    # From the rollups: a summary costs one row per key, whatever the length of the series.
+    buckets = (await tracker.metric_summaries([run.id])).get(run.id, {})
+    summaries = [_summarize(key, buckets[key]) for key in sorted(buckets) if buckets[key].count]
     return RunDetails(
         run=run,
         metrics=summaries,
@@ -228,12 +227,11 @@ async def _run_details(tracker: Tracker, run_id: str) -> RunDetails:
     )
 
 
-def _summarize(key: str, points: Sequence[MetricPoint]) -> MetricSummary:
-    """Count, last point (highest step) and range of a non-empty series, ordered by step."""
-    last = points[-1]
-    values = [p.value for p in points if not math.isnan(p.value)]
-    low, high = (min(values), max(values)) if values else (math.nan, math.nan)
-    return MetricSummary(key, len(points), last.step, last.value, low, high)
+def _summarize(key: str, whole: MetricBucket) -> MetricSummary:
+    """Count, last point (highest step) and range (finite values; NaN if none) of a series."""
+    low = math.nan if whole.min is None else whole.min
+    high = math.nan if whole.max is None else whole.max
+    return MetricSummary(key, whole.count, whole.last_step, whole.last, low, high)
 
 
 async def metrics(args: argparse.Namespace, out: Output) -> int:
@@ -243,12 +241,21 @@ async def metrics(args: argparse.Namespace, out: Output) -> int:
     per step with a column per key (the last point of each step), ``-`` where
     a series has no point at that step.
     """
+    keys = list(dict.fromkeys(args.keys))
     async with open_tracker(args.db) as tracker:
         run = await resolve_run(tracker, args.run_id)  # RunNotFound before an empty series
-        series = {key: await tracker.get_metrics(run.id, key) for key in dict.fromkeys(args.keys)}
-    for key, points in series.items():
-        if not points:
-            raise ValueError(f"run {run.id} has no metric {key!r}")
+        whole = (await tracker.metric_summaries([run.id], keys)).get(run.id, {})
+        for key in keys:
+            if key not in whole or not whole[key].count:
+                raise ValueError(f"run {run.id} has no metric {key!r}")
+        if len(keys) == 1 and args.format == "table" and not args.all:
+            key = keys[0]
+            if whole[key].count > _TABLE_ROW_LIMIT:
+                # Print the head and the tail without reading the whole series.
+                head, tail = await _ends(tracker, run.id, key, whole[key], _TABLE_ROW_LIMIT // 2)
+                _print_ends(out, key, head, tail, whole[key].count)
+                return 0
+        series = {key: await tracker.get_metrics(run.id, key) for key in keys}
     if len(series) == 1:
         ((key, points),) = series.items()
         if args.format == "json":
@@ -283,6 +290,43 @@ async def metrics(args: argparse.Namespace, out: Output) -> int:
     ]
     _print_rows(out, ", ".join(keys), ["step", *keys], table_rows, show_all=args.all)
     return 0
+
+
+async def _ends(
+    tracker: Tracker, run_id: str, key: str, whole: MetricBucket, count: int
+) -> tuple[list[MetricPoint], list[MetricPoint]]:
+    """The first and last ``count`` points of a series, reading step windows that grow.
+
+    Only the stored batches that reach a window are decoded, so a 10-million-point
+    series costs a few batches, not the whole series.
+    """
+    width = count
+    while True:
+        head = await tracker.get_metrics(
+            run_id, key, end=min(whole.first_step + width, whole.last_step)
+        )
+        if len(head) >= count or whole.first_step + width >= whole.last_step:
+            break
+        width *= 4
+    width = count
+    while True:
+        start = max(whole.last_step - width, whole.first_step)
+        tail = await tracker.get_metrics(run_id, key, start=start)
+        if len(tail) >= count or start == whole.first_step:
+            break
+        width *= 4
+    return head[:count], tail[-count:]
+
+
+def _print_ends(
+    out: Output, key: str, head: list[MetricPoint], tail: list[MetricPoint], total: int
+) -> None:
+    rows = [(p.step, repr(p.value), format_time(p.timestamp)) for p in (*head, *tail)]
+    out.print(table(key, ["step", "value", "time"], rows))
+    out.note(
+        f"{len(rows)} of {total} rows shown (the first and last {len(head)}); "
+        "--all shows them all, --format csv or json gives them to programs"
+    )
 
 
 def _print_rows(
@@ -357,11 +401,8 @@ def _compare_table(title: str, headers: list[Any], rows: list[tuple[object, ...]
 
 async def _final_state(tracker: Tracker, given: str) -> tuple[Run, dict[str, tuple[float, int]]]:
     run = await resolve_run(tracker, given)
-    finals = {}
-    for key in await tracker.list_metric_keys(run.id):
-        points = await tracker.get_metrics(run.id, key)
-        if points:
-            finals[key] = (points[-1].value, points[-1].step)
+    buckets = (await tracker.metric_summaries([run.id])).get(run.id, {})
+    finals = {key: (b.last, b.last_step) for key, b in buckets.items() if b.count}
     return run, finals
 
 

@@ -8,19 +8,22 @@ the ``async`` query methods, which never block the caller's event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import msgspec
 
 from runjournal._forks import Participant
-from runjournal.events import BlobStored, Event
+from runjournal.events import Event
 from runjournal.model import ArtifactRef, Experiment, MetricBucket, MetricPoint, ParamFilter, Run
 from runjournal.projection import RunRow
 from runjournal.rollups import Aggregate
 
 __all__ = [
+    "CHUNK_SIZE",
     "AppendResult",
+    "Content",
     "JournalEntry",
     "NewEntry",
     "PurgeResult",
@@ -29,6 +32,52 @@ __all__ = [
     "Store",
     "recorded_at",
 ]
+
+
+CHUNK_SIZE = 4 * 1024 * 1024
+"""Artifact content is stored in chunks of this many bytes (the last one may be shorter)."""
+
+
+class Content:
+    """Artifact content on its way into a store, in chunks.
+
+    Iterating it yields ``(digest, data)``: each chunk's raw SHA-256 (32 bytes) and
+    its bytes, at most :data:`CHUNK_SIZE` long, in order. :attr:`sha256` and
+    :attr:`size_bytes` describe the whole content. A *streamed* content learns them
+    only once it has been iterated to the end (a file read once, as it is stored),
+    and can be iterated only once; content from bytes can be iterated again, so a
+    failed write can be retried.
+    """
+
+    __slots__ = ("_data", "sha256", "size_bytes")
+
+    def __init__(self, data: bytes | None, sha256: str | None, size_bytes: int | None) -> None:
+        self._data = data
+        self.sha256 = sha256
+        self.size_bytes = size_bytes
+
+    @classmethod
+    def of_bytes(cls, data: bytes, sha256: str | None = None) -> Content:
+        """The content of ``data`` (its SHA-256 computed here unless given)."""
+        digest = hashlib.sha256(data).hexdigest() if sha256 is None else sha256
+        return cls(data, digest, len(data))
+
+    @property
+    def replayable(self) -> bool:
+        """True if the chunks can be read again (a retry after a failed write)."""
+        return self._data is not None
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        data = self._data
+        assert data is not None and self.sha256 is not None
+        if len(data) <= CHUNK_SIZE:
+            if data:
+                yield bytes.fromhex(self.sha256), data
+            return
+        with memoryview(data) as view:
+            for start in range(0, len(data), CHUNK_SIZE):
+                piece = bytes(view[start : start + CHUNK_SIZE])
+                yield hashlib.sha256(piece).digest(), piece
 
 
 class NewEntry(msgspec.Struct, frozen=True):
@@ -81,7 +130,7 @@ class PurgeResult(msgspec.Struct, frozen=True):
     entries: int
     """Journal entries erased."""
     blobs: int
-    """Artifact contents dropped, because no remaining entry refers to them."""
+    """Artifact contents dropped, because no remaining entry refers to them (their chunks too)."""
     position: int | None
     """Where the ``ids.purged`` entry that keeps the tombstones went (None: nothing erased)."""
     size_before: int | None
@@ -133,7 +182,15 @@ class Queries(Protocol):
 
     async def list_metric_keys(self, run_id: str) -> list[str]: ...
     async def list_artifacts(self, run_id: str) -> list[ArtifactRef]: ...
-    async def get_artifact_data(self, sha256: str) -> bytes: ...
+    async def get_artifact_data(self, sha256: str) -> bytes:
+        """The whole content with this SHA-256 (for small ones); raises ``ArtifactNotFound``."""
+
+    def open_artifact(self, sha256: str) -> AsyncIterator[bytes]:
+        """The content with this SHA-256, chunk by chunk; raises ``ArtifactNotFound``."""
+
+    async def artifact_name(self, sha256: str) -> str | None:
+        """The name of the first live artifact with this content, or None."""
+
     async def get_span_id(self, run_id: str) -> str | None: ...
     async def filter_runs(
         self, experiment_id: str | None, filters: Sequence[ParamFilter]
@@ -173,14 +230,6 @@ class Store(Queries, Participant, Protocol):
     def close_blocking(self) -> None:
         """Blocking, loop-free :meth:`close`, for the exit hooks. Idempotent."""
 
-    @property
-    def max_blob_bytes(self) -> int | None:
-        """The largest artifact, in bytes, that this store can hold (None: no limit).
-
-        ``Tracker.log_artifact`` refuses anything larger at the call, so that such
-        an artifact never reaches the writer.
-        """
-
     def limit_waits(self, deadline: float | None) -> None:
         """Give up waiting for another process's lock at this ``time.monotonic()`` moment.
 
@@ -188,13 +237,31 @@ class Store(Queries, Participant, Protocol):
         """
 
     # -- writing: called from the writer thread, may block --------------------------------
-    def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
-        """Atomically store blobs, append entries and apply their projections.
+    def append(self, entries: Sequence[NewEntry], contents: Sequence[Content] = ()) -> AppendResult:
+        """Atomically store artifact contents, append entries and apply their projections.
 
         Entries whose ``(source, seq)`` is already in the journal are skipped as
         duplicates. Entries that contradict the state are left out of the
         journal and listed in ``rejected``. Raises a ``StoreError`` (and changes
-        nothing) if the storage fails.
+        nothing) if the storage fails. Each content's chunks are stored once
+        (identical chunks are shared); ``contents`` must know their SHA-256.
+        """
+
+    def append_artifact(
+        self, content: Content, entry: Callable[[str, int], NewEntry]
+    ) -> AppendResult:
+        """Store a streamed content and the entry that names it, in one transaction.
+
+        The chunks are read from ``content`` as they are stored; once it is
+        exhausted, ``entry(sha256, size_bytes)`` gives the journal entry. If that
+        entry is rejected (or anything fails), nothing of the content is kept:
+        an artifact becomes visible only together with its entry.
+        """
+
+    def content(self, sha256: str) -> Content | None:
+        """Blocking: the stored content with this SHA-256, read chunk by chunk when iterated.
+
+        None if it is not stored. For export and import, from a worker thread.
         """
 
     def lookup_run(self, run_id: str) -> RunRow | None:
@@ -221,9 +288,6 @@ class Store(Queries, Participant, Protocol):
 
         For ``journal.verify``, which compares them with a fold of the journal.
         """
-
-    async def blobs(self, sha256s: Sequence[str]) -> dict[str, bytes]:
-        """The stored content of the given digests (missing ones are left out)."""
 
     async def rebuild(self) -> None:
         """Drop every projection and fold the journal again."""

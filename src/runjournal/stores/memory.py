@@ -12,12 +12,12 @@ import bisect
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from runjournal import _forks
 from runjournal.errors import ArtifactNotFound
-from runjournal.events import EVENT_VERSION, ArtifactLogged, BlobStored, EventCodec
+from runjournal.events import EVENT_VERSION, ArtifactLogged, EventCodec
 from runjournal.ids import new_id
 from runjournal.model import (
     ArtifactRef,
@@ -32,6 +32,7 @@ from runjournal.projection import PurgePlan, Rejected, RunRow, State
 from runjournal.rollups import Aggregate
 from runjournal.stores.base import (
     AppendResult,
+    Content,
     JournalEntry,
     NewEntry,
     PurgeResult,
@@ -136,6 +137,17 @@ class StateReader:
         with self._lock:
             return self._state.list_artifacts(run_id)
 
+    async def artifact_name(self, sha256: str) -> str | None:
+        """The name of the first live artifact with this content, or None."""
+        with self._lock:
+            found = [
+                ref
+                for refs in self._state.artifacts.values()
+                for ref in refs
+                if ref.sha256 == sha256
+            ]
+        return min(found, key=lambda ref: ref.created_at).name if found else None
+
     async def get_span_id(self, run_id: str) -> str | None:
         """The run's span id, or None."""
         with self._lock:
@@ -162,7 +174,8 @@ class InMemoryStorage(StateReader):
         self._positions: list[int] = []  # of _journal; a purge leaves gaps
         self._head = 0
         self._ids: set[tuple[str, int]] = set()
-        self._blobs: dict[str, bytes] = {}
+        self._contents: dict[str, list[bytes]] = {}  # sha256 -> its chunk digests, in order
+        self._chunks: dict[bytes, bytes] = {}  # chunk digest -> bytes, each stored once
         self._fork_held = False
         _forks.register(self, _forks.Stage.QUIESCE)
 
@@ -188,10 +201,6 @@ class InMemoryStorage(StateReader):
     def close_blocking(self) -> None:
         return None
 
-    @property
-    def max_blob_bytes(self) -> int | None:
-        return None
-
     def limit_waits(self, deadline: float | None) -> None:
         return None
 
@@ -209,32 +218,58 @@ class InMemoryStorage(StateReader):
         self._fork_held = False
         self._rlock = self._lock = threading.RLock()
 
-    def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
+    def append(self, entries: Sequence[NewEntry], contents: Sequence[Content] = ()) -> AppendResult:
+        read = [(c, self._read(c)) for c in contents if c.sha256 not in self._contents]
+        with self._lock:
+            for content, chunks in read:
+                self._keep(content, chunks)
+            return self._append(entries)
+
+    def append_artifact(
+        self, content: Content, entry: Callable[[str, int], NewEntry]
+    ) -> AppendResult:
+        chunks = self._read(content)
+        assert content.sha256 is not None and content.size_bytes is not None
+        new = entry(content.sha256, content.size_bytes)
+        with self._lock:
+            result = self._append([new])
+            if not result.rejected:
+                self._keep(content, chunks)
+            return result
+
+    @staticmethod
+    def _read(content: Content) -> list[tuple[bytes, bytes]]:
+        return list(content)
+
+    def _keep(self, content: Content, chunks: list[tuple[bytes, bytes]]) -> None:
+        assert content.sha256 is not None
+        if content.sha256 in self._contents:
+            return
+        for digest, data in chunks:
+            self._chunks.setdefault(digest, data)
+        self._contents[content.sha256] = [digest for digest, _ in chunks]
+
+    def _append(self, entries: Sequence[NewEntry]) -> AppendResult:
         appended = duplicates = 0
         rejected: list[tuple[int, str]] = []
-        with self._lock:
-            for blob in blobs:
-                self._blobs.setdefault(blob.sha256, blob.data)
-            for index, entry in enumerate(entries):
-                ident = (entry.source, entry.seq)
-                if ident in self._ids:
-                    duplicates += 1
-                    continue
-                try:
-                    self._state.fold(entry.event)
-                except Rejected as exc:
-                    rejected.append((index, str(exc)))
-                    continue
-                self._ids.add(ident)
-                self._head += 1
-                self._positions.append(self._head)
-                self._journal.append(
-                    JournalEntry(
-                        self._head, entry.source, entry.seq, entry.recorded_at, entry.event
-                    )
-                )
-                appended += 1
-            return AppendResult(appended, duplicates, rejected, self._head)
+        for index, entry in enumerate(entries):
+            ident = (entry.source, entry.seq)
+            if ident in self._ids:
+                duplicates += 1
+                continue
+            try:
+                self._state.fold(entry.event)
+            except Rejected as exc:
+                rejected.append((index, str(exc)))
+                continue
+            self._ids.add(ident)
+            self._head += 1
+            self._positions.append(self._head)
+            self._journal.append(
+                JournalEntry(self._head, entry.source, entry.seq, entry.recorded_at, entry.event)
+            )
+            appended += 1
+        return AppendResult(appended, duplicates, rejected, self._head)
 
     def lookup_run(self, run_id: str) -> RunRow | None:
         with self._lock:
@@ -276,9 +311,12 @@ class InMemoryStorage(StateReader):
                 self._positions = [e.position for e in kept]
                 self.rebuild_blocking()
             still = {e.event.sha256 for e in self._journal if isinstance(e.event, ArtifactLogged)}
-            dropped = [sha for sha in shas if sha not in still and sha in self._blobs]
+            dropped = [sha for sha in shas if sha not in still and sha in self._contents]
             for sha in dropped:
-                del self._blobs[sha]
+                del self._contents[sha]
+            used = {digest for digests in self._contents.values() for digest in digests}
+            for digest in [d for d in self._chunks if d not in used]:
+                del self._chunks[digest]
         return PurgeResult(
             runs=list(plan.runs),
             experiments=list(plan.experiments),
@@ -294,11 +332,23 @@ class InMemoryStorage(StateReader):
         return self.purge_blocking()
 
     async def get_artifact_data(self, sha256: str) -> bytes:
+        return b"".join([piece async for piece in self.open_artifact(sha256)])
+
+    async def open_artifact(self, sha256: str) -> AsyncIterator[bytes]:
         with self._lock:
-            data = self._blobs.get(sha256)
-        if data is None:
-            raise ArtifactNotFound(sha256)
-        return data
+            digests = self._contents.get(sha256)
+            if digests is None:
+                raise ArtifactNotFound(sha256)
+            pieces = [self._chunks[d] for d in digests]
+        for piece in pieces:
+            yield piece
+
+    def content(self, sha256: str) -> Content | None:
+        with self._lock:
+            digests = self._contents.get(sha256)
+            if digests is None:
+                return None
+            return Content.of_bytes(b"".join(self._chunks[d] for d in digests), sha256)
 
     async def read_journal(self, after: int = 0, limit: int | None = None) -> list[JournalEntry]:
         with self._lock:
@@ -317,7 +367,3 @@ class InMemoryStorage(StateReader):
     async def head(self) -> int:
         with self._lock:
             return self._head
-
-    async def blobs(self, sha256s: Sequence[str]) -> dict[str, bytes]:
-        with self._lock:
-            return {s: self._blobs[s] for s in sha256s if s in self._blobs}

@@ -16,25 +16,22 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
 import anyio
 import anyio.to_thread
 
 from runjournal import _forks
-from runjournal.events import BlobStored, EventCodec
+from runjournal.events import EventCodec
 from runjournal.projection import RunRow
-from runjournal.stores.base import AppendResult, NewEntry, PurgeResult, Store
+from runjournal.stores.base import AppendResult, Content, NewEntry, PurgeResult, Store
 from runjournal.stores.sqlite import purge, writes
 from runjournal.stores.sqlite.connection import Connections, Durability, Settings, check_pragma
 from runjournal.stores.sqlite.overlay import RUN_COLUMNS, Overlay, run_row
 from runjournal.stores.sqlite.queries import SqliteQueries
 
 __all__ = ["SqliteBackend"]
-
-_BLOB_ROW_OVERHEAD = 256
-"""Bytes of a ``blobs`` row besides the content: the 64-character digest and the header."""
 
 
 class SqliteBackend(SqliteQueries):
@@ -134,15 +131,6 @@ class SqliteBackend(SqliteQueries):
         self._wait_limit = None  # a drain's deadline ends with it; a reopened store waits anew
         self._connections.close_writer()
 
-    @property
-    def max_blob_bytes(self) -> int | None:
-        """SQLite's length limit (``SQLITE_LIMIT_LENGTH``), less room for the rest of the row.
-
-        The limit bounds a whole row, not only the blob: the content's row also
-        holds its digest and a record header.
-        """
-        return self._connections.length_limit() - _BLOB_ROW_OVERHEAD
-
     def apply_pragmas(self, pragmas: Mapping[str, int | str]) -> None:
         """Set ``PRAGMA`` values now on the open write connection and on every future one."""
         with self._connections.writing() as conn:
@@ -166,9 +154,43 @@ class SqliteBackend(SqliteQueries):
         self._connections.after_fork_in_child()
 
     # -- writing -----------------------------------------------------------------------------
-    def append(self, entries: Sequence[NewEntry], blobs: Sequence[BlobStored] = ()) -> AppendResult:
+    def append(self, entries: Sequence[NewEntry], contents: Sequence[Content] = ()) -> AppendResult:
         with self._connections.writing() as conn, self._transaction(conn):
-            return writes.append(conn, self._codec, entries, blobs)
+            return writes.append(conn, self._codec, entries, contents)
+
+    def append_artifact(
+        self, content: Content, entry: Callable[[str, int], NewEntry]
+    ) -> AppendResult:
+        """Store a streamed content and its entry in one transaction (see ``Store``).
+
+        The transaction holds the write lock while the chunks arrive, so other
+        processes' writers wait for it (up to their ``busy_timeout``, then retry).
+        """
+        with self._connections.writing() as conn:
+            # Copying a large artifact from the WAL into the database file at this commit
+            # would take as long again as writing it; the next batch's commit (or closing)
+            # checkpoints instead, off the caller's wait.
+            limit = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            try:
+                with self._transaction(conn):
+                    result = writes.append_artifact(conn, self._codec, content, entry)
+                    if result.rejected:
+                        raise _Refused(result)
+            except _Refused as refused:
+                return refused.result
+            finally:
+                conn.execute(f"PRAGMA wal_autocheckpoint={int(limit)}")
+            return result
+
+    def content(self, sha256: str) -> Content | None:
+        """The stored content with this SHA-256, read one chunk per query when iterated."""
+        rows = self._connections.read_blocking(
+            "SELECT size_bytes FROM contents WHERE sha256 = ?", (sha256,)
+        )
+        if not rows:
+            return None
+        return _StoredContent(self, sha256, int(rows[0][0]))
 
     def lookup_run(self, run_id: str) -> RunRow | None:
         if self.read_only:
@@ -182,6 +204,7 @@ class SqliteBackend(SqliteQueries):
     def rebuild_blocking(self) -> None:
         with self._connections.writing() as conn, self._transaction(conn):
             writes.refold(conn, self._codec, self.path)
+            writes.sweep_chunks(conn)
 
     async def rebuild(self) -> None:
         await anyio.to_thread.run_sync(self.rebuild_blocking)
@@ -211,3 +234,30 @@ class SqliteBackend(SqliteQueries):
 
     def _current_wait_limit(self) -> float | None:
         return self._wait_limit
+
+
+class _Refused(Exception):
+    """Rolls back the transaction of an artifact whose entry was rejected."""
+
+    def __init__(self, result: AppendResult) -> None:
+        super().__init__("rejected")
+        self.result = result
+
+
+class _StoredContent(Content):
+    """Content read back from a database, chunk by chunk (replayable: it reads again)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SqliteBackend, sha256: str, size_bytes: int) -> None:
+        super().__init__(None, sha256, size_bytes)
+        self._store = store
+
+    @property
+    def replayable(self) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        assert self.sha256 is not None
+        for chunk in self._store.chunk_ids_blocking(self.sha256):
+            yield self._store.chunk_blocking(chunk)

@@ -24,7 +24,7 @@ from runjournal.errors import StoreReadOnly
 from runjournal.ids import new_id
 from runjournal.stores.sqlite.errors import translated
 from runjournal.stores.sqlite.forks import Locks, abandon
-from runjournal.stores.sqlite.migrations import upgrade
+from runjournal.stores.sqlite.migrations import sweep_at_open, upgrade
 from runjournal.stores.sqlite.schema import (
     SCHEMA_VERSION,
     check_schema,
@@ -97,6 +97,7 @@ def _connect_writer(settings: Settings) -> sqlite3.Connection:
         # From here on, the transaction waits for the write lock itself, in short steps, so
         # that a drain deadline can cut the wait short (SQLite's own wait cannot be cut).
         conn.execute(f"PRAGMA busy_timeout={LOCK_STEP_MS}")
+        sweep_at_open(conn)
     except BaseException:
         conn.close()
         raise

@@ -1,9 +1,12 @@
 """Bringing a database written by an older runjournal up to :data:`~schema.SCHEMA_VERSION`.
 
-A migration only ever changes projections: the journal is the truth and keeps
-its bytes. Version 2 added ``runs.last_activity``, an index of experiments by
-name, the ``rollups`` table and the step span of each ``metrics`` row; all are
-derived from the journal, so the upgrade refolds the projections, which gives
+A migration never changes the journal: it is the truth and keeps its bytes.
+Version 3 moved artifact content from one ``blobs`` row per artifact (at most
+SQLite's 1 GB) into chunks of at most ``CHUNK_SIZE`` with a manifest per
+content; each old blob is read piece by piece through SQLite's incremental blob
+I/O, never whole into Python. Version 2 added ``runs.last_activity``, an index of
+experiments by name, the ``rollups`` table and the step span of each ``metrics`` row;
+all are derived from the journal, so the upgrade refolds the projections, which gives
 every old run its last activity and every old series its rollups exactly as a
 fresh fold would. It runs once, when a writer first opens the file, in one
 ``BEGIN IMMEDIATE`` transaction: a process that opens the file at the same time
@@ -12,13 +15,20 @@ waits for it, then finds the file current. Its cost is that of a ``rebuild()``.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 
 from runjournal.events import EventCodec
-from runjournal.stores.sqlite.schema import SCHEMA_VERSION, schema_version
-from runjournal.stores.sqlite.writes import refold
+from runjournal.stores.base import CHUNK_SIZE
+from runjournal.stores.sqlite.schema import (
+    CONTENT_TABLES,
+    SCHEMA_VERSION,
+    schema_version,
+    statements,
+)
+from runjournal.stores.sqlite.writes import refold, sweep_chunks
 
-__all__ = ["upgrade"]
+__all__ = ["sweep_at_open", "upgrade"]
 
 
 def upgrade(conn: sqlite3.Connection, where: str) -> None:
@@ -26,11 +36,78 @@ def upgrade(conn: sqlite3.Connection, where: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Another process may have upgraded it since we looked.
-        if schema_version(conn) < SCHEMA_VERSION:
+        version = schema_version(conn)
+        if version < 3:
+            _chunk_blobs(conn)
+        if version < SCHEMA_VERSION:
+            # Every projection is derived from the journal: a refold rebuilds them in
+            # their current shape, whatever the older one was.
             refold(conn, EventCodec(), where)
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _chunk_blobs(conn: sqlite3.Connection) -> None:
+    """Version 3: every ``blobs`` row becomes chunks and a manifest; ``blobs`` goes."""
+    for statement in statements(CONTENT_TABLES):
+        conn.execute(statement)
+    # A rowid table of one row, so that incremental blob I/O can read it in pieces.
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS legacy_blob (data BLOB)")
+    shas = [sha for (sha,) in conn.execute("SELECT sha256 FROM blobs").fetchall()]
+    find = "SELECT id FROM chunks WHERE digest = ?"
+    for sha in shas:
+        conn.execute("DELETE FROM temp.legacy_blob")
+        conn.execute(
+            "INSERT INTO temp.legacy_blob (rowid, data) SELECT 1, data FROM blobs WHERE sha256 = ?",
+            (sha,),
+        )
+        ids: list[int] = []
+        size = 0
+        with conn.blobopen("legacy_blob", "data", 1, readonly=True, name="temp") as blob:
+            while piece := blob.read(CHUNK_SIZE):
+                size += len(piece)
+                digest = hashlib.sha256(piece).digest()
+                row = conn.execute(find, (digest,)).fetchone()
+                if row is None:
+                    cursor = conn.execute(
+                        "INSERT INTO chunks (digest, data) VALUES (?, ?)", (digest, piece)
+                    )
+                    ids.append(int(cursor.lastrowid or 0))
+                else:
+                    ids.append(int(row[0]))
+        conn.execute("INSERT OR IGNORE INTO contents VALUES (?, ?)", (sha, size))
+        conn.executemany(
+            "INSERT OR IGNORE INTO content_chunks VALUES (?, ?, ?)",
+            [(sha, idx, chunk) for idx, chunk in enumerate(ids)],
+        )
+    conn.execute("DROP TABLE temp.legacy_blob")
+    conn.execute("DROP TABLE blobs")
+
+
+def sweep_at_open(conn: sqlite3.Connection) -> None:
+    """Drop chunks that no content refers to, if there are any and the lock is free now.
+
+    A look first, so that a clean file is never written to at open; and no wait
+    for another process's write (a long artifact upload, say): the next open sweeps.
+    """
+    orphan = conn.execute(
+        "SELECT 1 FROM chunks WHERE NOT EXISTS "
+        "(SELECT 1 FROM content_chunks WHERE chunk = chunks.id) LIMIT 1"
+    ).fetchone()
+    if orphan is None:
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return
+    try:
+        sweep_chunks(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -20,7 +20,7 @@ from runjournal.events import EVENT_VERSION, EventCodec
 from runjournal.ids import new_id
 from runjournal.projection import PurgePlan
 from runjournal.stores.sqlite.connection import LOCK_STEP_MS
-from runjournal.stores.sqlite.writes import refold
+from runjournal.stores.sqlite.writes import drop_contents, refold
 
 __all__ = ["Erased", "compact", "erase", "size_on_disk"]
 
@@ -65,13 +65,7 @@ def erase(conn: sqlite3.Connection, codec: EventCodec, where: str) -> Erased:
         (position, f"purge-{new_id()}", event.at, EVENT_VERSION, codec.encode(event)),
     )
     refold(conn, codec, where)
-    blobs = 0
-    for sha in sorted(shas):
-        blobs += conn.execute(
-            "DELETE FROM blobs WHERE sha256 = ? "
-            "AND NOT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = ?)",
-            (sha, sha),
-        ).rowcount
+    blobs = drop_contents(conn, shas)
     return Erased(plan, len(doomed), blobs, position)
 
 

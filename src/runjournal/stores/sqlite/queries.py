@@ -12,7 +12,7 @@ import bisect
 import itertools
 import json
 import operator
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio.to_thread
@@ -225,10 +225,44 @@ class SqliteQueries:
         return [ArtifactRef(*r) for r in rows]
 
     async def get_artifact_data(self, sha256: str) -> bytes:
-        row = await self._fetchone("SELECT data FROM blobs WHERE sha256 = ?", (sha256,))
-        if row is None:
+        """The whole content (for small artifacts: it is held in memory at once)."""
+        return b"".join([piece async for piece in self.open_artifact(sha256)])
+
+    async def open_artifact(self, sha256: str) -> AsyncIterator[bytes]:
+        """The content, one chunk (at most ``CHUNK_SIZE`` bytes) per query."""
+        chunks = await anyio.to_thread.run_sync(self.chunk_ids_blocking, sha256)
+        for chunk in chunks:
+            _, data = await anyio.to_thread.run_sync(self.chunk_blocking, chunk)
+            yield data
+
+    async def artifact_name(self, sha256: str) -> str | None:
+        """The name of the first live artifact with this content, or None."""
+        row = await self._fetchone(
+            "SELECT name FROM artifacts WHERE sha256 = ? ORDER BY created_at, position LIMIT 1",
+            (sha256,),
+        )
+        return None if row is None else str(row[0])
+
+    def chunk_ids_blocking(self, sha256: str) -> list[int]:
+        """The chunk ids of a content, in order; raises ``ArtifactNotFound``."""
+        rows = self._connections.read_blocking(
+            "SELECT c.size_bytes, m.chunk FROM contents c "
+            "LEFT JOIN content_chunks m ON m.sha256 = c.sha256 "
+            "WHERE c.sha256 = ? ORDER BY m.idx",
+            (sha256,),
+        )
+        if not rows:
             raise ArtifactNotFound(sha256)
-        return bytes(row[0])
+        return [int(chunk) for _, chunk in rows if chunk is not None]
+
+    def chunk_blocking(self, chunk: int) -> tuple[bytes, bytes]:
+        """One chunk's digest and bytes; raises ``ArtifactNotFound`` if it is gone (purged)."""
+        rows = self._connections.read_blocking(
+            "SELECT digest, data FROM chunks WHERE id = ?", (chunk,)
+        )
+        if not rows:
+            raise ArtifactNotFound(f"chunk {chunk}")
+        return bytes(rows[0][0]), bytes(rows[0][1])
 
     async def get_span_id(self, run_id: str) -> str | None:
         await self._require_run(run_id)
@@ -331,15 +365,6 @@ class SqliteQueries:
         """The position of the newest entry (0 for an empty journal)."""
         row = await self._fetchone("SELECT coalesce(max(position), 0) FROM journal")
         return int(row[0])
-
-    async def blobs(self, sha256s: Sequence[str]) -> dict[str, bytes]:
-        """The stored content of the given digests (missing ones are left out)."""
-        out: dict[str, bytes] = {}
-        for sha in sha256s:
-            row = await self._fetchone("SELECT data FROM blobs WHERE sha256 = ?", (sha,))
-            if row is not None:
-                out[sha] = bytes(row[0])
-        return out
 
 
 _AGGREGATE_COLUMNS = (

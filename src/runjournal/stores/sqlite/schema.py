@@ -9,6 +9,7 @@ from runjournal.errors import NotARunJournalDatabase
 
 __all__ = [
     "APPLICATION_ID",
+    "CONTENT_TABLES",
     "PROJECTIONS",
     "PROJECTION_TABLES",
     "SCHEMA_VERSION",
@@ -25,9 +26,11 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
 APPLICATION_ID = 0x524A524E  # "RJRN" in the SQLite header, so tools can tell the file apart
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: the first format. 2: ``runs.last_activity``, ``experiments_by_name``, the ``rollups``
-table and the step span of each ``metrics`` row (all projections; see ``migrations``)."""
+table and the step span of each ``metrics`` row (all projections). 3: artifact content in
+chunks (``chunks``, ``contents``, ``content_chunks``) instead of one ``blobs`` row each (see
+``migrations``)."""
 
 _JOURNAL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -40,8 +43,28 @@ CREATE TABLE IF NOT EXISTS journal (
     body        BLOB    NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS journal_identity ON journal (source, seq);
-CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunks (
+    id     INTEGER PRIMARY KEY,
+    digest BLOB    NOT NULL UNIQUE,
+    data   BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS contents (
+    sha256     TEXT    PRIMARY KEY,
+    size_bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS content_chunks (
+    sha256 TEXT    NOT NULL,
+    idx    INTEGER NOT NULL,
+    chunk  INTEGER NOT NULL,
+    PRIMARY KEY (sha256, idx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS content_chunks_by_chunk ON content_chunks (chunk);
 """
+
+CONTENT_TABLES = _JOURNAL.split("CREATE TABLE IF NOT EXISTS chunks", 1)[1]
+CONTENT_TABLES = "CREATE TABLE IF NOT EXISTS chunks" + CONTENT_TABLES
+"""The artifact content tables: chunks (content-addressed, a rowid table: its rows are
+large) and each content's manifest (its size, and its chunks in order)."""
 
 # Projections: derived from the journal, dropped and refolded by rebuild().
 # rollups (runjournal.rollups): per series, level 0 is the whole series (bucket 0), level

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from runjournal.errors import StoreError
-from runjournal.events import EVENT_VERSION, BlobStored, EventCodec
+from runjournal.events import EVENT_VERSION, EventCodec
 from runjournal.projection import Rejected, evolve
-from runjournal.stores.base import AppendResult, NewEntry
+from runjournal.stores.base import AppendResult, Content, NewEntry
 from runjournal.stores.sqlite.overlay import Overlay
 from runjournal.stores.sqlite.schema import (
     PROJECTION_TABLES,
@@ -26,7 +26,16 @@ from runjournal.stores.sqlite.schema import (
     statements,
 )
 
-__all__ = ["append", "refold", "transaction"]
+__all__ = [
+    "append",
+    "append_artifact",
+    "drop_contents",
+    "refold",
+    "store_chunks",
+    "store_content",
+    "sweep_chunks",
+    "transaction",
+]
 
 
 @contextmanager
@@ -69,18 +78,88 @@ def _begin(
             pause = min(pause * 2, 0.02)
 
 
+def store_chunks(conn: sqlite3.Connection, content: Content) -> list[int]:
+    """Store the chunks of ``content`` that are new, as they are read; their ids, in order.
+
+    A chunk already stored (by its digest) is not written again.
+    """
+    ids: list[int] = []
+    find = "SELECT id FROM chunks WHERE digest = ?"
+    for digest, data in content:
+        row = conn.execute(find, (digest,)).fetchone()
+        if row is None:
+            cursor = conn.execute("INSERT INTO chunks (digest, data) VALUES (?, ?)", (digest, data))
+            ids.append(int(cursor.lastrowid or 0))
+        else:
+            ids.append(int(row[0]))
+    return ids
+
+
+def store_content(conn: sqlite3.Connection, content: Content, ids: list[int] | None = None) -> None:
+    """Store ``content`` (its chunks, unless ``ids`` are given, and its manifest), once."""
+    if ids is None:
+        stored = conn.execute("SELECT 1 FROM contents WHERE sha256 = ?", (content.sha256,))
+        if stored.fetchone() is not None and content.replayable:
+            return  # content-addressed: the same bytes are already there
+        ids = store_chunks(conn, content)
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO contents (sha256, size_bytes) VALUES (?, ?)",
+        (content.sha256, content.size_bytes),
+    )
+    if cursor.rowcount:
+        conn.executemany(
+            "INSERT INTO content_chunks (sha256, idx, chunk) VALUES (?, ?, ?)",
+            [(content.sha256, idx, chunk) for idx, chunk in enumerate(ids)],
+        )
+
+
+def drop_contents(conn: sqlite3.Connection, sha256s: Iterable[str]) -> int:
+    """Drop these contents unless an artifact still names them; then their orphan chunks.
+
+    Returns how many contents were dropped.
+    """
+    dropped = 0
+    chunks: set[int] = set()
+    for sha in sorted(set(sha256s)):
+        if conn.execute("SELECT 1 FROM artifacts WHERE sha256 = ?", (sha,)).fetchone():
+            continue
+        rows = conn.execute("SELECT chunk FROM content_chunks WHERE sha256 = ?", (sha,))
+        chunks.update(chunk for (chunk,) in rows.fetchall())
+        conn.execute("DELETE FROM content_chunks WHERE sha256 = ?", (sha,))
+        dropped += conn.execute("DELETE FROM contents WHERE sha256 = ?", (sha,)).rowcount
+    conn.executemany(
+        "DELETE FROM chunks WHERE id = ? "
+        "AND NOT EXISTS (SELECT 1 FROM content_chunks WHERE chunk = ?)",
+        [(chunk, chunk) for chunk in sorted(chunks)],
+    )
+    return dropped
+
+
+def sweep_chunks(conn: sqlite3.Connection) -> int:
+    """Delete every chunk that no content refers to; how many went.
+
+    Contents commit with their chunks, so a crash never leaves such chunks; this
+    is the guard that keeps it so after anything else (an older runjournal's
+    interrupted migration, a hand-edited file).
+    """
+    return conn.execute(
+        "DELETE FROM chunks WHERE NOT EXISTS (SELECT 1 FROM content_chunks WHERE chunk = chunks.id)"
+    ).rowcount
+
+
+class _Refused(Exception):
+    """Rolls back an artifact whose entry was rejected."""
+
+
 def append(
     conn: sqlite3.Connection,
     codec: EventCodec,
     entries: Sequence[NewEntry],
-    blobs: Sequence[BlobStored],
+    contents: Sequence[Content] = (),
 ) -> AppendResult:
-    """Store ``blobs``, then journal each entry that is new and still applies (in a transaction)."""
-    if blobs:
-        conn.executemany(
-            "INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)",
-            [(b.sha256, b.data) for b in blobs],
-        )
+    """Store ``contents``, then journal each entry that is new and still applies (in a transaction)."""
+    for content in contents:
+        store_content(conn, content)
     seen = _journaled(conn, entries)
     overlay = Overlay(conn)
     # Positions are ours to assign: BEGIN IMMEDIATE holds the write lock, and the
@@ -119,6 +198,20 @@ def append(
     )
     overlay.write()
     return AppendResult(len(rows), duplicates, rejected, int(position))
+
+
+def append_artifact(
+    conn: sqlite3.Connection,
+    codec: EventCodec,
+    content: Content,
+    entry: Callable[[str, int], NewEntry],
+) -> AppendResult:
+    """Store a streamed ``content`` and its entry (in a transaction, which the caller rolls back
+    when the entry is rejected: see ``SqliteBackend.append_artifact``)."""
+    ids = store_chunks(conn, content)
+    assert content.sha256 is not None and content.size_bytes is not None
+    store_content(conn, content, ids)
+    return append(conn, codec, [entry(content.sha256, content.size_bytes)])
 
 
 def refold(conn: sqlite3.Connection, codec: EventCodec, where: str) -> None:
