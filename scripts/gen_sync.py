@@ -21,6 +21,7 @@ import builtins
 import inspect
 import subprocess
 import sys
+import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
@@ -166,6 +167,16 @@ def generate() -> str:
                 direct.append((name, name))
                 call = f"self.{attribute}.{name}({_arguments(signature)})"
                 doc = _doc(member, None)
+            for variant in typing.get_overloads(member):
+                shape = inspect.signature(variant)
+                for parameter in shape.parameters.values():
+                    if parameter.annotation is not parameter.empty:
+                        _imports(_names(parameter.annotation), module, imports)
+                _imports(_names(shape.return_annotation), module, imports)
+                body.append("    @overload")
+                body.append(
+                    f"    def {name}({_parameters(shape)}) -> {shape.return_annotation}: ..."
+                )
             body.append(f"    def {name}({_parameters(signature)}) -> {returns_text}:")
             indented = "\n".join(("        " + line).rstrip() for line in doc.splitlines())
             body.append(f'        """{indented.lstrip()}\n        """')
@@ -186,7 +197,7 @@ def generate() -> str:
         "",
         "from __future__ import annotations",
         "",
-        "from typing import TYPE_CHECKING, ClassVar",
+        "from typing import TYPE_CHECKING, ClassVar, overload",
         "",
         "from runjournal._portal import SyncFace",
         "",

@@ -291,3 +291,19 @@ async def test_the_handle_is_a_run_handle(tracker: Tracker) -> None:
     async with handle:
         with pytest.raises(RuntimeError, match="entered already"):
             await handle.__aenter__()
+
+
+async def test_log_artifact_on_the_handle_takes_a_file_or_a_directory(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "out"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "model.bin").write_bytes(b"weights")
+    (folder / "sub" / "config.json").write_bytes(b"{}")
+    async with Tracker.open(tmp_path / "files.db") as tracker, tracker.run("files") as run:
+        single = await run.log_artifact("model.bin", folder / "model.bin")
+        many = await run.log_artifact("out", folder)
+    assert isinstance(single, str)
+    assert isinstance(many, dict)
+    assert sorted(many) == ["out/model.bin", "out/sub/config.json"]
+    assert many["out/model.bin"] == single

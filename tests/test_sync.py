@@ -209,3 +209,54 @@ def test_the_sync_loop_example_runs(tmp_path: Path) -> None:
     assert "loss        50 points, last step 49" in result.stdout
     assert "params      {'lr': 0.001, 'epochs': 50}" in result.stdout
     assert "artifacts   ['notes.txt']" in result.stdout
+
+
+def forked_child_uses_the_sync_face(db: str) -> None:
+    with SyncTracker.open(db) as tracker, tracker.run("forked") as run:
+        run.log({"loss": 1.0})
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork")
+def test_a_forked_child_neither_hangs_on_the_parents_portal_nor_needs_it(
+    tracker: SyncTracker, tmp_path: Path
+) -> None:
+    """The parent's portal thread does not exist in a forked child: the child starts its own."""
+    import multiprocessing
+
+    with tracker.run("parent") as run:
+        run.log({"loss": 1.0})
+    tracker.get_metrics(run.id, "loss")  # the portal runs in this process
+    db = str(tmp_path / "child.db")
+    child = multiprocessing.get_context("fork").Process(
+        target=forked_child_uses_the_sync_face, args=(db,)
+    )
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung")
+    assert child.exitcode == 0
+    with SyncTracker.open(db, read_only=True) as reader:
+        (experiment,) = reader.list_experiments()
+        (child_run,) = reader.list_runs(experiment.id)
+        assert child_run.status is RunStatus.SUCCESS
+
+
+def forked_child_logs(run: SyncRun) -> None:
+    run.log({"child": 1.0})
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork")
+def test_a_forked_worker_leaving_does_not_end_its_parents_run(tracker: SyncTracker) -> None:
+    """A DataLoader worker forked inside the block exits; the run goes on in the parent."""
+    import multiprocessing
+
+    with tracker.run("parent") as run:
+        child = multiprocessing.get_context("fork").Process(target=forked_child_logs, args=(run,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert tracker.get_run_status(run.id) is RunStatus.RUNNING
+        run.log({"parent": 1.0})
+    assert tracker.get_run_status(run.id) is RunStatus.SUCCESS
+    assert [p.value for p in tracker.get_metrics(run.id, "child")] == [1.0]

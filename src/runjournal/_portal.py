@@ -29,6 +29,9 @@ _lock = threading.Lock()
 _portal: BlockingPortal | None = None
 _manager: contextlib.AbstractContextManager[BlockingPortal] | None = None
 _pid = 0
+# A forked child's copies of the parent's portal: kept, never finalized, because closing
+# one waits for a loop thread that does not exist in the child.
+_orphans: list[object] = []
 
 
 def _get() -> BlockingPortal:
@@ -43,6 +46,7 @@ def _start() -> BlockingPortal:
     with _lock:
         if _portal is not None and _pid == os.getpid():
             return _portal
+        _orphans.append(_manager)
         manager = start_blocking_portal(name="runjournal-portal")
         portal = manager.__enter__()
         _portal, _manager, _pid = portal, manager, os.getpid()
@@ -56,6 +60,7 @@ def stop() -> None:
     with _lock:
         portal, manager = _portal, _manager
         if portal is None or manager is None or _pid != os.getpid():
+            _orphans.append(manager)
             _portal = _manager = None
             return
         _portal = _manager = None

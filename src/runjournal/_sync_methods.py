@@ -6,7 +6,7 @@ Written by ``python scripts/gen_sync.py`` from :class:`~runjournal.tracker.Track
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, overload
 
 from runjournal._portal import SyncFace
 
@@ -304,6 +304,12 @@ class SyncTrackerMethods(SyncFace):
         """The names of the run's metrics, sorted."""
         return self._call("list_metric_keys", self._tracker.list_metric_keys, run_id)
 
+    @overload
+    def log_artifact(self, run_id: str, name: str, data: bytes | bytearray | memoryview) -> str: ...
+    @overload
+    def log_artifact(
+        self, run_id: str, name: str, data: str | os.PathLike[str]
+    ) -> str | dict[str, str]: ...
     def log_artifact(
         self, run_id: str, name: str, data: bytes | bytearray | memoryview | str | os.PathLike[str]
     ) -> str | dict[str, str]:

@@ -186,6 +186,7 @@ class RunHandle:
         self._end_lock = threading.Lock()
         self._stop = threading.Event()
         self._sampler: Any = None
+        self._pid = 0
 
     def __repr__(self) -> str:
         return f"RunHandle(id={self._run_id!r}, experiment={self._experiment!r})"
@@ -253,6 +254,7 @@ class RunHandle:
     def _opened(self, run_id: str, experiment_id: str) -> None:
         self._run_id = run_id
         self._experiment_id = experiment_id
+        self._pid = os.getpid()
         _install_exit_hooks()
         _OPEN.add(self)
         threading.Thread(
@@ -487,7 +489,10 @@ def _end_open_runs_at_exit(terminated: bool) -> None:
     """
     exc = _uncaught[-1] if _uncaught else None
     status = RunStatus.CANCELLED if terminated else ending_status(exc)
+    pid = os.getpid()
     for handle in list(_OPEN):
+        if handle._pid != pid:
+            continue  # a forked worker (a DataLoader's) leaving does not end its parent's run
         # InvalidStateError: another process (a CLI `runs end`) ended it meanwhile.
         with contextlib.suppress(InvalidStateError):
             handle._end_blocking(status, exc)
