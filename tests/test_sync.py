@@ -93,8 +93,6 @@ def test_the_reference_api_without_await(tracker: SyncTracker) -> None:
         tracker.log_metric(run_id, "loss", step, 1.0 / (step + 1))
     tracker.log_metrics(run_id, {"a": 1.0, "b": 2.0}, 0)
     digest = tracker.log_artifact(run_id, "w.bin", b"abc")
-    # The generated face keeps the implementation's signature, not Tracker's overloads.
-    assert isinstance(digest, str)
     tracker.set_span_id(run_id, "trace")
     tracker.complete_run(run_id, RunStatus.SUCCESS)
     assert tracker.get_run_status(run_id) is RunStatus.SUCCESS
