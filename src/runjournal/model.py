@@ -25,6 +25,7 @@ __all__ = [
     "ParamValue",
     "Run",
     "RunStatus",
+    "check_final_status",
     "check_key",
     "check_name",
     "check_param_value",
@@ -65,6 +66,17 @@ class RunStatus(enum.StrEnum):
 
 
 _TERMINAL = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+def check_final_status(status: RunStatus | str, what: str) -> RunStatus:
+    """``status`` as a terminal :class:`RunStatus`; ``ValueError`` naming ``what`` otherwise."""
+    try:
+        final = RunStatus(status)
+    except ValueError:
+        raise ValueError(f"unknown run status {status!r}") from None
+    if not final.is_terminal:
+        raise ValueError(f"{what} needs SUCCESS, FAILED or CANCELLED, not {final.value}")
+    return final
 
 
 class FilterOp(enum.StrEnum):

@@ -32,7 +32,7 @@ from runjournal import _exit
 from runjournal.context import capture as capture_context
 from runjournal.errors import InvalidStateError
 from runjournal.events import MetricLogged
-from runjournal.model import RunStatus
+from runjournal.model import RunStatus, check_final_status
 
 if TYPE_CHECKING:
     from runjournal.tracker import Tracker
@@ -243,7 +243,7 @@ class RunHandle:
 
         Like :meth:`Tracker.complete_run`, it is not a cancellation point.
         """
-        await self._end(_final(status), None)
+        await self._end(check_final_status(status, "finish"), None)
 
     def _run_tags(self) -> dict[str, str] | None:
         captured = capture_context() if self._capture else {}
@@ -456,16 +456,6 @@ class RunHandle:
         run_id = self._require_open()
         self._active = True
         return await self._tracker.log_artifact(run_id, name, data)  # type: ignore[arg-type,unused-ignore]
-
-
-def _final(status: RunStatus | str) -> RunStatus:
-    try:
-        final = RunStatus(status)
-    except ValueError:
-        raise ValueError(f"unknown run status {status!r}") from None
-    if not final.is_terminal:
-        raise ValueError(f"finish needs SUCCESS, FAILED or CANCELLED, not {final.value}")
-    return final
 
 
 def _qualified(kind: type) -> str:

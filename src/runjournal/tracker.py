@@ -51,6 +51,7 @@ from runjournal.model import (
     ParamFilter,
     Run,
     RunStatus,
+    check_final_status,
     check_key,
     check_name,
     check_param_value,
@@ -440,7 +441,7 @@ class Tracker:
         pending); a cancellation that arrives meanwhile stays pending for the
         caller's next ``await``.
         """
-        final = _terminal_status(status)
+        final = check_final_status(status, "complete_run")
         _check_id(run_id, "run id")
         await _finish(lambda: self._complete_blocking(run_id, final))
 
@@ -879,16 +880,6 @@ def _check_id(value: str, what: str) -> str:
     if type(value) is not str:
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     return value
-
-
-def _terminal_status(status: RunStatus | str) -> RunStatus:
-    try:
-        final = RunStatus(status)
-    except ValueError:
-        raise ValueError(f"unknown run status {status!r}") from None
-    if not final.is_terminal:
-        raise ValueError(f"complete_run needs SUCCESS, FAILED or CANCELLED, not {final.value}")
-    return final
 
 
 def _check_sha256(sha256: object) -> None:
