@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import runjournal.tracker as tracker_module
 from runjournal import RunStatus, Tracker
 
 if TYPE_CHECKING:
@@ -126,6 +127,16 @@ async def _fill(path: Path) -> Filled:
         await tracker.start_run(live)
         for step in range(100):
             await tracker.log_metric(live, "loss", step, 1.0 / (step + 1))
+
+        # A RUNNING run whose process went silent 12 minutes ago (its events dated then).
+        real_time = tracker_module._time
+        tracker_module._time = lambda: real_time() - 720
+        try:
+            stale = await tracker.create_run(exp, name="stale")
+            await tracker.start_run(stale)
+        finally:
+            tracker_module._time = real_time
+        filled.runs["stale"] = stale
 
         wide = await tracker.create_run(exp, name="wide")
         filled.runs["wide"] = wide

@@ -258,3 +258,25 @@ async def test_the_app_serves_a_store_directly(tmp_path: Path) -> None:
         transport = httpx.ASGITransport(app=create_app(store))
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
             assert (await c.get("/api/runs")).json()["total"] == 1
+
+
+async def test_a_silent_running_run_is_marked_stale(
+    tracker: Tracker, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A RUNNING run whose last entry is 12 minutes old carries ``stale_for``; a live one not."""
+    import time
+
+    now = time.time()
+    monkeypatch.setattr("runjournal.tracker._time", lambda: now - 720)
+    silent = await _run(tracker, "silent")
+    await tracker.start_run(silent)
+    monkeypatch.setattr("runjournal.tracker._time", lambda: now)
+    live = await _run(tracker, "live")
+    await tracker.start_run(live)
+    await tracker.flush()
+    runs = {r["name"]: r for r in (await client.get("/api/runs")).json()["runs"]}
+    assert runs["silent"]["last_activity"] == pytest.approx(now - 720)
+    assert 700 < runs["silent"]["stale_for"] < 800
+    assert runs["live"]["stale_for"] is None
+    detail = (await client.get(f"/api/runs/{silent}")).json()
+    assert 700 < detail["stale_for"] < 800

@@ -64,6 +64,15 @@ def test_run_table_renders_and_sorts(page: BrowserPage, filled: Filled) -> None:
     wait_until(lambda: _row_names(page) == expected[::-1], what="rows in reverse name order")
 
 
+def test_a_silent_running_run_shows_how_long_it_has_been_silent(
+    page: BrowserPage, filled: Filled
+) -> None:
+    page.open(f"/runs/{filled.runs['stale']}")
+    status = page.page.locator("[data-testid=run-status]")
+    wait_until(lambda: "no activity for 12 min" in status.inner_text(), what="the stale status")
+    assert status.inner_text().startswith("RUNNING")
+
+
 def test_filter_box_and_experiment_filter(page: BrowserPage, filled: Filled) -> None:
     page.open(f"/?experiment={filled.experiment_id}")
     rows = page.page.locator("[data-testid=run-row]")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -119,6 +120,11 @@ class RunOut(msgspec.Struct):
     tags: dict[str, str]
     params: dict[str, Any]
     metrics: dict[str, MetricSummary]
+    last_activity: float | None
+    """When the run's last journal entry (a point, a param, a heartbeat, ...) was recorded."""
+    stale_for: float | None
+    """Seconds without activity of a RUNNING run silent for 5 minutes or more (its process most
+    likely died); None otherwise. Pages show it as ``RUNNING (no activity for 12 min)``."""
 
 
 class ArtifactOut(msgspec.Struct):
@@ -181,6 +187,7 @@ def _summary(bucket: MetricBucket) -> MetricSummary:
 
 
 def _run_out(run: Run, metrics: dict[str, MetricBucket]) -> RunOut:
+    now = time.time()
     return RunOut(
         id=run.id,
         experiment_id=run.experiment_id,
@@ -192,6 +199,8 @@ def _run_out(run: Run, metrics: dict[str, MetricBucket]) -> RunOut:
         tags=run.tags,
         params=run.params,
         metrics={k: _summary(b) for k, b in metrics.items()},
+        last_activity=run.last_activity,
+        stale_for=run.idle_for(now) if run.is_stale(now) else None,
     )
 
 

@@ -5,7 +5,7 @@ import { Chart, ChartSettings } from "./chart.js";
 import { runColor } from "./colors.js";
 import { chartToolbar } from "./controls.js";
 import { h, replace, swatch } from "./dom.js";
-import { formatNumber, formatValue } from "./format.js";
+import { formatNumber, formatValue, statusText } from "./format.js";
 import { subscribe } from "./live.js";
 
 const LIVE = new Set(["PENDING", "RUNNING"]);
@@ -49,7 +49,7 @@ export async function main(root) {
           swatch(r.color),
           h("a", { href: `/runs/${encodeURIComponent(r.id)}`, text: r.name || r.id }),
           " ",
-          h("span", { class: `status status-${r.status}`, text: r.status }),
+          h("span", { class: `status status-${r.status}`, text: statusText(r) }),
         ),
       ),
     ),

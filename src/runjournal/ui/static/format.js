@@ -32,6 +32,14 @@ export function formatDuration(seconds) {
   return `${Math.floor(hrs / 24)}d ${pad(hrs % 24)}h`;
 }
 
+/** A run's status, with how long a stale run has been silent: "RUNNING (no activity for 12 min)". */
+export function statusText(run) {
+  if (run.stale_for == null) return run.status;
+  const minutes = Math.floor(run.stale_for / 60);
+  const idle = minutes < 120 ? `${minutes} min` : `${Math.floor(minutes / 60)} h`;
+  return `${run.status} (no activity for ${idle})`;
+}
+
 /** How long a run ran, or has been running. */
 export function runDuration(run) {
   const start = toSeconds(run.start_time);

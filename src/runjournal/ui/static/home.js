@@ -2,7 +2,7 @@
 
 import { ApiError, getJSON, url } from "./api.js";
 import { h, replace } from "./dom.js";
-import { formatDuration, formatNumber, formatTime, formatValue, runDuration } from "./format.js";
+import { formatDuration, formatNumber, formatTime, formatValue, runDuration, statusText } from "./format.js";
 import { subscribe } from "./live.js";
 
 const PAGE_SIZE = 100;
@@ -284,7 +284,7 @@ export async function main(root) {
         "tr",
         { "data-testid": "run-row", "data-run-id": run.id },
         h("td", { class: "select" }, box),
-        h("td", {}, h("span", { class: `status status-${run.status}`, text: run.status })),
+        h("td", {}, h("span", { class: `status status-${run.status}`, text: statusText(run) })),
         h("td", { class: "name" }, h("a", { href: `/runs/${encodeURIComponent(run.id)}`, text: run.name || run.id })),
         h("td", { class: "experiment" }, exp ? exp.name : run.experiment_id),
         h("td", { class: "time" }, formatTime(run.created_at)),

@@ -5,7 +5,7 @@ import { Chart, ChartSettings } from "./chart.js";
 import { runColor } from "./colors.js";
 import { chartToolbar } from "./controls.js";
 import { h, replace } from "./dom.js";
-import { formatBytes, formatDuration, formatTime, formatValue, runDuration } from "./format.js";
+import { formatBytes, formatDuration, formatTime, formatValue, runDuration, statusText } from "./format.js";
 import { subscribe } from "./live.js";
 
 const LIVE = new Set(["PENDING", "RUNNING"]);
@@ -105,7 +105,7 @@ function renderHeader(header, run) {
       "div",
       { class: "run-title" },
       h("h1", { "data-testid": "run-name", text: run.name || run.id }),
-      h("span", { class: `status status-${run.status}`, "data-testid": "run-status", text: run.status }),
+      h("span", { class: `status status-${run.status}`, "data-testid": "run-status", text: statusText(run) }),
     ),
     h(
       "dl",
