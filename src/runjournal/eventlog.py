@@ -375,14 +375,7 @@ def read_log(path: str | os.PathLike[str]) -> LogContents:
         data = f.read()
     end = len(data)
 
-    # Magic.
-    magic = data[: len(MAGIC)]
-    if magic != MAGIC:
-        if MAGIC.startswith(magic):
-            raise CorruptLogFile(name, f"truncated: file is only {end} bytes long")
-        if magic[:6] == MAGIC[:6] and magic[7:] == MAGIC[7:]:
-            raise CorruptLogFile(name, f"unsupported container version {magic[6]}")
-        raise CorruptLogFile(name, "bad magic: not a runjournal event-log file")
+    _check_magic(name, data[: len(MAGIC)], end)
     pos = len(MAGIC)
 
     # Header frame.
@@ -484,13 +477,7 @@ def scan_log(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
             digest.update(data)
             return data
 
-        magic = take(len(MAGIC))
-        if magic != MAGIC:
-            if MAGIC.startswith(magic):
-                raise CorruptLogFile(name, f"truncated: file is only {end} bytes long")
-            if magic[:6] == MAGIC[:6] and magic[7:] == MAGIC[7:]:
-                raise CorruptLogFile(name, f"unsupported container version {magic[6]}")
-            raise CorruptLogFile(name, "bad magic: not a runjournal event-log file")
+        _check_magic(name, take(len(MAGIC)), end)
         pos = len(MAGIC)
         if end - pos < _FRAME.size:
             raise CorruptLogFile(name, "truncated inside the header frame")
@@ -567,3 +554,13 @@ def read_payload(path: str | os.PathLike[str], offset: int, size: int) -> bytes:
     if len(data) != size:
         raise CorruptLogFile(os.fspath(path), "the file changed since it was validated")
     return data
+
+
+def _check_magic(name: str, magic: bytes, end: int) -> None:
+    """Raise :class:`CorruptLogFile` unless ``magic``, the file's first bytes, is :data:`MAGIC`."""
+    if magic != MAGIC:
+        if MAGIC.startswith(magic):
+            raise CorruptLogFile(name, f"truncated: file is only {end} bytes long")
+        if magic[:6] == MAGIC[:6] and magic[7:] == MAGIC[7:]:
+            raise CorruptLogFile(name, f"unsupported container version {magic[6]}")
+        raise CorruptLogFile(name, "bad magic: not a runjournal event-log file")
