@@ -6,6 +6,7 @@ import sys
 
 from benchmarks import (
     case_caller_cost,
+    case_chunks,
     case_end_to_end,
     case_many_writers,
     case_memory,
@@ -27,6 +28,7 @@ CASES = (
     case_replay.CASE,
     case_memory.CASE,
     case_many_writers.CASE,
+    case_chunks.CASE,
 )
 
 if __name__ == "__main__":
