@@ -13,7 +13,9 @@ import math
 import random
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
 import msgspec
 
@@ -64,6 +66,11 @@ KINDS = {
 }
 
 
+def _each(action: Callable[[Any], object], items: Sequence[Any]) -> None:
+    for item in items:
+        action(item)
+
+
 def _best(action: Callable[[], object], repeats: int) -> float:
     best = math.inf
     for _ in range(repeats):
@@ -92,10 +99,10 @@ def run(context: Context) -> CaseResult:
         triples = [list(zip(*part, strict=True)) for part in parts]
         chunks = [encode_chunk(*part) for part in parts]
         packed = [encoder.encode(t) for t in triples]
-        enc = _best(lambda parts=parts: [encode_chunk(*p) for p in parts], repeats)
-        dec = _best(lambda chunks=chunks: [decode_chunk(c) for c in chunks], repeats)
-        base_enc = _best(lambda triples=triples: [encoder.encode(t) for t in triples], repeats)
-        base_dec = _best(lambda packed=packed: [decoder.decode(p) for p in packed], repeats)
+        enc = _best(partial(_each, lambda p: encode_chunk(*p), parts), repeats)
+        dec = _best(partial(_each, decode_chunk, chunks), repeats)
+        base_enc = _best(partial(_each, encoder.encode, triples), repeats)
+        base_dec = _best(partial(_each, decoder.decode, packed), repeats)
         size = sum(map(len, chunks)) / points
         base_size = sum(map(len, packed)) / points
         target = at_most(SMOOTH_TARGET) if kind == "smooth" else None
