@@ -7,6 +7,7 @@ import sys
 from benchmarks import (
     case_artifacts,
     case_caller_cost,
+    case_chunks,
     case_end_to_end,
     case_faces,
     case_many_writers,
@@ -35,6 +36,7 @@ CASES = (
     case_ui.CASE,
     case_ui_browser.CASE,
     case_artifacts.CASE,
+    case_chunks.CASE,
 )
 
 if __name__ == "__main__":
