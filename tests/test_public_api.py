@@ -97,6 +97,7 @@ LAYER = {
     "model": 0,
     "errors": 0,
     "ids": 0,
+    "chunks": 0,  # the metric chunk codec: pure, below the events that carry its bytes
     "filtering": 1,
     "filter": 1,  # filter_syntax: the grammar both faces parse
     "rollups": 1,
@@ -121,7 +122,17 @@ LAYER = {
     "ui": 7,
     "integrations": 8,  # framework adapters over the faces
 }
-PURE = {"model", "errors", "ids", "filtering", "filter", "rollups", "events", "projection"}
+PURE = {
+    "model",
+    "errors",
+    "ids",
+    "chunks",
+    "filtering",
+    "filter",
+    "rollups",
+    "events",
+    "projection",
+}
 
 
 def _layer_of(module: str) -> str:

@@ -1,37 +1,36 @@
 """The columnar codec of a metric chunk: the points of one ``(run, key)`` in one journal entry.
 
 A chunk holds three columns, in logging order: ``step`` (int64, ≥ 0), ``value`` (float64)
-and ``timestamp`` (Unix seconds). :func:`encode_chunk` turns them into bytes and
+and ``timestamp`` (Unix seconds, float64). :func:`encode_chunk` turns them into bytes and
 :func:`decode_chunk` gives them back as ``array.array`` columns (``'q'``, ``'d'``, ``'d'``),
 which ``numpy.frombuffer`` takes without a copy.
 
-What round-trips:
-
-- steps exactly, in the given order (repeated and decreasing steps included);
-- values bit for bit (NaN payloads, signalling and negative NaNs, -0.0, ±inf, subnormals);
-- timestamps to the microsecond: the decoded timestamp is ``round(ts * 1e6) / 1e6``, both
-  computed as Python computes them. That holds while every ``round(ts * 1e6)`` of the chunk
-  is below 2**53 in magnitude (about ±285 years around 1970); a chunk with a timestamp
-  outside that range keeps all its timestamps exactly (bit for bit) instead. Either way,
-  decoding and encoding again gives the same bytes.
+What round-trips: everything, exactly. Steps in the given order (repeated and decreasing
+steps included), values and timestamps bit for bit (NaN payloads, signalling and negative
+NaNs, -0.0, ±inf, subnormals). Decoding and encoding again gives the same bytes.
 
 The layout (all integers little-endian)::
 
-    header      version u8 (= 1), flags u8, count u32
-    steps       kind u8; RANGE: start i64 | DELTAS: first i64, then a packed column
-    values      kind u8 (RAW or XOR), then a packed column of the 64-bit patterns
-    timestamps  kind u8; MICROS: first µs i64, first delta i64, then a packed column of the
-                deltas of deltas | EXACT: a packed column of the float64 bit patterns
+    header      version u8 (= 2), flags u8, count u32
+    steps       a column of the int64 steps
+    values      kind u8 (RAW or XOR), then a column of the 64-bit patterns
+    timestamps  a column of the float64 bit patterns
 
-A *packed column* is ``width u8, length u32, zlib(planes)``: integers of ``width`` bytes
-(1, 2, 4 or 8, the narrowest that holds them all), split into byte planes (every first
-byte, then every second byte, ...) so that zlib sees the slowly changing high bytes as
-runs. ``XOR`` stores each value's bits XORed with the previous value's (Gorilla-style),
-``RAW`` the bits themselves; the encoder writes whichever is smaller. Flag bit 0 says that
-the steps never decrease, so a reader can skip sorting (:func:`steps_sorted`).
+A *column* is eight byte planes (every first byte of the 64-bit little-endian words, then
+every second byte, ...), each stored as ``kind u8`` and then: CONST, the one byte that
+fills the plane; ZLIB, ``length u32`` and the zlib-compressed plane; RAW, the plane as it
+is. A training curve's steps and timestamps change slowly, so most of their high planes
+are one repeated byte, and zlib sees the rest as runs. ``XOR`` stores each value's bits
+XORed with the previous value's (Gorilla-style), ``RAW`` the bits themselves; the encoder
+writes XOR only where it zeroes a quarter more of the values' bytes, because undoing it
+costs more than the rest of decoding. Flag bit 0 says that the steps never decrease, so a reader
+can skip sorting (:func:`steps_sorted`).
 
-Per-point work runs in C: ``array``, bytes slicing, big-int XOR, ``itertools`` and ``zlib``.
-This module does no I/O.
+Why no deltas: decoding must stay in C. Python has no bulk prefix sum, and a per-point
+``itertools.accumulate`` costs more than reading the whole chunk; byte planes give zlib
+what deltas would (the slowly changing high bytes become runs) and decode with slicing
+alone. Per-point work runs in C: ``array``, bytes slicing, big-int XOR and ``zlib``. This
+module does no I/O.
 """
 
 from __future__ import annotations
@@ -44,31 +43,40 @@ from array import array
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["FORMAT_VERSION", "decode_chunk", "encode_chunk", "steps_sorted"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_POINTS",
+    "chunk_length",
+    "decode_chunk",
+    "encode_chunk",
+    "steps_sorted",
+]
 
-FORMAT_VERSION: Final = 1
-"""The chunk layout this code writes; :func:`decode_chunk` refuses any other."""
+FORMAT_VERSION: Final = 2
+"""The chunk layout this code writes; :func:`decode_chunk` refuses any other.
+
+(Version 1, with delta-coded steps and timestamps, was never stored by a release.)"""
 
 _HEADER: Final = struct.Struct("<BBI")
-_I64: Final = struct.Struct("<q")
-_I64x2: Final = struct.Struct("<qq")
-_PACKED: Final = struct.Struct("<BI")
+_U32: Final = struct.Struct("<I")
 _FLAG_SORTED: Final = 1
 _KNOWN_FLAGS: Final = _FLAG_SORTED
 
-_STEPS_RANGE: Final = 0
-_STEPS_DELTAS: Final = 1
 _VALUES_RAW: Final = 0
 _VALUES_XOR: Final = 1
-_TS_MICROS: Final = 0
-_TS_EXACT: Final = 1
+_PLANE_CONST: Final = 0
+_PLANE_ZLIB: Final = 1
+_PLANE_RAW: Final = 2
 
-_MAX_COUNT: Final = 2**32 - 1
-_MICROS_LIMIT: Final = 2**53
-_ZLIB_LEVEL: Final = 6
-_TYPECODE: Final = {1: "b", 2: "h", 4: "i", 8: "q"}
-_SUB: Final = operator.sub
-_MICROS: Final = (1e6).__mul__
+MAX_POINTS: Final = 2**24
+"""The most points one chunk holds; the writer cuts a longer batch into several chunks.
+
+The bound is what lets a reader refuse a corrupt count before it allocates the columns."""
+
+_WIDTH: Final = 8
+_ZLIB_LEVEL: Final = 1
+_XOR_GAIN: Final = 0.25
+"""XOR is written only if it zeroes this share more of the values' bytes than RAW has."""
 
 
 def encode_chunk(
@@ -76,33 +84,30 @@ def encode_chunk(
 ) -> bytes:
     """Encode the columns of one chunk (equal lengths, in logging order) to bytes.
 
-    ``steps`` must be ints in ``[0, 2**63)``, ``values`` floats, ``timestamps`` finite
-    floats; ``array.array`` columns are taken as they are. Raises ``ValueError`` if the
-    lengths differ or a step is negative.
+    ``steps`` must be ints in ``[0, 2**63)``, ``values`` and ``timestamps`` floats;
+    ``array.array`` columns are taken as they are. Raises ``ValueError`` if the lengths
+    differ or a step is negative.
     """
     step = steps if isinstance(steps, array) and steps.typecode == "q" else array("q", steps)
-    value = values if isinstance(values, array) and values.typecode == "d" else array("d", values)
-    stamp = (
-        timestamps
-        if isinstance(timestamps, array) and timestamps.typecode == "d"
-        else array("d", timestamps)
-    )
+    value = _floats(values)
+    stamp = _floats(timestamps)
     n = len(step)
     if len(value) != n or len(stamp) != n:
         raise ValueError(
             f"chunk columns differ in length: {n} steps, {len(value)} values, "
             f"{len(stamp)} timestamps"
         )
-    if n > _MAX_COUNT:
-        raise ValueError(f"a chunk holds at most {_MAX_COUNT} points, got {n}")
-    step_part, ordered = _encode_steps(step)
-    flags = _FLAG_SORTED if ordered else 0
+    if n > MAX_POINTS:
+        raise ValueError(f"a chunk holds at most {MAX_POINTS} points, got {n}")
+    if n and min(step) < 0:
+        raise ValueError(f"steps must be >= 0, got {min(step)}")
+    flags = _FLAG_SORTED if _never_decreasing(step) else 0
     return b"".join(
         (
             _HEADER.pack(FORMAT_VERSION, flags, n),
-            step_part,
+            _pack(step.tobytes()),
             _encode_values(value),
-            _encode_timestamps(stamp),
+            _pack(stamp.tobytes()),
         )
     )
 
@@ -116,9 +121,9 @@ def decode_chunk(chunk: bytes) -> tuple[array[int], array[float], array[float]]:
     view = memoryview(chunk)
     _, n = _read_header(view)
     reader = _Reader(view, _HEADER.size)
-    steps = _decode_steps(reader, n)
+    steps = array("q", _unpack(reader, n))
     values = _decode_values(reader, n)
-    stamps = _decode_timestamps(reader, n)
+    stamps = array("d", _unpack(reader, n))
     if reader.offset != len(view):
         raise ValueError(f"corrupt metric chunk: {len(view) - reader.offset} bytes left over")
     return steps, values, stamps
@@ -128,6 +133,29 @@ def steps_sorted(chunk: bytes) -> bool:
     """Whether the chunk's steps never decrease (read from the header, no decoding)."""
     flags, _ = _read_header(memoryview(chunk))
     return bool(flags & _FLAG_SORTED)
+
+
+def chunk_length(chunk: bytes) -> int:
+    """How many points the chunk holds (read from the header, no decoding)."""
+    _, n = _read_header(memoryview(chunk))
+    return int(n)
+
+
+def _floats(items: Iterable[float]) -> array[float]:
+    if isinstance(items, array) and items.typecode == "d":
+        return items
+    return array("d", items)
+
+
+def _never_decreasing(step: array[int]) -> bool:
+    n = len(step)
+    if n < 2:
+        return True
+    # Consecutive steps (nearly every chunk) are recognised without a per-point loop.
+    first = step[0]
+    if step[-1] - first == n - 1 and step == array("q", range(first, first + n)):
+        return True
+    return all(map(operator.le, step, itertools.islice(step, 1, None)))
 
 
 # -- the header and reading -----------------------------------------------------------------------
@@ -142,6 +170,8 @@ def _read_header(view: memoryview) -> tuple[int, int]:
         )
     if flags & ~_KNOWN_FLAGS:
         raise ValueError(f"corrupt metric chunk: unknown flags {flags:#04x}")
+    if n > MAX_POINTS:
+        raise ValueError(f"corrupt metric chunk: {n} points, more than a chunk holds")
     return flags, n
 
 
@@ -162,120 +192,85 @@ class _Reader:
         self.offset = end
         return part
 
-    def unpack(self, layout: struct.Struct) -> tuple[int, ...]:
-        return layout.unpack(self.take(layout.size))
+    def byte(self) -> int:
+        (value,) = self.take(1)
+        return int(value)
 
-    def kind(self, what: str, known: tuple[int, ...]) -> int:
-        (kind,) = self.take(1)
-        if kind not in known:
-            raise ValueError(f"corrupt metric chunk: unknown {what} encoding {kind}")
-        return kind
-
-
-# -- packed integer columns ---------------------------------------------------------------------
-def _pack_ints(column: array[int]) -> bytes:
-    """``width, length, zlib(byte planes)`` of a signed integer column."""
-    width = _width(column)
-    data = column.tobytes() if width == 8 else array(_TYPECODE[width], column).tobytes()
-    return _pack_planes(data, width)
+    def u32(self) -> int:
+        (value,) = _U32.unpack(self.take(_U32.size))
+        return int(value)
 
 
-def _pack_planes(data: bytes, width: int) -> bytes:
-    planes = b"".join([data[k::width] for k in range(width)]) if width > 1 else data
-    packed = zlib.compress(planes, _ZLIB_LEVEL)
-    return _PACKED.pack(width, len(packed)) + packed
+# -- columns of byte planes -----------------------------------------------------------------------
+def _pack(data: bytes) -> bytes:
+    """The eight byte planes of a column of 64-bit words, each stored its cheapest way."""
+    n = len(data) // _WIDTH
+    parts: list[bytes] = []
+    for k in range(_WIDTH):
+        plane = data[k::_WIDTH]
+        if not plane or plane.count(plane[:1]) == n:
+            parts.append(bytes((_PLANE_CONST, plane[0] if plane else 0)))
+            continue
+        packed = zlib.compress(plane, _ZLIB_LEVEL)
+        if len(packed) + _U32.size < n:
+            parts += (bytes((_PLANE_ZLIB,)), _U32.pack(len(packed)), packed)
+        else:
+            parts += (bytes((_PLANE_RAW,)), plane)
+    return b"".join(parts)
 
 
-def _width(column: array[int]) -> int:
-    if not column:
-        return 1
-    low, high = min(column), max(column)
-    for width, bound in ((1, 2**7), (2, 2**15), (4, 2**31)):
-        if -bound <= low and high < bound:
-            return width
-    return 8
-
-
-def _unpack_planes(reader: _Reader, count: int, widths: tuple[int, ...]) -> tuple[bytes, int]:
-    """The bytes of a packed column of ``count`` integers, back in their natural order."""
-    width, size = reader.unpack(_PACKED)
-    if width not in widths:
-        raise ValueError(f"corrupt metric chunk: integer width {width}")
-    try:
-        planes = zlib.decompress(reader.take(size))
-    except zlib.error as exc:
-        raise ValueError(f"corrupt metric chunk: {exc}") from None
-    if len(planes) != count * width:
-        raise ValueError(
-            f"corrupt metric chunk: a column of {len(planes)} bytes for {count} points"
-        )
-    if width == 1:
-        return planes, width
-    data = bytearray(len(planes))
-    for k in range(width):
-        data[k::width] = planes[k * count : (k + 1) * count]
-    return bytes(data), width
-
-
-def _unpack_ints(reader: _Reader, count: int) -> array[int]:
-    data, width = _unpack_planes(reader, count, (1, 2, 4, 8))
-    column = array(_TYPECODE[width])
-    column.frombytes(data)
-    return column if width == 8 else array("q", column)
-
-
-# -- steps ----------------------------------------------------------------------------------------
-def _encode_steps(step: array[int]) -> tuple[bytes, bool]:
-    n = len(step)
-    if n == 0:
-        return bytes([_STEPS_RANGE]) + _I64.pack(0), True
-    first = step[0]
-    if first < 0 or min(step) < 0:
-        raise ValueError(f"steps must be >= 0, got {min(step)}")
-    if step[-1] - first == n - 1 and step == array("q", range(first, first + n)):
-        return bytes([_STEPS_RANGE]) + _I64.pack(first), True
-    deltas = array("q", map(_SUB, itertools.islice(step, 1, None), step))
-    ordered = min(deltas, default=0) >= 0
-    return bytes([_STEPS_DELTAS]) + _I64.pack(first) + _pack_ints(deltas), ordered
-
-
-def _decode_steps(reader: _Reader, n: int) -> array[int]:
-    kind = reader.kind("steps", (_STEPS_RANGE, _STEPS_DELTAS))
-    (first,) = reader.unpack(_I64)
-    if kind == _STEPS_RANGE:
-        if first < 0 or first + n - 1 >= 2**63:
-            raise ValueError(f"corrupt metric chunk: steps from {first} for {n} points")
-        return array("q", range(first, first + n))
-    deltas = _unpack_ints(reader, n - 1 if n else 0)
-    try:
-        return array("q", itertools.accumulate(deltas, initial=first))
-    except OverflowError:
-        raise ValueError("corrupt metric chunk: steps beyond 64 bits") from None
+def _unpack(reader: _Reader, n: int) -> bytearray:
+    """The bytes of a column of ``n`` 64-bit words, back in their natural order."""
+    data = bytearray(n * _WIDTH)
+    for k in range(_WIDTH):
+        kind = reader.byte()
+        if kind == _PLANE_CONST:
+            fill = reader.byte()
+            if fill and n:  # the bytearray starts as zeros
+                data[k::_WIDTH] = bytes((fill,)) * n
+            continue
+        if kind == _PLANE_RAW:
+            plane: bytes | memoryview = reader.take(n)
+        elif kind == _PLANE_ZLIB:
+            packed = reader.take(reader.u32())
+            try:
+                # Bounded: corrupt bytes must not inflate to more than the plane's size.
+                plane = zlib.decompressobj().decompress(packed, n + 1)
+            except zlib.error as exc:
+                raise ValueError(f"corrupt metric chunk: {exc}") from None
+            if len(plane) != n:
+                raise ValueError(
+                    f"corrupt metric chunk: a byte plane of {len(plane)} bytes for {n} points"
+                )
+        else:
+            raise ValueError(f"corrupt metric chunk: unknown byte plane encoding {kind}")
+        data[k::_WIDTH] = plane
+    return data
 
 
 # -- values ---------------------------------------------------------------------------------------
 def _encode_values(value: array[float]) -> bytes:
     raw = value.tobytes()
-    plain = bytes([_VALUES_RAW]) + _pack_planes(raw, 8)
-    if len(value) < 2:
-        return plain
-    bits = int.from_bytes(raw, "little")
-    xored = (bits ^ (bits << 64)).to_bytes(len(raw) + 8, "little")[: len(raw)]
-    xor = bytes([_VALUES_XOR]) + _pack_planes(xored, 8)
-    return xor if len(xor) < len(plain) else plain
+    if len(value) >= 2:
+        bits = int.from_bytes(raw, "little")
+        xored = (bits ^ (bits << 64)).to_bytes(len(raw) + 8, "little")[: len(raw)]
+        # Zero bytes are what XOR gains; counting them costs far less than packing twice.
+        if xored.count(0) - raw.count(0) >= _XOR_GAIN * len(raw):
+            return bytes((_VALUES_XOR,)) + _pack(xored)
+    return bytes((_VALUES_RAW,)) + _pack(raw)
 
 
 def _decode_values(reader: _Reader, n: int) -> array[float]:
-    kind = reader.kind("values", (_VALUES_RAW, _VALUES_XOR))
-    data, _ = _unpack_planes(reader, n, (8,))
+    kind = reader.byte()
+    if kind not in (_VALUES_RAW, _VALUES_XOR):
+        raise ValueError(f"corrupt metric chunk: unknown values encoding {kind}")
+    data: bytes | bytearray = _unpack(reader, n)
     if kind == _VALUES_XOR:
         data = _prefix_xor(data)
-    column = array("d")
-    column.frombytes(data)
-    return column
+    return array("d", data)
 
 
-def _prefix_xor(data: bytes) -> bytes:
+def _prefix_xor(data: bytes | bytearray) -> bytes:
     """Undo the XOR with the previous value: a running XOR over 64-bit lanes.
 
     ``log2(n)`` rounds of shift-and-XOR on one big integer, with no per-point Python work.
@@ -288,36 +283,3 @@ def _prefix_xor(data: bytes) -> bytes:
         bits ^= (bits << shift) & mask
         shift *= 2
     return bits.to_bytes(size, "little")
-
-
-# -- timestamps -----------------------------------------------------------------------------------
-def _encode_timestamps(stamp: array[float]) -> bytes:
-    n = len(stamp)
-    if n == 0:
-        return bytes([_TS_MICROS]) + _I64x2.pack(0, 0) + _pack_ints(array("q"))
-    try:
-        micros = array("q", map(round, map(_MICROS, stamp)))
-    except (OverflowError, ValueError):  # beyond int64, or not finite: keep them exactly
-        micros = None
-    if micros is None or min(micros) <= -_MICROS_LIMIT or max(micros) >= _MICROS_LIMIT:
-        return bytes([_TS_EXACT]) + _pack_planes(stamp.tobytes(), 8)
-    deltas = array("q", map(_SUB, itertools.islice(micros, 1, None), micros))
-    dod = array("q", map(_SUB, itertools.islice(deltas, 1, None), deltas))
-    head = _I64x2.pack(micros[0], deltas[0] if deltas else 0)
-    return bytes([_TS_MICROS]) + head + _pack_ints(dod)
-
-
-def _decode_timestamps(reader: _Reader, n: int) -> array[float]:
-    kind = reader.kind("timestamps", (_TS_MICROS, _TS_EXACT))
-    if kind == _TS_EXACT:
-        data, _ = _unpack_planes(reader, n, (8,))
-        column = array("d")
-        column.frombytes(data)
-        return column
-    first, delta = reader.unpack(_I64x2)
-    dod = _unpack_ints(reader, max(n - 2, 0))
-    if n == 0:
-        return array("d")
-    deltas = itertools.accumulate(dod, initial=delta)
-    micros = itertools.accumulate(itertools.islice(deltas, n - 1), initial=first)
-    return array("d", map(operator.truediv, micros, itertools.repeat(1e6)))

@@ -16,7 +16,15 @@ import msgspec
 
 from runjournal._forks import Participant
 from runjournal.events import Event
-from runjournal.model import ArtifactRef, Experiment, MetricBucket, MetricPoint, ParamFilter, Run
+from runjournal.model import (
+    ArtifactRef,
+    Experiment,
+    MetricArrays,
+    MetricBucket,
+    MetricPoint,
+    ParamFilter,
+    Run,
+)
 from runjournal.projection import RunRow
 from runjournal.rollups import Aggregate
 
@@ -162,6 +170,9 @@ class Queries(Protocol):
     async def list_runs(self, experiment_id: str) -> list[Run]: ...
     async def get_params(self, run_id: str) -> dict[str, Any]: ...
     async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]: ...
+    async def get_metric_arrays(self, run_id: str, key: str) -> MetricArrays:
+        """The series as three new columns (``'q'``, ``'d'``, ``'d'``), in get_metrics order."""
+
     async def get_metrics_between(
         self, run_id: str, key: str, start: int | None, end: int | None
     ) -> list[MetricPoint]:
