@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from runjournal.chunks import decode_chunks
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
 from runjournal.events import EventCodec, MetricChunkLogged, MetricLogged, MetricsLogged
 from runjournal.filtering import validate_filters
@@ -130,13 +131,16 @@ class SqliteQueries:
 
     def _decode_arrays(self, rows: list[tuple[int, bytes]]) -> MetricArrays:
         """The columns of the series' entries (in journal order), put in get_metrics order."""
-        steps: array[int] = array("q")
-        values: array[float] = array("d")
-        stamps: array[float] = array("d")
-        ordered = True
         decode = self._codec.decode
-        for version, body in rows:
-            event = decode(body, version)
+        events = [decode(body, version) for version, body in rows]
+        chunks = [event.chunk for event in events if isinstance(event, MetricChunkLogged)]
+        if len(chunks) == len(events):
+            # A journal written since chunks: every column is decoded in one pass.
+            steps, values, stamps, ordered = decode_chunks(chunks)
+            return by_step(MetricArrays(steps, values, stamps), ordered)
+        steps, values, stamps = array("q"), array("d"), array("d")
+        ordered = True
+        for event in events:
             if not isinstance(event, MetricChunkLogged | MetricsLogged | MetricLogged):
                 continue
             columns, in_order = metric_columns(event)
