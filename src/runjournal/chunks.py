@@ -77,6 +77,9 @@ The bound is what lets a reader refuse a corrupt count before it allocates the c
 
 _WIDTH: Final = 8
 _ZLIB_LEVEL: Final = 1
+_ZLIB_GAIN: Final = 0.9
+"""A plane is kept compressed only if that saves a tenth of it: a noisy plane costs
+decompression time for almost nothing."""
 _XOR_ZEROES: Final = 0.3
 """XOR is tried only if it zeroes this share more of the values' bytes than RAW has ..."""
 _XOR_SIZE: Final = 0.85
@@ -253,7 +256,7 @@ def _pack(data: bytes) -> bytes:
             parts.append(bytes((_PLANE_CONST, plane[0] if plane else 0)))
             continue
         packed = zlib.compress(plane, _ZLIB_LEVEL)
-        if len(packed) + _U32.size < n:
+        if len(packed) + _U32.size < _ZLIB_GAIN * n:
             parts += (bytes((_PLANE_ZLIB,)), _U32.pack(len(packed)), packed)
         else:
             parts += (bytes((_PLANE_RAW,)), plane)
