@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from array import array
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
@@ -26,7 +27,8 @@ _M = TypeVar("_M")
 
 _EVENTS: tuple[type[Event], ...] = typing.get_args(Event)
 
-_Columns = tuple[list[int], list[float], list[float]]
+# Columns from the start: encoding then takes them as they are.
+_Columns = tuple["array[int]", "array[float]", "array[float]"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,7 +67,11 @@ def to_entries(items: Iterable[Event | _M], source: str, next_seq: int) -> Batch
             group_key = (item.run_id, item.key)
             group = groups.get(group_key)
             if group is None:
-                groups[group_key] = ([item.step], [item.value], [item.timestamp])
+                groups[group_key] = (
+                    array("q", (item.step,)),
+                    array("d", (item.value,)),
+                    array("d", (item.timestamp,)),
+                )
             else:
                 group[0].append(item.step)
                 group[1].append(item.value)
