@@ -79,6 +79,7 @@ def test_the_package_face_is_flat() -> None:
         "ParamFilter",
         "FilterOp",
         "MetricPoint",
+        "MetricArrays",
         "Experiment",
         "Run",
         "ArtifactRef",
