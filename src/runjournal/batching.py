@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
-from runjournal.chunks import MAX_POINTS, encode_chunk
+from runjournal.chunks import MAX_POINTS
 from runjournal.events import Event, MetricChunkLogged, MetricLogged
 from runjournal.stores.base import NewEntry, recorded_at
 
@@ -104,10 +104,12 @@ def _close_stretch(
         # A stretch longer than a chunk holds (only with a huge batch_size) takes several.
         for start in range(0, len(steps), MAX_POINTS):
             if len(steps) <= MAX_POINTS:
-                chunk = encode_chunk(steps, values, stamps)
+                event = MetricChunkLogged.from_columns(run_id, key, steps, values, stamps, at)
             else:
                 end = start + MAX_POINTS
-                chunk = encode_chunk(steps[start:end], values[start:end], stamps[start:end])
-            entries.append(NewEntry(source, seq, MetricChunkLogged(run_id, key, chunk, at), at))
+                event = MetricChunkLogged.from_columns(
+                    run_id, key, steps[start:end], values[start:end], stamps[start:end], at
+                )
+            entries.append(NewEntry(source, seq, event, at))
             seq += 1
     return seq

@@ -16,12 +16,13 @@ Journals written before chunks hold ``MetricsLogged`` entries (the points as
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import msgspec
 
-from runjournal.chunks import chunk_length, decode_chunk
+from runjournal.chunks import chunk_length, decode_chunk, encode_chunk
 from runjournal.model import MetricPoint, RunStatus
 
 __all__ = [
@@ -177,7 +178,7 @@ class MetricsLogged(msgspec.Struct, frozen=True, tag="metrics.logged"):
     at: float
 
 
-class MetricChunkLogged(msgspec.Struct, frozen=True, tag="metrics.chunk"):
+class MetricChunkLogged(msgspec.Struct, frozen=True, tag="metrics.chunk", dict=True):
     """A batch of points of one metric of one run, as columns: one journal entry.
 
     ``chunk`` is the points in logging order, encoded by :func:`runjournal.chunks.encode_chunk`.
@@ -188,6 +189,35 @@ class MetricChunkLogged(msgspec.Struct, frozen=True, tag="metrics.chunk"):
     chunk: bytes
     at: float
 
+    @classmethod
+    def from_columns(
+        cls,
+        run_id: str,
+        key: str,
+        steps: array[int],
+        values: array[float],
+        timestamps: array[float],
+        at: float,
+    ) -> MetricChunkLogged:
+        """The entry of these columns (``'q'``, ``'d'``, ``'d'`` arrays), encoded here.
+
+        The event keeps the columns beside the chunk, unencoded, so that the writer
+        folds them into the projections without decoding what it just encoded. Treat
+        them as the event's: read, never changed.
+        """
+        event = cls(run_id, key, encode_chunk(steps, values, timestamps), at)
+        event.__dict__["_columns"] = (steps, values, timestamps)
+        return event
+
+    def columns(self) -> tuple[array[int], array[float], array[float]]:
+        """The points' ``(step, value, timestamp)`` columns, in logging order.
+
+        Raises ``ValueError`` if the chunk cannot be decoded.
+        """
+        columns: tuple[array[int], array[float], array[float]] | None
+        columns = self.__dict__.get("_columns")
+        return decode_chunk(self.chunk) if columns is None else columns
+
     @property
     def count(self) -> int:
         """How many points the chunk holds (read from its header)."""
@@ -196,7 +226,7 @@ class MetricChunkLogged(msgspec.Struct, frozen=True, tag="metrics.chunk"):
     @property
     def points(self) -> list[MetricPoint]:
         """The points, in logging order (decoded on each access)."""
-        steps, values, stamps = decode_chunk(self.chunk)
+        steps, values, stamps = self.columns()
         return list(map(MetricPoint, steps.tolist(), values.tolist(), stamps.tolist()))
 
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeAlias
 
 import msgspec
 
-from runjournal.chunks import decode_chunk, steps_sorted
+from runjournal.chunks import steps_sorted
 from runjournal.errors import ExperimentNotFound, InvalidStateError, RunNotFound
 from runjournal.events import (
     ArtifactLogged,
@@ -323,7 +323,7 @@ def metric_columns(
     Raises ``ValueError`` if a chunk cannot be decoded.
     """
     if isinstance(event, MetricChunkLogged):
-        return MetricArrays(*decode_chunk(event.chunk)), steps_sorted(event.chunk)
+        return MetricArrays(*event.columns()), steps_sorted(event.chunk)
     if isinstance(event, MetricLogged):
         columns = MetricArrays(
             array("q", (event.step,)), array("d", (event.value,)), array("d", (event.timestamp,))
