@@ -23,6 +23,7 @@ from runjournal.errors import (
     StoreLocked,
     StoreReadOnly,
 )
+from runjournal.filtering import RunPage
 from runjournal.model import (
     ArtifactRef,
     Experiment,
@@ -57,6 +58,7 @@ __all__ = [
     "RunHandle",
     "RunJournalError",
     "RunNotFound",
+    "RunPage",
     "RunStatus",
     "StoreError",
     "StoreFull",

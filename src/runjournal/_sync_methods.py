@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from runjournal.filtering import RunPage
     from runjournal.model import (
         ArtifactRef,
         Experiment,
@@ -179,6 +180,33 @@ class SyncTrackerMethods(SyncFace):
     def filter_runs(self, experiment_id: str | None, filters: Sequence[ParamFilter]) -> list[Run]:
         """Runs whose params match every filter (of one experiment, or all if None)."""
         return self._call("filter_runs", self._tracker.filter_runs, experiment_id, filters)
+
+    def search_runs(
+        self,
+        experiment_id: str | None = None,
+        filters: Sequence[ParamFilter] = (),
+        *,
+        order_by: str = "created_at",
+        desc: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> RunPage:
+        """One page of the runs that :meth:`filter_runs` finds, sorted; see ``RunPage``.
+
+        ``order_by`` is ``created_at``, ``name``, ``status``, ``param:KEY`` or
+        ``metric:KEY`` (by last value); runs without it come last, ties go by run
+        id. Pass a page's ``next`` as ``after`` for the page that follows.
+        """
+        return self._call(
+            "search_runs",
+            self._tracker.search_runs,
+            experiment_id,
+            filters,
+            order_by=order_by,
+            desc=desc,
+            limit=limit,
+            after=after,
+        )
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         """Set one parameter (last write wins; the journal keeps the history).

@@ -42,6 +42,7 @@ from runjournal.events import (
     SpanIdSet,
     TagSet,
 )
+from runjournal.filtering import RunPage
 from runjournal.ids import name_id, new_id
 from runjournal.model import (
     ArtifactRef,
@@ -526,6 +527,29 @@ class Tracker:
             _check_id(experiment_id, "experiment id")
         await self._read_barrier()
         return await self._store.filter_runs(experiment_id, list(filters))
+
+    async def search_runs(
+        self,
+        experiment_id: str | None = None,
+        filters: Sequence[ParamFilter] = (),
+        *,
+        order_by: str = "created_at",
+        desc: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> RunPage:
+        """One page of the runs that :meth:`filter_runs` finds, sorted; see ``RunPage``.
+
+        ``order_by`` is ``created_at``, ``name``, ``status``, ``param:KEY`` or
+        ``metric:KEY`` (by last value); runs without it come last, ties go by run
+        id. Pass a page's ``next`` as ``after`` for the page that follows.
+        """
+        if experiment_id is not None:
+            _check_id(experiment_id, "experiment id")
+        await self._read_barrier()
+        return await self._store.search_runs(
+            experiment_id, list(filters), order_by, desc, limit, after
+        )
 
     # -- params ----------------------------------------------------------------------------------
     async def log_param(self, run_id: str, key: str, value: Any) -> None:

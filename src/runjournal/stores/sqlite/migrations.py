@@ -11,6 +11,10 @@ every old run its last activity and every old series its rollups exactly as a
 fresh fold would. It runs once, when a writer first opens the file, in one
 ``BEGIN IMMEDIATE`` transaction: a process that opens the file at the same time
 waits for it, then finds the file current. Its cost is that of a ``rebuild()``.
+Version 4 gave each ``params`` row its kind and a typed copy of its value (the
+typed params index, see ``filters``): a file of version 3 gets them in the same
+one transaction by :func:`_typed_params`, which decodes each stored value once
+(an older file is refolded, which writes them anyway).
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
+import msgspec
+
 from runjournal.events import EventCodec
 from runjournal.stores.base import CHUNK_SIZE
+from runjournal.stores.sqlite.filters import param_columns
 from runjournal.stores.sqlite.schema import (
     CONTENT_TABLES,
     SCHEMA_VERSION,
+    TYPED_PARAMS,
     schema_version,
     statements,
 )
@@ -39,10 +47,13 @@ def upgrade(conn: sqlite3.Connection, where: str) -> None:
         version = schema_version(conn)
         if version < 3:
             _chunk_blobs(conn)
-        if version < SCHEMA_VERSION:
+        if version < 3:
             # Every projection is derived from the journal: a refold rebuilds them in
             # their current shape, whatever the older one was.
             refold(conn, EventCodec(), where)
+        elif version < 4:
+            _typed_params(conn)
+        if version < SCHEMA_VERSION:
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )
@@ -88,6 +99,22 @@ def _chunk_blobs(conn: sqlite3.Connection) -> None:
         )
     conn.execute("DROP TABLE temp.legacy_blob")
     conn.execute("DROP TABLE blobs")
+
+
+def _typed_params(conn: sqlite3.Connection) -> None:
+    """Version 4: every ``params`` row gets its kind, ``num`` and ``text`` (and their indexes)."""
+    conn.execute("ALTER TABLE params RENAME TO params_v3")
+    conn.execute("DROP INDEX IF EXISTS params_by_run")
+    for statement in statements(TYPED_PARAMS):
+        conn.execute(statement)
+    decode = msgspec.msgpack.Decoder().decode
+    rows = conn.execute("SELECT key, run_id, value FROM params_v3")
+    while chunk := rows.fetchmany(10_000):
+        conn.executemany(
+            "INSERT INTO params (key, run_id, value, kind, num, text) VALUES (?, ?, ?, ?, ?, ?)",
+            [(key, run_id, value, *param_columns(decode(value))) for key, run_id, value in chunk],
+        )
+    conn.execute("DROP TABLE params_v3")
 
 
 def sweep_at_open(conn: sqlite3.Connection) -> None:
