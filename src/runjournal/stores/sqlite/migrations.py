@@ -12,7 +12,8 @@ fresh fold would. It runs once, when a writer first opens the file, in one
 ``BEGIN IMMEDIATE`` transaction: a process that opens the file at the same time
 waits for it, then finds the file current. Its cost is that of a ``rebuild()``.
 Version 4 gave each ``params`` row its kind and a typed copy of its value (the
-typed params index, see ``filters``): a file of version 3 gets them in the same
+typed params index, see ``filters``), and runs an index by creation time: a file of
+version 3 gets them in the same
 one transaction by :func:`_typed_params`, which decodes each stored value once
 (an older file is refolded, which writes them anyway).
 """
@@ -102,7 +103,8 @@ def _chunk_blobs(conn: sqlite3.Connection) -> None:
 
 
 def _typed_params(conn: sqlite3.Connection) -> None:
-    """Version 4: every ``params`` row gets its kind, ``num`` and ``text`` (and their indexes)."""
+    """Version 4: every ``params`` row gets its kind, ``num`` and ``text`` (and their indexes);
+    runs get ``runs_by_creation``."""
     conn.execute("ALTER TABLE params RENAME TO params_v3")
     conn.execute("DROP INDEX IF EXISTS params_by_run")
     for statement in statements(TYPED_PARAMS):
@@ -115,6 +117,7 @@ def _typed_params(conn: sqlite3.Connection) -> None:
             [(key, run_id, value, *param_columns(decode(value))) for key, run_id, value in chunk],
         )
     conn.execute("DROP TABLE params_v3")
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_by_creation ON runs (created_at, id)")
 
 
 def sweep_at_open(conn: sqlite3.Connection) -> None:

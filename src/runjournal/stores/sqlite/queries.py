@@ -367,18 +367,33 @@ class SqliteQueries:
         read = self._connections.read_blocking
         total = int(read(f"SELECT count(*) FROM runs WHERE {where}", args)[0][0])
         join, m, r, v, join_args = _sort_columns(order)
-        keyed = (
-            f"SELECT {RUN_COLUMNS}, params, {m} AS m, {r} AS r, {v} AS v "
-            f"FROM runs {join} WHERE {where}"
-        )
         direction = "DESC" if desc else "ASC"
-        sql = f"SELECT * FROM ({keyed})"
+        # The sort runs over narrow rows (id and key); only the page's runs are then read
+        # whole, by id, and decoded.
+        keyed = f"SELECT runs.id AS id, {m} AS m, {r} AS r, {v} AS v FROM runs {join} WHERE {where}"
         page_args = [*join_args, *args]
-        if cursor is not None:
-            (cm, cr, cv), cursor_id = cursor
-            sql += f" WHERE m > ? OR (m = ? AND (r, v, id) {'<' if desc else '>'} (?, ?, ?))"
-            page_args += [cm, cm, cr, cv, cursor_id]
-        sql += f" ORDER BY m, r {direction}, v {direction}, id {direction} LIMIT ?"
+        cut = ""
+        after = "<" if desc else ">"
+        if m == "0" and r == "0":
+            # Every run has the key: in this form, a search by created_at walks
+            # runs_by_creation from the cursor and stops at the page's end.
+            ordering = f"ORDER BY v {direction}, id {direction}"
+            if cursor is not None:
+                (_, _, cv), cursor_id = cursor
+                cut = f" WHERE (v, id) {after} (?, ?)"
+                page_args += [cv, cursor_id]
+        else:
+            ordering = f"ORDER BY m, r {direction}, v {direction}, id {direction}"
+            if cursor is not None:
+                (cm, cr, cv), cursor_id = cursor
+                cut = f" WHERE m > ? OR (m = ? AND (r, v, id) {after} (?, ?, ?))"
+                page_args += [cm, cm, cr, cv, cursor_id]
+        sql = (
+            f"SELECT {_RUN_COLUMNS_OF_R}, r.params, k.m, k.r, k.v "
+            f"FROM (SELECT * FROM ({keyed}){cut} {ordering} LIMIT ?) k "
+            f"JOIN runs r ON r.id = k.id "
+            f"ORDER BY k.m, k.r {direction}, k.v {direction}, k.id {direction}"
+        )
         rows = read(sql, [*page_args, limit + 1])
         more = len(rows) > limit
         rows = rows[:limit]
@@ -510,6 +525,7 @@ def run_public(row: Sequence[Any]) -> Run:
 
 
 _STATUS = {status.value: status for status in RunStatus}
+_RUN_COLUMNS_OF_R = ", ".join(f"r.{column.strip()}" for column in RUN_COLUMNS.split(","))
 _decode_tags = msgspec.msgpack.Decoder(dict[str, str]).decode
 
 

@@ -33,7 +33,7 @@ SCHEMA_VERSION = 4
 table and the step span of each ``metrics`` row (all projections). 3: artifact content in
 chunks (``chunks``, ``contents``, ``content_chunks``) instead of one ``blobs`` row each (see
 ``migrations``). 4: the typed params index (``params.kind``, ``num`` and ``text``, and their
-indexes; see ``filters``)."""
+indexes; see ``filters``), and ``runs_by_creation`` for searches across experiments."""
 TYPED_PARAMS_SINCE = 4
 """The version that added the typed params index; a read-only open of the one before adds
 it as a temporary view (``filters.typed_params_view``)."""
@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS runs (
     last_activity REAL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment_id, created_at, id);
+CREATE INDEX IF NOT EXISTS runs_by_creation ON runs (created_at, id);
 CREATE TABLE IF NOT EXISTS params (
     key    TEXT    NOT NULL,
     run_id TEXT    NOT NULL,
