@@ -40,7 +40,6 @@ from runjournal.stores.sqlite.overlay import (
     RUN_COLUMNS,
     decode_params,
     experiment_row,
-    run_row,
 )
 
 __all__ = ["SqliteQueries"]
@@ -504,12 +503,8 @@ class _SeriesSource:
 
 
 def _public_run(row: Sequence[Any]) -> Run:
-    """A ``runs`` row selected as ``RUN_COLUMNS, params``."""
-    return run_row(row).to_public(decode_params(row[9]))
-
-
-def run_public(row: Sequence[Any]) -> Run:
-    """A ``runs`` row selected as ``RUN_COLUMNS, params``: :func:`_public_run`, minus a copy."""
+    """A ``runs`` row selected as ``RUN_COLUMNS, params`` (and maybe more)."""
+    # Straight to a Run: through a RunRow, its tags would be decoded, then copied.
     return Run(
         row[0],
         row[1],
@@ -536,7 +531,7 @@ def _public_runs(rows: list[Any]) -> list[Run]:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return [run_public(row) for row in rows]
+        return [_public_run(row) for row in rows]
     finally:
         if enabled:
             gc.enable()
