@@ -32,6 +32,7 @@ from runjournal.model import (
     ParamFilter,
     Run,
     RunStatus,
+    RunView,
 )
 from runjournal.run import RunHandle
 from runjournal.sync import SyncRun, SyncTracker
@@ -60,6 +61,7 @@ __all__ = [
     "RunNotFound",
     "RunPage",
     "RunStatus",
+    "RunView",
     "StoreError",
     "StoreFull",
     "StoreLocked",

@@ -17,7 +17,15 @@ import msgspec
 from runjournal._forks import Participant
 from runjournal.events import Event
 from runjournal.filtering import RunPage
-from runjournal.model import ArtifactRef, Experiment, MetricBucket, MetricPoint, ParamFilter, Run
+from runjournal.model import (
+    ArtifactRef,
+    Experiment,
+    MetricBucket,
+    MetricPoint,
+    ParamFilter,
+    Run,
+    RunView,
+)
 from runjournal.projection import RunRow
 from runjournal.rollups import Aggregate
 
@@ -160,7 +168,9 @@ class Queries(Protocol):
         """True if an experiment or run with this id was deleted (its tombstone is kept)."""
 
     async def get_run(self, run_id: str) -> Run: ...
-    async def list_runs(self, experiment_id: str) -> list[Run]: ...
+    async def list_runs(self, experiment_id: str, view: RunView = RunView.ACTIVE) -> list[Run]:
+        """The runs of an experiment in ``view`` (hidden ones left out by default), oldest first."""
+
     async def get_params(self, run_id: str) -> dict[str, Any]: ...
     async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]: ...
     async def get_metrics_between(
@@ -194,9 +204,12 @@ class Queries(Protocol):
 
     async def get_span_id(self, run_id: str) -> str | None: ...
     async def filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        view: RunView = RunView.ACTIVE,
     ) -> list[Run]:
-        """Runs (of one experiment, or of all) whose params match every filter."""
+        """Runs (of one experiment, or of all) in ``view`` whose params match every filter."""
 
     async def search_runs(
         self,
@@ -206,6 +219,7 @@ class Queries(Protocol):
         desc: bool = False,
         limit: int = 100,
         after: str | None = None,
+        view: RunView = RunView.ACTIVE,
     ) -> RunPage:
         """One page of the runs that :meth:`filter_runs` finds, sorted, and how many there are.
 

@@ -4,16 +4,18 @@ A migration never changes the journal: it is the truth and keeps its bytes.
 Version 3 moved artifact content from one ``blobs`` row per artifact (at most
 SQLite's 1 GB) into chunks of at most ``CHUNK_SIZE`` with a manifest per
 content; each old blob is read piece by piece through SQLite's incremental blob
-I/O, never whole into Python. Version 2 added ``runs.last_activity``, an index of
+I/O, never whole into Python. Version 4 added ``runs.hidden``: no journal an older
+runjournal wrote hides a run, so the column is added with its default, 0, without
+a refold. Version 2 added ``runs.last_activity``, an index of
 experiments by name, the ``rollups`` table and the step span of each ``metrics`` row;
 all are derived from the journal, so the upgrade refolds the projections, which gives
 every old run its last activity and every old series its rollups exactly as a
 fresh fold would. It runs once, when a writer first opens the file, in one
 ``BEGIN IMMEDIATE`` transaction: a process that opens the file at the same time
 waits for it, then finds the file current. Its cost is that of a ``rebuild()``.
-Version 4 gave each ``params`` row its kind and a typed copy of its value (the
+Version 5 gave each ``params`` row its kind and a typed copy of its value (the
 typed params index, see ``filters``), and runs an index by creation time: a file of
-version 3 gets them in the same
+version 3 or 4 gets them in the same
 one transaction by :func:`_typed_params`, which decodes each stored value once
 (an older file is refolded, which writes them anyway).
 """
@@ -52,8 +54,11 @@ def upgrade(conn: sqlite3.Connection, where: str) -> None:
             # Every projection is derived from the journal: a refold rebuilds them in
             # their current shape, whatever the older one was.
             refold(conn, EventCodec(), where)
-        elif version < 4:
-            _typed_params(conn)
+        else:
+            if version < 4:
+                conn.execute("ALTER TABLE runs ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")
+            if version < 5:
+                _typed_params(conn)
         if version < SCHEMA_VERSION:
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
@@ -103,10 +108,12 @@ def _chunk_blobs(conn: sqlite3.Connection) -> None:
 
 
 def _typed_params(conn: sqlite3.Connection) -> None:
-    """Version 4: every ``params`` row gets its kind, ``num`` and ``text`` (and their indexes);
+    """Version 5: every ``params`` row gets its kind, ``num`` and ``text`` (and their indexes);
     runs get ``runs_by_creation``."""
     conn.execute("ALTER TABLE params RENAME TO params_v3")
-    conn.execute("DROP INDEX IF EXISTS params_by_run")
+    for index in ("params_by_run", "params_by_num", "params_by_text"):
+        # Names stay with the renamed table: drop them, or IF NOT EXISTS below skips them.
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
     for statement in statements(TYPED_PARAMS):
         conn.execute(statement)
     decode = msgspec.msgpack.Decoder().decode

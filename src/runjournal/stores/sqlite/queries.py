@@ -30,6 +30,7 @@ from runjournal.model import (
     ParamFilter,
     Run,
     RunStatus,
+    RunView,
 )
 from runjournal.rollups import Aggregate, Piece, downsample
 from runjournal.stores.base import JournalEntry, RawEntry
@@ -101,10 +102,10 @@ class SqliteQueries:
             raise RunNotFound(run_id)
         return _public_run(row)
 
-    async def list_runs(self, experiment_id: str) -> list[Run]:
+    async def list_runs(self, experiment_id: str, view: RunView = RunView.ACTIVE) -> list[Run]:
         await self._require_experiment(experiment_id)
         return await self._connections.read_then(
-            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE experiment_id = ? "
+            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE experiment_id = ?{_VIEWS[view]} "
             "ORDER BY created_at, id",
             (experiment_id,),
             _public_runs,
@@ -279,18 +280,23 @@ class SqliteQueries:
         return None if row is None else str(row[0])
 
     async def filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        view: RunView = RunView.ACTIVE,
     ) -> list[Run]:
         checked = validate_filters(filters)
         if experiment_id is not None:
             await self._require_experiment(experiment_id)
-        return await anyio.to_thread.run_sync(self._filter_blocking, experiment_id, checked)
+        return await anyio.to_thread.run_sync(self._filter_blocking, experiment_id, checked, view)
 
-    def _filter_blocking(self, experiment_id: str | None, checked: list[ParamFilter]) -> list[Run]:
+    def _filter_blocking(
+        self, experiment_id: str | None, checked: list[ParamFilter], view: RunView
+    ) -> list[Run]:
         selection = self._selection_blocking(checked)
         if selection is None:
             return []
-        where, args = _scope(experiment_id, selection)
+        where, args = _scope(experiment_id, selection, view)
         rows = self._connections.read_blocking(
             f"SELECT {RUN_COLUMNS}, params FROM runs WHERE {where} ORDER BY created_at, id", args
         )
@@ -340,6 +346,7 @@ class SqliteQueries:
         desc: bool = False,
         limit: int = 100,
         after: str | None = None,
+        view: RunView = RunView.ACTIVE,
     ) -> RunPage:
         """A page of the matching runs in a search order, sorted and cut in SQL."""
         checked = validate_filters(filters)
@@ -347,7 +354,7 @@ class SqliteQueries:
         if experiment_id is not None:
             await self._require_experiment(experiment_id)
         return await anyio.to_thread.run_sync(
-            self._search_blocking, experiment_id, checked, order, desc, limit, cursor
+            self._search_blocking, experiment_id, checked, order, desc, limit, cursor, view
         )
 
     def _search_blocking(
@@ -358,11 +365,12 @@ class SqliteQueries:
         desc: bool,
         limit: int,
         cursor: tuple[SortKey, str] | None,
+        view: RunView,
     ) -> RunPage:
         selection = self._selection_blocking(checked)
         if selection is None:
             return RunPage([], None, 0)
-        where, args = _scope(experiment_id, selection)
+        where, args = _scope(experiment_id, selection, view)
         read = self._connections.read_blocking
         total = int(read(f"SELECT count(*) FROM runs WHERE {where}", args)[0][0])
         join, m, r, v, join_args = _sort_columns(order)
@@ -513,9 +521,10 @@ def _public_run(row: Sequence[Any]) -> Run:
         row[4],
         row[5],
         row[6],
-        decode_params(row[9]),
+        decode_params(row[10]),
         _decode_tags(row[7]),
         row[8],
+        bool(row[9]),
     )
 
 
@@ -537,16 +546,23 @@ def _public_runs(rows: list[Any]) -> list[Run]:
             gc.enable()
 
 
-def _scope(experiment_id: str | None, selection: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
-    """The WHERE clause over ``runs`` of a selection, within one experiment or all."""
+def _scope(
+    experiment_id: str | None, selection: tuple[str, list[Any]], view: RunView
+) -> tuple[str, list[Any]]:
+    """The WHERE clause over ``runs`` of a selection, within one experiment or all, in ``view``."""
     where, args = selection
+    where += _VIEWS[view]
     if experiment_id is None:
         return where, args
-    if where == "1":
-        return "experiment_id = ?", [experiment_id]
+    if not args:  # no filters
+        return f"experiment_id = ? AND {where}", [experiment_id]
     # The unary + keeps SQLite from walking all of the experiment's runs through
     # runs_by_experiment: it looks up the selected ones, then checks their experiment.
     return f"{where} AND +experiment_id = ?", [*args, experiment_id]
+
+
+_VIEWS = {RunView.ACTIVE: " AND hidden = 0", RunView.HIDDEN: " AND hidden = 1", RunView.ALL: ""}
+"""The ``WHERE`` clause that a :class:`RunView` adds to a query of ``runs``."""
 
 
 def _sort_columns(order: str) -> tuple[str, str, str, str, list[Any]]:

@@ -1,11 +1,11 @@
-"""Write ``schema3.db``, a database of SQLite schema version 3, and ``schema3.expected.json``.
+"""Write ``schema4.db``, a database of SQLite schema version 4, and ``schema4.expected.json``.
 
-    PYTHONPATH=/path/to/runjournal-with-schema-3/src .venv/bin/python tests/data/make_schema3_database.py
+    PYTHONPATH=/path/to/runjournal-with-schema-4/src .venv/bin/python tests/data/make_schema4_database.py
 
-Run once, with the runjournal whose SQLite schema is version 3 (before the typed params
-index of version 4). It fills the database exactly as ``make_v1_database.py`` fills
+Run once, with the runjournal whose SQLite schema is version 4 (``runs.hidden``; before the
+typed params index of version 5). It fills the database exactly as ``make_v1_database.py`` fills
 ``format1.db`` and records every answer through the same ``collect_answers``. The two
-files are then committed and never regenerated: ``tests/test_schema3_database.py`` opens
+files are then committed and never regenerated: ``tests/test_schema4_database.py`` opens
 copies with the code of the day, migrated and read-only. It refuses to overwrite them,
 and to run with code of another schema version.
 """
@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.data.make_v1_database import _fill, collect_answers
 
 HERE = Path(__file__).resolve().parent
-DATABASE = HERE / "schema3.db"
-EXPECTED = HERE / "schema3.expected.json"
+DATABASE = HERE / "schema4.db"
+EXPECTED = HERE / "schema4.expected.json"
 
 
 async def _write() -> dict[str, Any]:
@@ -39,8 +39,8 @@ async def _write() -> dict[str, Any]:
 
 
 def main() -> int:
-    if SCHEMA_VERSION != 3:
-        print(f"this runjournal writes schema {SCHEMA_VERSION}; run it with one of schema 3")
+    if SCHEMA_VERSION != 4:
+        print(f"this runjournal writes schema {SCHEMA_VERSION}; run it with one of schema 4")
         return 1
     for path in (DATABASE, EXPECTED):
         if path.exists():

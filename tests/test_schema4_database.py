@@ -1,7 +1,7 @@
-"""A database of SQLite schema 3 (before the typed params index) opens and answers as it did.
+"""A database of SQLite schema 4 (before the typed params index) opens and answers as it did.
 
-``tests/data/schema3.db`` and ``schema3.expected.json`` were written together by
-``tests/data/make_schema3_database.py`` with the code of schema 3; they are never
+``tests/data/schema4.db`` and ``schema4.expected.json`` were written together by
+``tests/data/make_schema4_database.py`` with the code of schema 4; they are never
 regenerated. A write open migrates a copy to the typed params index in one transaction;
 a read-only open reads it as it is, never writing it. Either way every answer is the
 recorded one, and searches agree with those of the migrated file.
@@ -35,13 +35,13 @@ FILTERS = [
 
 
 def _expected() -> dict[str, Any]:
-    expected: dict[str, Any] = msgspec.json.decode((DATA / "schema3.expected.json").read_bytes())
+    expected: dict[str, Any] = msgspec.json.decode((DATA / "schema4.expected.json").read_bytes())
     return expected
 
 
-def _copy(tmp_path: Path, name: str = "schema3.db") -> Path:
+def _copy(tmp_path: Path, name: str = "schema4.db") -> Path:
     path = tmp_path / name
-    shutil.copyfile(DATA / "schema3.db", path)
+    shutil.copyfile(DATA / "schema4.db", path)
     return path
 
 
@@ -50,8 +50,11 @@ def _schema(path: Path) -> tuple[int, list[str]]:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         columns = [info[1] for info in conn.execute("PRAGMA table_info(params)")]
+        indexes = {info[1] for info in conn.execute("PRAGMA index_list(params)")}
     finally:
         conn.close()
+    typed = {"params_by_num", "params_by_text"}
+    assert indexes >= typed if "kind" in columns else not indexes & typed
     return int(row[0]), columns
 
 
@@ -76,7 +79,7 @@ async def test_a_write_open_migrates_it_and_every_answer_is_the_recorded_one(
 ) -> None:
     expected = _expected()
     path = _copy(tmp_path)
-    assert _schema(path) == (3, ["key", "run_id", "value"])
+    assert _schema(path) == (4, ["key", "run_id", "value"])
     async with Tracker.open(path) as tracker:
         got = await collect_answers(tracker, expected["experiment_ids"], expected["run_ids"])
     assert_identical(got, expected)
@@ -96,7 +99,7 @@ async def test_a_read_only_open_answers_the_same_without_writing_the_file(
         searched = await _searches(tracker)
     assert_identical(got, expected)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
-    assert _schema(path) == (3, ["key", "run_id", "value"])
+    assert _schema(path) == (4, ["key", "run_id", "value"])
     async with Tracker.open(_copy(tmp_path, "migrated.db")) as migrated:
         assert await _searches(migrated) == searched
     assert any(total and ids for _, _, total, ids in searched)
