@@ -178,3 +178,19 @@ async def test_bad_orders_pages_and_cursors_raise(
         await tracker.search_runs(exp_id, order_by="created_at", after=page.next)
     with pytest.raises(ValueError, match="STARTS_WITH needs a str"):
         await tracker.search_runs(exp_id, [ParamFilter("lr", FilterOp.STARTS_WITH, 1)])
+
+
+async def test_hidden_runs_are_left_out_unless_the_view_asks(
+    tracker: Tracker, runs: tuple[str, dict[str, str]]
+) -> None:
+    exp_id, names = runs
+    by_name = {name: run_id for run_id, name in names.items()}
+    await tracker.hide_run(by_name["b"])
+    shown = await tracker.search_runs(exp_id, order_by="name")
+    assert [names[r.id] for r in shown.runs] == ["a", "c", "d", "e", "f", "g", "-"]
+    assert shown.total == len(RUNS) - 1
+    hidden = await tracker.search_runs(exp_id, order_by="name", view="HIDDEN")
+    assert [names[r.id] for r in hidden.runs] == ["b"]
+    every = await tracker.search_runs(None, [ParamFilter("opt", FilterOp.EQ, "sgd")], view="ALL")
+    assert [names[r.id] for r in every.runs] == ["b"]
+    assert every.runs[0].hidden
