@@ -124,7 +124,7 @@ def _typed_params(conn: sqlite3.Connection) -> None:
             [(key, run_id, value, *param_columns(decode(value))) for key, run_id, value in chunk],
         )
     conn.execute("DROP TABLE params_v3")
-    conn.execute("CREATE INDEX IF NOT EXISTS runs_by_creation ON runs (created_at, id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_by_creation ON runs (created_at, id, hidden)")
 
 
 def sweep_at_open(conn: sqlite3.Connection) -> None:

@@ -102,7 +102,7 @@ CREATE TABLE IF NOT EXISTS runs (
     hidden        INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment_id, created_at, id);
-CREATE INDEX IF NOT EXISTS runs_by_creation ON runs (created_at, id);
+CREATE INDEX IF NOT EXISTS runs_by_creation ON runs (created_at, id, hidden);
 CREATE TABLE IF NOT EXISTS params (
     key    TEXT    NOT NULL,
     run_id TEXT    NOT NULL,
