@@ -341,22 +341,35 @@ class _Columns:
         sizes += counts
         bad += nonfinite
 
-    def bucket(self, begin: int, end: int) -> MetricBucket:
-        """The bucket of pieces ``begin..end-1``."""
-        if end - begin == 1:
-            lo, hi = self.lows[begin], self.highs[begin]
-        else:
-            lo, hi = min(self.lows[begin:end]), max(self.highs[begin:end])
-        first, last = self.firsts[begin], self.lasts[end - 1]
-        return MetricBucket(
-            self.first_steps[begin],
-            self.last_steps[end - 1],
-            None if lo == _INF else lo,
-            None if hi == -_INF else hi,
-            _NAN if first is None else first,
-            _NAN if last is None else last,
-            self.counts[end] - self.counts[begin],
-            self.nonfinite[end] - self.nonfinite[begin],
+    def buckets(self, begins: list[int], ends: list[int]) -> list[MetricBucket]:
+        """The bucket of pieces ``begins[i]..ends[i]-1``, for each ``i``."""
+        spans = list(map(slice, begins, ends))
+        lows = [None if v == _INF else v for v in map(min, map(self.lows.__getitem__, spans))]
+        highs = [None if v == -_INF else v for v in map(max, map(self.highs.__getitem__, spans))]
+        lasts_at = [end - 1 for end in ends]
+        firsts = list(map(self.firsts.__getitem__, begins))
+        lasts = list(map(self.lasts.__getitem__, lasts_at))
+        if None in firsts:
+            firsts = [_NAN if v is None else v for v in firsts]
+        if None in lasts:
+            lasts = [_NAN if v is None else v for v in lasts]
+        counts, nonfinite = self.counts, self.nonfinite
+        return list(
+            map(
+                MetricBucket,
+                map(self.first_steps.__getitem__, begins),
+                map(self.last_steps.__getitem__, lasts_at),
+                lows,
+                highs,
+                firsts,
+                lasts,
+                map(operator.sub, map(counts.__getitem__, ends), map(counts.__getitem__, begins)),
+                map(
+                    operator.sub,
+                    map(nonfinite.__getitem__, ends),
+                    map(nonfinite.__getitem__, begins),
+                ),
+            )
         )
 
 
@@ -390,21 +403,21 @@ def downsample(
     count = len(steps)
     # The first bucket: the range's first step alone (every raw point logged at that step).
     head = bisect.bisect_right(steps, steps[0])
-    out = [columns.bucket(0, head)]
-    if head == count:
-        return out
-    # The other pieces cover disjoint steps in order: each output bucket is a run of them, by
-    # the equal-width slot of its first step.
-    origin = steps[head]
-    # Integer ceiling division: steps reach 2**63, past where floats hold every integer.
-    width = -(-(columns.last_steps[-1] - origin + 1) // (points - 1))
-    begin = head
-    while begin < count:
-        boundary = origin + ((steps[begin] - origin) // width + 1) * width
-        stop = bisect.bisect_left(steps, boundary, begin + 1)
-        out.append(columns.bucket(begin, stop))
-        begin = stop
-    return out
+    begins, ends = [0], [head]
+    if head < count:
+        # The other pieces cover disjoint steps in order: each output bucket is a run of them,
+        # by the equal-width slot of its first step.
+        origin = steps[head]
+        # Integer ceiling division: steps reach 2**63, past where floats hold every integer.
+        width = -(-(columns.last_steps[-1] - origin + 1) // (points - 1))
+        begin = head
+        while begin < count:
+            boundary = origin + ((steps[begin] - origin) // width + 1) * width
+            stop = bisect.bisect_left(steps, boundary, begin + 1)
+            begins.append(begin)
+            ends.append(stop)
+            begin = stop
+    return columns.buckets(begins, ends)
 
 
 def _level_for(steps_per_bucket: float) -> int:
