@@ -4,10 +4,11 @@ Every series (run, key) is summarised at :data:`LEVELS`: level 0 is one bucket
 holding the whole series (the run table's summary), and level ``l`` ≥ 1 cuts
 the steps into aligned buckets of ``256**l`` steps (bucket ``step >> 8*l``). A
 chart of a range wider than 64 steps per output bucket reads stored buckets (a
-few thousand rows, never a million points, see :data:`COARSER`); a narrower zoom
-reads the raw points of that window only. The widths are coarse on purpose: the writer maintains
-every level in the commit of each batch, and a finer first level (16 steps)
-cost a row per point for series logged every 100 steps.
+few thousand rows, never a million points, see :data:`COARSER`); a narrower
+zoom reads the raw points of that window only. The widths are coarse on
+purpose: the writer maintains every level in the commit of each batch, and a
+finer first level (16 steps) cost a row per point for series logged every 100
+steps.
 
 A bucket is an :class:`Aggregate` keyed by its step range, so it never needs
 to be recomputed: two aggregates of the same bucket combine exactly

@@ -6,7 +6,8 @@ of the range (``get_metrics_downsampled``); their counts give the range's
 ``get_metrics`` gives it (repeated steps included, with timestamps); a longer
 one as its buckets: ``step`` the bucket's last step, ``value`` its last value,
 ``min`` and ``max`` its finite extremes. NaN and ±inf become ``null``, counted
-in ``nonfinite``.
+in ``nonfinite``. A window of at most ``points`` steps (a zoom) is read raw first,
+since it can hold more points than that only through repeated steps.
 """
 
 from __future__ import annotations
