@@ -424,6 +424,7 @@ def _transition(row: RunRow, new: RunStatus) -> None:
 
 
 _step = operator.attrgetter("step")
+_value = operator.attrgetter("value")
 _deep_copy_encoder = msgspec.msgpack.Encoder()
 _deep_copy_decoder = msgspec.msgpack.Decoder(dict[str, Any])
 
@@ -678,8 +679,8 @@ class _NoSeries:
     def buckets(self, level: int, low: int, high: int) -> list[Aggregate]:
         return []
 
-    def points(self, low: int, high: int) -> list[tuple[int, float]]:
-        return []
+    def points(self, low: int, high: int) -> tuple[list[int], list[float]]:
+        return [], []
 
 
 class _StateSource:
@@ -695,11 +696,11 @@ class _StateSource:
             return [table[b] for b in range(low, high + 1) if b in table]
         return [table[b] for b in sorted(b for b in table if low <= b <= high)]
 
-    def points(self, low: int, high: int) -> list[tuple[int, float]]:
+    def points(self, low: int, high: int) -> tuple[list[int], list[float]]:
         series = self._series
         first = bisect.bisect_left(series, low, key=_step)
-        last = bisect.bisect_right(series, high, key=_step)
-        return [(p.step, p.value) for p in series[first:last]]
+        chosen = series[first : bisect.bisect_right(series, high, lo=first, key=_step)]
+        return list(map(_step, chosen)), list(map(_value, chosen))
 
 
 def _public_experiment(experiment: Experiment) -> Experiment:

@@ -46,6 +46,7 @@ from runjournal.stores.sqlite.overlay import (
 __all__ = ["SqliteQueries"]
 
 _step = operator.attrgetter("step")
+_value = operator.attrgetter("value")
 
 
 class SqliteQueries:
@@ -484,7 +485,7 @@ class _SeriesSource:
         )
         return rows
 
-    def points(self, low: int, high: int) -> list[tuple[int, float]]:
+    def points(self, low: int, high: int) -> tuple[list[int], list[float]]:
         queries = self._queries
         rows = queries._connections.read_blocking(
             "SELECT position FROM metrics "
@@ -500,14 +501,22 @@ class _SeriesSource:
             )
             for position, version, body in found:
                 self._decoded[position] = queries._decode_points([(version, body)])
-        # Entries in journal order, each already by step: a stable sort keeps logging order.
-        chosen: list[MetricPoint] = []
+        # Entries in journal order, each already by step.
+        slices: list[list[MetricPoint]] = []
         for (position,) in rows:
             entry = self._decoded[position]
             first = bisect.bisect_left(entry, low, key=_step)
-            chosen += entry[first : bisect.bisect_right(entry, high, lo=first, key=_step)]
-        chosen.sort(key=_step)
-        return [(p.step, p.value) for p in chosen]
+            chosen = entry[first : bisect.bisect_right(entry, high, lo=first, key=_step)]
+            if chosen:
+                slices.append(chosen)
+        ordered = all(
+            before[-1].step <= after[0].step for before, after in itertools.pairwise(slices)
+        )
+        if ordered:  # nearly always: the entries follow each other by step
+            chosen = list(itertools.chain.from_iterable(slices))
+        else:  # a stable sort keeps logging order among equal steps
+            chosen = sorted(itertools.chain.from_iterable(slices), key=_step)
+        return list(map(_step, chosen)), list(map(_value, chosen))
 
 
 def _public_run(row: Sequence[Any]) -> Run:
