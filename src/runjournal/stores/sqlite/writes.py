@@ -188,7 +188,7 @@ def append(
                 entry.seq,
                 entry.recorded_at,
                 EVENT_VERSION,
-                encode(entry.event),
+                encode(entry.event) if entry.body is None else entry.body,
             )
         )
     conn.executemany(
@@ -237,14 +237,18 @@ def refold(conn: sqlite3.Connection, codec: EventCodec, where: str) -> None:
 
 def _journaled(conn: sqlite3.Connection, entries: Sequence[NewEntry]) -> set[tuple[str, int]]:
     """The ``(source, seq)`` of ``entries`` that the journal already holds: one query a source."""
-    spans: dict[str, tuple[int, int]] = {}
+    seqs: dict[str, list[int]] = {}
     for entry in entries:
-        low, high = spans.get(entry.source, (entry.seq, entry.seq))
-        spans[entry.source] = (min(low, entry.seq), max(high, entry.seq))
+        found = seqs.get(entry.source)
+        if found is None:
+            seqs[entry.source] = [entry.seq]
+        else:
+            found.append(entry.seq)
     seen: set[tuple[str, int]] = set()
-    for source, (low, high) in spans.items():
+    for source, numbers in seqs.items():
         rows = conn.execute(
-            "SELECT seq FROM journal WHERE source = ? AND seq BETWEEN ? AND ?", (source, low, high)
+            "SELECT seq FROM journal WHERE source = ? AND seq BETWEEN ? AND ?",
+            (source, min(numbers), max(numbers)),
         )
         seen.update((source, seq) for (seq,) in rows.fetchall())
     return seen
