@@ -82,10 +82,15 @@ def run_row(row: Sequence[Any]) -> RunRow:
 
 
 class Overlay:
-    """The state one transaction folds events into (a ``projection.View``)."""
+    """The state one transaction folds events into (a ``projection.View``).
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    ``empty=True`` says the projection tables are empty (a rebuild just made them):
+    the overlay then holds the whole state and never looks a row up.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, empty: bool = False) -> None:
         self._conn = conn
+        self._empty = empty
         # None marks a row known to be absent.
         self._experiments: dict[str, Experiment | None] = {}
         self._runs: dict[str, RunRow | None] = {}
@@ -106,17 +111,15 @@ class Overlay:
     # -- the View the fold reads ----------------------------------------------------------
     def experiment(self, experiment_id: str) -> Experiment | None:
         if experiment_id not in self._experiments:
-            row = self._conn.execute(
+            row = self._one(
                 f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (experiment_id,)
-            ).fetchone()
+            )
             self._experiments[experiment_id] = None if row is None else experiment_row(row)
         return self._experiments[experiment_id]
 
     def run(self, run_id: str) -> RunRow | None:
         if run_id not in self._runs:
-            row = self._conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
+            row = self._one(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
             loaded = None if row is None else run_row(row)
             if loaded is not None and self.is_deleted(loaded.experiment_id):
                 loaded = None  # its experiment was deleted earlier in this transaction
@@ -126,17 +129,19 @@ class Overlay:
     def is_deleted(self, entity_id: str) -> bool:
         known = self._tombstones.get(entity_id)
         if known is None:
-            conn = self._conn
-            known = conn.execute("SELECT 1 FROM tombstones WHERE id = ?", (entity_id,)).fetchone()
-            known = known is not None
+            known = self._one("SELECT 1 FROM tombstones WHERE id = ?", (entity_id,)) is not None
             if not known and self._deleted_experiments:
                 # A run of an experiment deleted earlier in this transaction.
-                row = conn.execute(
-                    "SELECT experiment_id FROM runs WHERE id = ?", (entity_id,)
-                ).fetchone()
+                row = self._one("SELECT experiment_id FROM runs WHERE id = ?", (entity_id,))
                 known = row is not None and row[0] in self._deleted_experiments
             self._tombstones[entity_id] = known
         return known
+
+    def _one(self, sql: str, args: tuple[str]) -> Any:
+        """The first row of a lookup in the tables, or None (always, when they are empty)."""
+        if self._empty:
+            return None
+        return self._conn.execute(sql, args).fetchone()
 
     # -- changes ----------------------------------------------------------------------------
     def apply(self, changes: Iterable[Change], position: int) -> None:
@@ -229,7 +234,7 @@ class Overlay:
     def _run_params(self, run_id: str) -> dict[str, Any]:
         params = self._params.get(run_id)
         if params is None:
-            row = self._conn.execute("SELECT params FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = self._one("SELECT params FROM runs WHERE id = ?", (run_id,))
             params = {} if row is None else decode_params(row[0])
             self._params[run_id] = params
         return params

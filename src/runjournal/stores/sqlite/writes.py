@@ -220,9 +220,10 @@ def refold(conn: sqlite3.Connection, codec: EventCodec, where: str) -> None:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     for statement in statements(PROJECTIONS):
         conn.execute(statement)
-    overlay = Overlay(conn)
+    overlay = Overlay(conn, empty=True)
     rows = conn.execute("SELECT position, version, body FROM journal ORDER BY position")
     decode = codec.decode
+    apply = overlay.apply
     while chunk := rows.fetchmany(10_000):
         for position, version, body in chunk:
             try:
@@ -231,7 +232,7 @@ def refold(conn: sqlite3.Connection, codec: EventCodec, where: str) -> None:
                 raise StoreError(
                     f"{where}: journal entry {position} no longer applies: {exc}"
                 ) from exc
-            overlay.apply(changes, position)
+            apply(changes, position)
     overlay.write()
 
 
