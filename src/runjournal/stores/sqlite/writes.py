@@ -161,16 +161,19 @@ def append(
     for content in contents:
         store_content(conn, content)
     seen = _journaled(conn, entries)
-    overlay = Overlay(conn)
     # Positions are ours to assign: BEGIN IMMEDIATE holds the write lock, and the
     # journal only ever grows, so the next position is max + 1.
     position = conn.execute("SELECT coalesce(max(position), 0) FROM journal").fetchone()[0]
+    # The projections are the fold of the journal: an empty journal has nothing to look up.
+    overlay = Overlay(conn, empty=position == 0)
+    apply = overlay.apply
     rows: list[tuple[int, str, int, float, int, bytes]] = []
     duplicates = 0
     rejected: list[tuple[int, str]] = []
     encode = codec.encode
     for index, entry in enumerate(entries):
-        if (entry.source, entry.seq) in seen:
+        identity = (entry.source, entry.seq)
+        if identity in seen:
             duplicates += 1
             continue
         try:
@@ -179,16 +182,17 @@ def append(
             rejected.append((index, str(exc)))
             continue
         position += 1
-        overlay.apply(changes, position)
-        seen.add((entry.source, entry.seq))
+        apply(changes, position)
+        seen.add(identity)
+        body = entry.body
         rows.append(
             (
                 position,
-                entry.source,
-                entry.seq,
+                identity[0],
+                identity[1],
                 entry.recorded_at,
                 EVENT_VERSION,
-                encode(entry.event) if entry.body is None else entry.body,
+                encode(entry.event) if body is None else body,
             )
         )
     conn.executemany(
