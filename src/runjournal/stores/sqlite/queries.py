@@ -425,12 +425,15 @@ class SqliteQueries:
         rows = await self._read_journal(after, limit)
         return [RawEntry(p, s, q, t, v, b) for p, s, q, t, v, b in rows]
 
-    async def _read_journal(self, after: int, limit: int | None) -> list[Any]:
-        return await self._connections.read(
-            "SELECT position, source, seq, recorded_at, version, body FROM journal "
-            "WHERE position > ? ORDER BY position LIMIT ?",
-            (after, -1 if limit is None else limit),
+    def read_journal_raw_blocking(self, after: int = 0, limit: int | None = None) -> list[RawEntry]:
+        """:meth:`read_journal_raw` on the calling thread (an export reads every page on one)."""
+        rows = self._connections.read_blocking(
+            _JOURNAL_PAGE, (after, -1 if limit is None else limit)
         )
+        return [RawEntry(p, s, q, t, v, b) for p, s, q, t, v, b in rows]
+
+    async def _read_journal(self, after: int, limit: int | None) -> list[Any]:
+        return await self._connections.read(_JOURNAL_PAGE, (after, -1 if limit is None else limit))
 
     async def head(self) -> int:
         """The position of the newest entry (0 for an empty journal)."""
@@ -438,6 +441,10 @@ class SqliteQueries:
         return int(row[0])
 
 
+_JOURNAL_PAGE = (
+    "SELECT position, source, seq, recorded_at, version, body FROM journal "
+    "WHERE position > ? ORDER BY position LIMIT ?"
+)
 _AGGREGATE_COLUMNS = (
     "first_step, last_step, min_value, max_value, first_value, last_value, count, nonfinite"
 )
