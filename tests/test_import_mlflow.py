@@ -39,8 +39,10 @@ def _mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def _fill(uri: str, folder: Path) -> Any:
     """Two experiments: finished, failed, killed, running, deleted and scheduled runs."""
     client = mlflow_tracking.MlflowClient(tracking_uri=uri)
-    sweep = client.create_experiment("sweep")
-    other = client.create_experiment("other")
+    # An SQLite store puts artifacts under ./mlruns of the working directory unless told.
+    where = (folder / "artifacts").as_uri()
+    sweep = client.create_experiment("sweep", artifact_location=f"{where}/sweep")
+    other = client.create_experiment("other", artifact_location=f"{where}/other")
     base = 1_796_053_791_896
     artifact = folder / "model.txt"
     artifact.write_bytes(b"weights \x00\xff")
