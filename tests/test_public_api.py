@@ -119,6 +119,7 @@ LAYER = {
     "journal": 6,
     "cli": 7,
     "ui": 7,
+    "mlflow": 7,  # runjournal server's MLflow REST API and artifact proxy, over the tracker
     "integrations": 8,  # framework adapters over the faces
 }
 PURE = {"model", "errors", "ids", "filtering", "filter", "rollups", "events", "projection"}

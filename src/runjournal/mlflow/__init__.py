@@ -1,0 +1,1 @@
+"""MLflow compatibility: ``runjournal server`` speaks MLflow's tracking REST protocol."""
