@@ -138,6 +138,17 @@ class SyncTrackerMethods(SyncFace):
         """PENDING to RUNNING; raises :class:`InvalidStateError` otherwise."""
         return self._call("start_run", self._tracker.start_run, run_id)
 
+    def resume_run(self, run_id: str) -> None:
+        """An ended run (SUCCESS, FAILED or CANCELLED) becomes RUNNING again.
+
+        For a run picked up after a preemption or a crash, or reopened to log
+        more. Its ``end_time`` is cleared and its ``start_time`` kept (that of its
+        first start); the next :meth:`complete_run` sets a new end time and
+        status. The journal keeps every earlier completion. A PENDING or RUNNING
+        run raises :class:`InvalidStateError`.
+        """
+        return self._call("resume_run", self._tracker.resume_run, run_id)
+
     def complete_run(self, run_id: str, status: RunStatus | str) -> None:
         """End a run: RUNNING to SUCCESS, FAILED or CANCELLED (PENDING to CANCELLED).
 

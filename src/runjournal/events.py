@@ -37,6 +37,7 @@ __all__ = [
     "RunCreated",
     "RunDeleted",
     "RunHeartbeat",
+    "RunResumed",
     "RunStarted",
     "SpanIdSet",
     "TagSet",
@@ -94,6 +95,18 @@ class RunCompleted(msgspec.Struct, frozen=True, tag="run.completed"):
 
     run_id: str
     status: RunStatus
+    at: float
+
+
+class RunResumed(msgspec.Struct, frozen=True, tag="run.resumed"):
+    """An ended run (SUCCESS, FAILED or CANCELLED) is RUNNING again; its end time is cleared.
+
+    Its start time stays that of its first start; the journal keeps every earlier
+    completion, so the status history is the run's ``run.completed`` and
+    ``run.resumed`` entries in order.
+    """
+
+    run_id: str
     at: float
 
 
@@ -190,6 +203,7 @@ Event: TypeAlias = (
     | RunCreated
     | RunStarted
     | RunCompleted
+    | RunResumed
     | RunDeleted
     | RunHeartbeat
     | ParamsLogged

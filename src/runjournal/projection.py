@@ -35,6 +35,7 @@ from runjournal.events import (
     RunCreated,
     RunDeleted,
     RunHeartbeat,
+    RunResumed,
     RunStarted,
     SpanIdSet,
     TagSet,
@@ -68,6 +69,7 @@ __all__ = [
     "SetSpanId",
     "State",
     "View",
+    "check_resume",
     "check_transition",
     "evolve",
 ]
@@ -195,6 +197,20 @@ def check_transition(run_id: str, current: RunStatus, new: RunStatus) -> None:
         )
 
 
+def check_resume(run_id: str, current: RunStatus) -> None:
+    """Raise :class:`InvalidStateError` unless a run in ``current`` can be resumed.
+
+    Only a run that ended (SUCCESS, FAILED or CANCELLED) is resumed; a PENDING
+    run is started with ``start_run``, and a RUNNING one is already running.
+    """
+    if not current.is_terminal:
+        raise InvalidStateError(
+            f"run {run_id!r} is {current.value}; cannot resume it: only a run that ended "
+            "(SUCCESS, FAILED or CANCELLED) can be resumed"
+            + (" (start a PENDING run with start_run)" if current is RunStatus.PENDING else "")
+        )
+
+
 def _live_run(view: View, run_id: str) -> RunRow:
     row = view.run(run_id)
     if row is None:
@@ -276,6 +292,16 @@ def evolve(view: View, event: Event) -> list[Change]:
                 row, status=status, end_time=at, last_activity=_later(row, at)
             )
             return [PutRun(ended)]
+        case RunResumed(run_id=run_id, at=at):
+            row = _live_run(view, run_id)
+            try:
+                check_resume(run_id, row.status)
+            except InvalidStateError as exc:
+                raise Rejected(str(exc)) from None
+            resumed = msgspec.structs.replace(
+                row, status=RunStatus.RUNNING, end_time=None, last_activity=_later(row, at)
+            )
+            return [PutRun(resumed)]
         case TagSet(run_id=run_id, key=key, value=value, at=at):
             row = _live_run(view, run_id)
             tagged = msgspec.structs.replace(

@@ -38,6 +38,7 @@ from runjournal.events import (
     RunCreated,
     RunDeleted,
     RunHeartbeat,
+    RunResumed,
     RunStarted,
     SpanIdSet,
     TagSet,
@@ -60,7 +61,7 @@ from runjournal.model import (
     check_timestamp,
     check_value,
 )
-from runjournal.projection import check_transition
+from runjournal.projection import check_resume, check_transition
 from runjournal.run import RunHandle
 from runjournal.stores.base import Content, Store
 from runjournal.stores.memory import InMemoryStorage
@@ -431,6 +432,19 @@ class Tracker:
         current = await self.get_run_status(run_id)
         check_transition(run_id, current, RunStatus.RUNNING)
         await self._put(RunStarted(run_id, _time()))
+
+    async def resume_run(self, run_id: str) -> None:
+        """An ended run (SUCCESS, FAILED or CANCELLED) becomes RUNNING again.
+
+        For a run picked up after a preemption or a crash, or reopened to log
+        more. Its ``end_time`` is cleared and its ``start_time`` kept (that of its
+        first start); the next :meth:`complete_run` sets a new end time and
+        status. The journal keeps every earlier completion. A PENDING or RUNNING
+        run raises :class:`InvalidStateError`.
+        """
+        current = await self.get_run_status(run_id)
+        check_resume(run_id, current)
+        await self._put(RunResumed(run_id, _time()))
 
     async def complete_run(self, run_id: str, status: RunStatus | str) -> None:
         """End a run: RUNNING to SUCCESS, FAILED or CANCELLED (PENDING to CANCELLED).

@@ -41,7 +41,7 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-DEFAULT_ACTIONS = {"runs": ("list", "end"), "artifacts": ("list", "get")}
+DEFAULT_ACTIONS = {"runs": ("list", "end", "resume"), "artifacts": ("list", "get")}
 """Commands whose first word may be an action; without one, the first action is meant."""
 
 
@@ -272,6 +272,16 @@ def _add_run_commands(commands: _Commands) -> None:
         choices=["FAILED", "CANCELLED", "SUCCESS"],
         help="the final status (default: FAILED)",
     )
+
+    resume = commands.add(
+        "resume",
+        handlers.resume_run,
+        "Make an ended run (SUCCESS, FAILED or CANCELLED) RUNNING again, to log more into it; "
+        "its end time is cleared, its start time kept.",
+        _example("runs resume 01J9ZK3Q"),
+        subparsers=actions,
+    )
+    resume.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
 
     show = commands.add(
         "show",

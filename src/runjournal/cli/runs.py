@@ -1,4 +1,5 @@
-"""The commands about runs: ``show``, ``metrics``, ``compare``, ``delete`` and ``runs end``.
+"""The commands about runs: ``show``, ``metrics``, ``compare``, ``delete``, ``runs end`` and
+``runs resume``.
 
 (``runs`` itself, the listing, is :mod:`runjournal.cli.listing`.) A run is given
 by its id or a unique prefix of it (:mod:`runjournal.cli.resolve`).
@@ -52,6 +53,7 @@ __all__ = [
     "end_run",
     "format_status",
     "metrics",
+    "resume_run",
     "runs_table",
     "show",
     "status_matches",
@@ -176,6 +178,20 @@ async def end_run(args: argparse.Namespace, out: Output) -> int:
         out.json(ended)
     else:
         out.note(f"run {run.id} ended: {run.status.value} -> {ended.status.value}")
+    return 0
+
+
+async def resume_run(args: argparse.Namespace, out: Output) -> int:
+    """``runjournal runs resume RUN_ID``: an ended run is RUNNING again."""
+    async with open_tracker(args.db, read_only=False) as tracker:
+        run = await resolve_run(tracker, args.run_id)
+        await tracker.resume_run(run.id)
+        await tracker.flush()
+        resumed = await tracker.get_run(run.id)
+    if args.format == "json":
+        out.json(resumed)
+    else:
+        out.note(f"run {run.id} resumed: {run.status.value} -> {resumed.status.value}")
     return 0
 
 
