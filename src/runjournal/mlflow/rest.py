@@ -391,12 +391,7 @@ class MlflowApi:
             if run.status is RunStatus.PENDING:
                 await self.tracker.start_run(run.id)
                 return
-            resume = getattr(self.tracker, "resume_run", None)
-            if resume is None:
-                raise MlflowError(
-                    400, "INVALID_STATE", f"run {run.id} has ended; this build cannot resume runs"
-                )
-            await resume(run.id)
+            await self.tracker.resume_run(run.id)
             return
         final = _ENDED.get(status) if type(status) is str else None
         if final is None:
