@@ -33,11 +33,16 @@ class Server:
     db: Path
     process: subprocess.Popen[str]
 
-    def stop(self) -> int:
-        """SIGTERM, as a service manager stops it; returns the exit code."""
+    def stop(self, how: signal.Signals = signal.SIGTERM) -> int:
+        """SIGTERM, as a service manager stops it (or ``how``); returns the exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+            self.process.send_signal(how)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            for stream in (self.process.stdout, self.process.stderr):
+                if stream is not None:
+                    stream.close()
 
 
 def start_server(db: Path, *args: str) -> Server:
@@ -64,11 +69,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     try:
         yield running
     finally:
-        code = running.stop()
-        for stream in (running.process.stdout, running.process.stderr):
-            if stream is not None:
-                stream.close()
-        assert code == 0
+        assert running.stop() == 0
 
 
 @pytest.fixture

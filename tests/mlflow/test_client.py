@@ -75,12 +75,20 @@ def test_a_fluent_run_logs_everything_and_reads_back_what_it_sent(
 
 def test_a_run_left_by_an_exception_is_failed(tracking: Server) -> None:
     mlflow.set_experiment("failing")
-    with pytest.raises(RuntimeError, match="diverged"), mlflow.start_run() as run:
-        mlflow.log_metric("loss", 1.0, step=0)
-        raise RuntimeError("diverged")
-    got = mlflow.MlflowClient().get_run(run.info.run_id)
+
+    def train() -> None:
+        with mlflow.start_run() as run:
+            started.append(run.info.run_id)
+            mlflow.log_metric("loss", 1.0, step=0)
+            raise RuntimeError("diverged")
+
+    started: list[str] = []
+    with pytest.raises(RuntimeError, match="diverged"):
+        train()
+    (run_id,) = started
+    got = mlflow.MlflowClient().get_run(run_id)
     assert got.info.status == "FAILED"
-    assert_agree(tracking, run.info.run_id)
+    assert_agree(tracking, run_id)
 
 
 def test_an_ended_run_resumes_and_keeps_its_history(tracking: Server) -> None:
@@ -115,7 +123,9 @@ def test_client_runs_and_experiments_search_and_history(tracking: Server) -> Non
     client = mlflow.MlflowClient()
     first = client.create_experiment("searched", tags={"owner": "me"})
     assert client.get_experiment(first).tags == {"owner": "me"}
-    assert client.get_experiment_by_name("searched").experiment_id == first
+    by_name = client.get_experiment_by_name("searched")
+    assert by_name is not None
+    assert by_name.experiment_id == first
     with pytest.raises(MlflowException, match="RESOURCE_ALREADY_EXISTS"):
         client.create_experiment("searched")
     run_ids = []

@@ -52,9 +52,7 @@ def test_lightning_mlflow_logger_two_epochs_with_its_checkpoint(
     assert run.data.tags["framework"] == "lightning"
     assert run.data.params["lr"] == "0.05"
     assert run.data.params["fail_at_epoch"] == "None"
-    assert [m.step for m in client.get_metric_history(run_id, "train_loss_step")] == list(
-        range(8)
-    )
+    assert [m.step for m in client.get_metric_history(run_id, "train_loss_step")] == list(range(8))
     assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [3, 7]
     names = {f.path for f in client.list_artifacts(run_id, "epoch=1-step=8")}
     assert "epoch=1-step=8/epoch=1-step=8.ckpt" in names
@@ -88,9 +86,7 @@ def test_transformers_trainer_reports_to_mlflow(
     assert run.data.params["learning_rate"] == "0.001"
     assert run.data.params["num_hidden_layers"] == "2"
     # 16 examples in batches of 4 for 2 epochs: 8 steps, a loss logged at each.
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(
-        range(1, 9)
-    )
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(1, 9))
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval_loss")] == [4, 8]
     assert "train_runtime" in run.data.metrics
     assert_agree(tracking, run.info.run_id)
