@@ -36,3 +36,35 @@ def test_runs_resume_refuses_a_running_run_in_one_line(scratch: Demo) -> None:
     assert json_of("--db", scratch.db, "show", running)["run"]["status"] == "RUNNING"
     assert_error(rj("--db", scratch.db, "runs", "resume", running), "only a run that ended")
     assert_error(rj("--db", scratch.db, "runs", "resume", "NOPE"), "run not found")
+
+
+# -- runs hide / restore / list --hidden / --all --------------------------------------------------
+def test_runs_hide_takes_a_run_out_of_the_list_and_restore_brings_it_back(scratch: Demo) -> None:
+    first, second, third = scratch.run_ids
+
+    def listed(*options: str) -> list[str]:
+        return [r["id"] for r in json_of("--db", scratch.db, "runs", *options)]
+
+    hidden = json_of("--db", scratch.db, "runs", "hide", second[:20])
+    assert hidden["hidden"] is True and hidden["id"] == second
+    assert listed() == [first, third]
+    assert listed("--hidden") == [second]
+    assert listed("--all") == [first, second, third]
+    assert [r["hidden"] for r in json_of("--db", scratch.db, "runs", "--all")] == [
+        False,
+        True,
+        False,
+    ]
+    table = rj("--db", scratch.db, "runs", "--all", "--columns", "learning_rate").stdout
+    assert "(hidden)" in table
+    assert json_of("--db", scratch.db, "show", second)["run"]["hidden"] is True
+    again = rj("--db", scratch.db, "runs", "hide", second)
+    assert again.returncode == 0 and "already hidden" in again.stderr
+    restored = rj("--db", scratch.db, "runs", "restore", second[:20])
+    assert restored.returncode == 0 and "restored" in restored.stderr
+    assert listed() == [first, second, third]
+
+
+def test_runs_list_refuses_hidden_and_all_together(scratch: Demo) -> None:
+    assert_error(rj("--db", scratch.db, "runs", "--hidden", "--all"), "not allowed", code=2)
+    assert_error(rj("--db", scratch.db, "runs", "hide", "NOPE"), "run not found")

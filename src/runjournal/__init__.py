@@ -31,6 +31,7 @@ from runjournal.model import (
     ParamFilter,
     Run,
     RunStatus,
+    RunView,
 )
 from runjournal.run import RunHandle
 from runjournal.sync import SyncRun, SyncTracker
@@ -58,6 +59,7 @@ __all__ = [
     "RunJournalError",
     "RunNotFound",
     "RunStatus",
+    "RunView",
     "StoreError",
     "StoreFull",
     "StoreLocked",

@@ -37,6 +37,8 @@ __all__ = [
     "RunCreated",
     "RunDeleted",
     "RunHeartbeat",
+    "RunHidden",
+    "RunRestored",
     "RunResumed",
     "RunStarted",
     "SpanIdSet",
@@ -124,6 +126,24 @@ class RunDeleted(msgspec.Struct, frozen=True, tag="run.deleted"):
     at: float
 
 
+class RunHidden(msgspec.Struct, frozen=True, tag="run.hidden"):
+    """Soft delete: the run leaves the listings (unless asked for) and keeps everything.
+
+    MLflow's ``runs/delete``. Unlike ``run.deleted`` (a tombstone) it can be
+    undone, by ``run.restored``. Hiding a hidden run changes nothing.
+    """
+
+    run_id: str
+    at: float
+
+
+class RunRestored(msgspec.Struct, frozen=True, tag="run.restored"):
+    """A hidden run is back in the listings (MLflow's ``runs/restore``)."""
+
+    run_id: str
+    at: float
+
+
 class ParamsLogged(msgspec.Struct, frozen=True, tag="params.logged"):
     """One or more parameters set on a run (last write wins per key)."""
 
@@ -204,6 +224,8 @@ Event: TypeAlias = (
     | RunStarted
     | RunCompleted
     | RunResumed
+    | RunHidden
+    | RunRestored
     | RunDeleted
     | RunHeartbeat
     | ParamsLogged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 
+from runjournal import Tracker
+from runjournal.model import FilterOp, ParamFilter
 from tests.mlflow.conftest import Server, assert_agree
 
 
@@ -172,3 +175,75 @@ def test_start_run_without_an_experiment_uses_default(tracking: Server) -> None:
     text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/d.json")
     assert json.loads(text) == {"k": "v"}
     assert_agree(tracking, run.info.run_id)
+
+
+def test_search_runs_with_filters_order_by_and_deleted_runs(tracking: Server) -> None:
+    mlflow.set_experiment("filtered")
+    made: dict[str, str] = {}
+    for name, lr, loss, team in [
+        ("a", 0.001, 0.9, "vision"),
+        ("b", 0.01, 0.5, "vision"),
+        ("c", 0.1, 0.7, "nlp"),
+    ]:
+        with mlflow.start_run(run_name=name) as run:
+            mlflow.log_param("lr", lr)
+            mlflow.log_metric("loss", loss, step=1)
+            mlflow.set_tag("team", team)
+        made[name] = run.info.run_id
+
+    def names(filter_string: str = "", order_by: list[str] | None = None) -> list[str]:
+        runs = mlflow.search_runs(
+            experiment_names=["filtered"],
+            filter_string=filter_string,
+            order_by=order_by,
+            output_format="list",
+        )
+        return [r.info.run_name for r in runs]
+
+    assert names() == ["c", "b", "a"]  # newest first
+    assert names("params.lr = '0.01'") == ["b"]
+    assert names("metrics.loss < 0.8 and tags.team = 'vision'") == ["b"]
+    assert names("tags.`mlflow.runName` LIKE '%'", ["metrics.loss ASC"]) == ["b", "c", "a"]
+    assert names("attributes.status = 'FINISHED'", ["params.lr DESC"]) == ["c", "b", "a"]
+    assert names(f"attributes.run_id IN ('{made['a']}', '{made['c']}')") == ["c", "a"]
+    with pytest.raises(MlflowException, match="INVALID_PARAMETER_VALUE"):
+        names("metrics.loss LIKE '1'")
+
+    client = mlflow.MlflowClient()
+    client.delete_run(made["b"])
+    assert names() == ["c", "a"]
+    assert client.get_run(made["b"]).info.lifecycle_stage == "deleted"
+    deleted = mlflow.search_runs(
+        experiment_names=["filtered"], run_view_type=2, output_format="list"
+    )
+    assert [r.info.run_name for r in deleted] == ["b"]
+    client.restore_run(made["b"])
+    assert names() == ["c", "b", "a"]
+    for run_id in made.values():
+        assert_agree(tracking, run_id)
+
+
+def test_numeric_params_sent_as_strings_filter_as_numbers_in_runjournal(tracking: Server) -> None:
+    """The choice of ``runjournal.mlflow.mapping``: "0.001" is kept as 0.001 (it prints back the
+    same), so runjournal's own ``lr < 1e-2`` finds it; "1e-3" stays a string."""
+    mlflow.set_experiment("typed-params")
+    with mlflow.start_run() as small:
+        mlflow.log_params({"lr": 0.001, "note": "1e-3"})
+    with mlflow.start_run() as large:
+        mlflow.log_params({"lr": 0.1, "note": "x"})
+
+    async def below() -> tuple[list[str], dict[str, object]]:
+        async with Tracker.open(tracking.db, read_only=True) as tracker:
+            experiment = await tracker.find_experiment("typed-params")
+            assert experiment is not None
+            found = await tracker.filter_runs(experiment.id, [ParamFilter("lr", FilterOp.LT, 1e-2)])
+            return [r.id for r in found], await tracker.get_params(small.info.run_id)
+
+    ids, params = asyncio.run(below())
+    assert ids == [small.info.run_id]
+    assert params == {"lr": 0.001, "note": "1e-3"}
+    assert mlflow.MlflowClient().get_run(small.info.run_id).data.params == {
+        "lr": "0.001",
+        "note": "1e-3",
+    }
+    assert large.info.run_id not in ids

@@ -58,7 +58,7 @@ async def server(args: argparse.Namespace, out: Output) -> int:
     """Serve the dashboard and the MLflow API until Ctrl-C or SIGTERM."""
     del out
     try:
-        from runjournal.mlflow.app import create_server_app
+        from runjournal.server.app import create_server_app
         from runjournal.ui.security import is_loopback
         from runjournal.ui.server import bind, serve
     except ImportError:

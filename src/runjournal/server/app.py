@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from runjournal.mlflow.artifacts import ARTIFACTS_PREFIX, ArtifactProxy
-from runjournal.mlflow.rest import API_PREFIXES, MlflowApi, send_json
+from runjournal.server.artifacts import ARTIFACTS_PREFIX, ArtifactProxy
+from runjournal.server.rest import API_PREFIXES, MlflowApi, send_json
 from runjournal.tracker import Tracker
 from runjournal.ui.app import UiApp, create_app
 from runjournal.ui.security import Guard

@@ -25,8 +25,8 @@ from urllib.parse import parse_qs
 import anyio
 
 from runjournal.errors import RunNotFound
-from runjournal.mlflow.rest import MlflowError, send_json
 from runjournal.model import ArtifactRef, Run
+from runjournal.server.rest import MlflowError, send_json
 from runjournal.tracker import Tracker
 
 __all__ = ["ARTIFACTS_PREFIX", "ArtifactProxy"]

@@ -40,7 +40,24 @@ from runjournal.errors import (
     RejectedWrites,
     RunNotFound,
 )
-from runjournal.model import Experiment, Run, RunStatus
+from runjournal.mlflow.mapping import (
+    lifecycle_stage,
+    ms_to_seconds,
+    param_from_mlflow,
+    param_to_mlflow,
+    search_run,
+    seconds_to_ms,
+    status_from_mlflow,
+    status_to_mlflow,
+)
+from runjournal.mlflow.search import (
+    SearchError,
+    decode_page_token,
+    encode_page_token,
+    filter_runs,
+    sort_runs,
+)
+from runjournal.model import Experiment, Run, RunStatus, RunView
 from runjournal.tracker import Tracker
 
 __all__ = [
@@ -64,18 +81,7 @@ MAX_BODY = 16 * 1024 * 1024
 RUN_NAME_TAG = "mlflow.runName"
 _USER_TAG = "mlflow.user"
 
-_TO_MLFLOW = {
-    RunStatus.PENDING: "SCHEDULED",
-    RunStatus.RUNNING: "RUNNING",
-    RunStatus.SUCCESS: "FINISHED",
-    RunStatus.FAILED: "FAILED",
-    RunStatus.CANCELLED: "KILLED",
-}
-_ENDED = {
-    "FINISHED": RunStatus.SUCCESS,
-    "FAILED": RunStatus.FAILED,
-    "KILLED": RunStatus.CANCELLED,
-}
+_VIEWS = {"ACTIVE_ONLY": RunView.ACTIVE, "DELETED_ONLY": RunView.HIDDEN, "ALL": RunView.ALL}
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -124,22 +130,13 @@ def artifact_uri(experiment_id: str, run_id: str) -> str:
 
 
 def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * 1000)
+    return None if seconds is None else seconds_to_ms(seconds)
 
 
 def _float_out(value: float) -> float | str:
     if math.isfinite(value):
         return value
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-
-
-def param_text(value: Any) -> str:
-    """A param as MLflow shows it: the string itself, or what the client's ``str(v)`` gives."""
-    if type(value) is str:
-        return value
-    if isinstance(value, list | dict):
-        return msgspec.json.encode(value).decode()
-    return str(value)
 
 
 def _field(request: Mapping[str, Any], name: str, *, required: bool = True) -> Any:
@@ -219,6 +216,8 @@ class MlflowApi:
             ("GET", "runs/get"): self.get_run,
             ("POST", "runs/update"): self.update_run,
             ("POST", "runs/search"): self.search_runs,
+            ("POST", "runs/delete"): self.delete_run,
+            ("POST", "runs/restore"): self.restore_run,
             ("POST", "runs/log-parameter"): self.log_parameter,
             ("POST", "runs/log-metric"): self.log_metric,
             ("POST", "runs/set-tag"): self.set_tag,
@@ -385,7 +384,7 @@ class MlflowApi:
         return {"run_info": _info(await self.tracker.get_run(run.id))}
 
     async def _move(self, run: Run, status: Any) -> None:
-        if status == _TO_MLFLOW[run.status]:
+        if status == status_to_mlflow(run.status):
             return
         if status == "RUNNING":
             if run.status is RunStatus.PENDING:
@@ -393,33 +392,63 @@ class MlflowApi:
                 return
             await self.tracker.resume_run(run.id)
             return
-        final = _ENDED.get(status) if type(status) is str else None
-        if final is None:
-            raise _invalid(f"status must be RUNNING, FINISHED, FAILED or KILLED, got {status!r}")
+        final = status_from_mlflow(status)
+        if final is RunStatus.PENDING:
+            raise _invalid(f"run {run.id} has started: it cannot be SCHEDULED again")
         if run.status is RunStatus.PENDING and final is not RunStatus.CANCELLED:
             await self.tracker.start_run(run.id)
         await self.tracker.complete_run(run.id, final)
 
     async def search_runs(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``runs/search`` in the given experiments: newest first (start time, then id), paged."""
-        if request.get("filter"):
-            raise _invalid(
-                f"run filters are not supported yet by this server: {request['filter']!r}"
-            )
-        if request.get("order_by"):
-            raise _invalid(f"order_by is not supported yet by this server: {request['order_by']!r}")
+        """``runs/search``: MLflow's filter grammar and ``order_by`` (``runjournal.mlflow.search``),
+        newest first by default, paged; ``run_view_type`` picks active, deleted (hidden) or all."""
         ids = request.get("experiment_ids") or []
         if not isinstance(ids, list):
-            raise _invalid("'experiment_ids' must be a list of strings")
+            ids = [ids]  # a GET's single value
+        view = _VIEWS.get(request.get("run_view_type") or "ACTIVE_ONLY")
+        if view is None:
+            raise _invalid(
+                f"run_view_type must be ACTIVE_ONLY, DELETED_ONLY or ALL: {request['run_view_type']!r}"
+            )
+        order_by = request.get("order_by") or []
+        if not isinstance(order_by, list):
+            order_by = [order_by]
         runs: list[Run] = []
         for given in ids:
-            runs.extend(await self.tracker.list_runs(await self.experiment_id(given)))
-        runs.sort(key=lambda r: (-(r.start_time or r.created_at), r.id))
-        page, token = _page(runs, request)
-        answer: dict[str, Any] = {"runs": [await self._run_json(r) for r in page]}
+            runs.extend(await self.tracker.list_runs(await self.experiment_id(given), view=view))
+        summaries = await self.tracker.metric_summaries([r.id for r in runs])
+        by_id = {r.id: r for r in runs}
+        views = [
+            search_run(
+                run,
+                {k: b.last for k, b in summaries.get(run.id, {}).items()},
+                artifact_uri=artifact_uri(run.experiment_id, run.id),
+            )
+            for run in runs
+        ]
+        try:
+            ordered = sort_runs(filter_runs(views, request.get("filter") or None), order_by)
+        except SearchError as exc:
+            raise _invalid(str(exc)) from None
+        page, token = _page(ordered, request)
+        answer: dict[str, Any] = {"runs": [await self._run_json(by_id[r.run_id]) for r in page]}
         if token is not None:
             answer["next_page_token"] = token
         return answer
+
+    async def delete_run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``runs/delete``: MLflow's soft delete, runjournal's hide (``restore`` undoes it)."""
+        run = await self._run(request)
+        await self.tracker.hide_run(run.id)
+        await self._committed()
+        return {}
+
+    async def restore_run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``runs/restore``: show a deleted (hidden) run again."""
+        run = await self._run(request)
+        await self.tracker.restore_run(run.id)
+        await self._committed()
+        return {}
 
     async def _run_json(self, run: Run) -> dict[str, Any]:
         latest = await self._latest_metrics(run.id)
@@ -427,7 +456,7 @@ class MlflowApi:
             "info": _info(run),
             "data": {
                 "metrics": latest,
-                "params": [{"key": k, "value": param_text(v)} for k, v in run.params.items()],
+                "params": [{"key": k, "value": param_to_mlflow(v)} for k, v in run.params.items()],
                 "tags": [{"key": k, "value": v} for k, v in run.tags.items()],
             },
         }
@@ -467,9 +496,9 @@ class MlflowApi:
         async with self._param_lock:
             logged = await self.tracker.get_params(run_id)
             changed = {
-                k: (param_text(logged[k]), v)
+                k: (param_to_mlflow(logged[k]), v)
                 for k, v in params.items()
-                if k in logged and param_text(logged[k]) != v
+                if k in logged and param_to_mlflow(logged[k]) != v
             }
             if changed:
                 key, (old, new) = next(iter(changed.items()))
@@ -478,7 +507,7 @@ class MlflowApi:
                     f"logged with value='{old}' for run ID='{run_id}'. "
                     f"Attempted logging new value '{new}'."
                 )
-            fresh = {k: v for k, v in params.items() if k not in logged}
+            fresh = {k: param_from_mlflow(v) for k, v in params.items() if k not in logged}
             if fresh:
                 await self.tracker.log_params(run_id, fresh)
                 # Read-your-writes for the next request's check happens in get_params.
@@ -567,7 +596,7 @@ def _points(items: list[Any]) -> list[tuple[str, int, float, float]]:
         if step < 0:
             raise _invalid(f"metric {key!r}: runjournal takes steps >= 0, got {step}")
         stamp = _int(_field(item, "timestamp"), "timestamp")
-        points.append((key, step, value, stamp / 1000))
+        points.append((key, step, value, ms_to_seconds(stamp)))
     return points
 
 
@@ -578,9 +607,9 @@ def _info(run: Run) -> dict[str, Any]:
         "run_name": run.tags.get(RUN_NAME_TAG, run.name or ""),
         "experiment_id": run.experiment_id,
         "user_id": run.tags.get(_USER_TAG, ""),
-        "status": _TO_MLFLOW[run.status],
+        "status": status_to_mlflow(run.status),
         "artifact_uri": artifact_uri(run.experiment_id, run.id),
-        "lifecycle_stage": "active",
+        "lifecycle_stage": lifecycle_stage(run),
     }
     start = _ms(run.start_time if run.start_time is not None else run.created_at)
     info["start_time"] = start
@@ -604,16 +633,17 @@ def _experiment_json(experiment: Experiment) -> dict[str, Any]:
 def _page(
     items: list[T], request: Mapping[str, Any], default: int = 1000
 ) -> tuple[list[T], str | None]:
-    """One page of ``items``: ``page_token`` is the offset (as text), ``max_results`` the size."""
+    """One page of ``items`` from ``page_token`` on, of ``max_results``, and the next token."""
     size = _int(request.get("max_results") or default, "max_results")
     if size < 1:
         raise _invalid(f"max_results must be at least 1, got {size}")
-    token = request.get("page_token") or "0"
-    offset = _int(token, "page_token")
-    if offset < 0:
-        raise _invalid(f"bad page_token {token!r}")
+    token = request.get("page_token")
+    try:
+        offset = decode_page_token(token if type(token) is str else None)
+    except SearchError as exc:
+        raise _invalid(str(exc)) from None
     end = offset + size
-    return items[offset:end], (str(end) if end < len(items) else None)
+    return items[offset:end], (encode_page_token(end) if end < len(items) else None)
 
 
 def _query(scope: Any) -> dict[str, Any]:
