@@ -29,7 +29,7 @@ from runjournal.model import ArtifactRef, Run
 from runjournal.server.rest import MlflowError, send_json
 from runjournal.tracker import Tracker
 
-__all__ = ["ARTIFACTS_PREFIX", "ArtifactProxy"]
+__all__ = ["ARTIFACTS_PREFIX", "ArtifactProxy", "listing", "newest", "split_path"]
 
 ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
 _SPOOL_CHUNK = 1024 * 1024

@@ -63,6 +63,9 @@ from runjournal.tracker import Tracker
 __all__ = [
     "API_PREFIXES",
     "DEFAULT_EXPERIMENT",
+    "MAX_BODY",
+    "RUN_NAME_TAG",
+    "Handler",
     "MlflowApi",
     "MlflowError",
     "artifact_uri",
@@ -79,6 +82,7 @@ MAX_BODY = 16 * 1024 * 1024
 """The largest JSON body taken (MLflow's own limit for a batch is 1 MB)."""
 
 RUN_NAME_TAG = "mlflow.runName"
+"""The tag that MLflow keeps in step with a run's name."""
 _USER_TAG = "mlflow.user"
 
 _VIEWS = {"ACTIVE_ONLY": RunView.ACTIVE, "DELETED_ONLY": RunView.HIDDEN, "ALL": RunView.ALL}
@@ -88,6 +92,7 @@ _decode = msgspec.json.Decoder().decode
 
 T = TypeVar("T")
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+"""An endpoint: the request's message in, the answer's JSON object out."""
 
 
 class MlflowError(Exception):
