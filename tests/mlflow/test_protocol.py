@@ -194,3 +194,13 @@ def test_a_200_means_committed_even_if_the_server_is_killed_right_after(tmp_path
             return [p.value for p in points], await tracker.get_params(run_id)
 
     assert asyncio.run(read()) == ([1.5], {"p": "v"})
+
+
+def test_deleting_a_tag_is_refused_with_a_reason_and_changes_nothing(server: Server) -> None:
+    _, run_id = _new_run(server)
+    assert _post(server, "runs/set-tag", {"run_id": run_id, "key": "k", "value": "v"}).json() == {}
+    refused = _post(server, "runs/delete-tag", {"run_id": run_id, "key": "k"})
+    assert refused.status_code == 400
+    assert "cannot remove a tag" in refused.json()["message"]
+    run = httpx.get(f"{server.url}{API}/runs/get", params={"run_id": run_id}).json()["run"]
+    assert {"key": "k", "value": "v"} in run["data"]["tags"]

@@ -226,6 +226,7 @@ class MlflowApi:
             ("POST", "runs/log-parameter"): self.log_parameter,
             ("POST", "runs/log-metric"): self.log_metric,
             ("POST", "runs/set-tag"): self.set_tag,
+            ("POST", "runs/delete-tag"): self.delete_tag,
             ("POST", "runs/log-batch"): self.log_batch,
             ("POST", "runs/log-inputs"): self.log_inputs,
             ("GET", "metrics/get-history"): self.get_metric_history,
@@ -534,6 +535,15 @@ class MlflowApi:
         await self._set_tags(run_id, _pairs([request], "tag"))
         await self._committed()
         return {}
+
+    async def delete_tag(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``runs/delete-tag``: refused, since runjournal's journal has no tag removal yet."""
+        run = await self._run(request)
+        raise MlflowError(
+            400,
+            "INVALID_STATE",
+            f"run {run.id}: runjournal cannot remove a tag (set it to another value instead)",
+        )
 
     async def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
