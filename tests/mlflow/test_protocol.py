@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -204,3 +206,17 @@ def test_deleting_a_tag_is_refused_with_a_reason_and_changes_nothing(server: Ser
     assert "cannot remove a tag" in refused.json()["message"]
     run = httpx.get(f"{server.url}{API}/runs/get", params={"run_id": run_id}).json()["run"]
     assert {"key": "k", "value": "v"} in run["data"]["tags"]
+
+
+def test_binding_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "runjournal.cli", "--db", str(tmp_path / "x.db"), "server"]
+    done = subprocess.run(
+        [*command, "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "--token" in done.stderr
+    assert done.stdout == ""
