@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
+import anyio
 import msgspec
 
 from runjournal.errors import (
@@ -266,8 +267,12 @@ class MlflowApi:
         await send_json(send, 200, answer)
 
     async def _committed(self) -> None:
-        """A 200 means committed: wait for the flush that every concurrent request shares."""
-        await self.tracker.flush()
+        """A 200 means committed: wait for the flush that every concurrent request shares.
+
+        On a pooled worker thread: ``tracker.flush`` starts a thread of its own per call
+        (to survive a Ctrl-C), a cost that every request would pay here.
+        """
+        await anyio.to_thread.run_sync(self.tracker.flush_blocking)
 
     # -- experiments ---------------------------------------------------------------------------
     async def experiment_id(self, given: Any) -> str:
