@@ -444,6 +444,30 @@ def _add_journal_commands(commands: _Commands) -> None:
         _example("verify"),
     )
 
+    from runjournal.cli.import_mlflow import import_mlflow
+
+    from_mlflow = commands.add(
+        "import-mlflow",
+        import_mlflow,
+        "Bring the experiments and runs of an MLflow store into --db (created if missing): "
+        "status, times, params, tags, whole metric histories and, with --artifacts, artifacts. "
+        "Idempotent: each run remembers its MLflow run id (tag rj.mlflow.run_id), so importing "
+        "again adds only new runs. Needs the MLflow client: pip install 'runjournal[mlflow]'.",
+        _example(
+            "import-mlflow ./mlruns",
+            "--db experiments.db import-mlflow sqlite:///mlflow.db --artifacts",
+        ),
+        formats=(),
+    )
+    from_mlflow.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="an MLflow tracking URI: a ./mlruns folder, sqlite:///mlflow.db or http://host:port",
+    )
+    from_mlflow.add_argument(
+        "--artifacts", action="store_true", help="import the runs' artifacts too"
+    )
+
     from runjournal.cli.purge import purge
 
     _add_yes(
