@@ -40,6 +40,8 @@ def test_a_fluent_run_logs_everything_and_reads_back_what_it_sent(
     assert got.info.status == "FINISHED"
     assert got.info.run_name == "first"
     assert got.info.end_time >= got.info.start_time > 0
+    # The client's own times, to the millisecond.
+    assert got.info.start_time == run.info.start_time
     assert got.info.artifact_uri == f"mlflow-artifacts:/{got.info.experiment_id}/{run_id}/artifacts"
     # Params come back as exactly the strings the client sent (str(v)).
     assert got.data.params == {

@@ -364,8 +364,10 @@ class MlflowApi:
         user = request.get("user_id")
         if type(user) is str and user and _USER_TAG not in tags:
             tags[_USER_TAG] = user
-        run_id = await self.tracker.create_run(experiment.id, name=name or None, tags=tags)
-        await self.tracker.start_run(run_id)
+        started = request.get("start_time")
+        at = None if started is None else ms_to_seconds(_int(started, "start_time"))
+        run_id = await self.tracker.create_run(experiment.id, name=name or None, tags=tags, at=at)
+        await self.tracker.start_run(run_id, at=at)
         await self._committed()
         return {"run": await self._run_json(await self.tracker.get_run(run_id))}
 
@@ -385,7 +387,9 @@ class MlflowApi:
         run = await self._run(request)
         status = request.get("status")
         if status is not None:
-            await self._move(run, status)
+            ended = request.get("end_time")
+            at = None if ended is None else ms_to_seconds(_int(ended, "end_time"))
+            await self._move(run, status, at)
         new_name = request.get("run_name")
         if new_name:
             if type(new_name) is not str:
@@ -394,7 +398,7 @@ class MlflowApi:
         await self._committed()
         return {"run_info": _info(await self.tracker.get_run(run.id))}
 
-    async def _move(self, run: Run, status: Any) -> None:
+    async def _move(self, run: Run, status: Any, at: float | None) -> None:
         if status == status_to_mlflow(run.status):
             return
         if status == "RUNNING":
@@ -408,7 +412,7 @@ class MlflowApi:
             raise _invalid(f"run {run.id} has started: it cannot be SCHEDULED again")
         if run.status is RunStatus.PENDING and final is not RunStatus.CANCELLED:
             await self.tracker.start_run(run.id)
-        await self.tracker.complete_run(run.id, final)
+        await self.tracker.complete_run(run.id, final, at=at)
 
     async def search_runs(self, request: dict[str, Any]) -> dict[str, Any]:
         """``runs/search``: MLflow's filter grammar and ``order_by`` (``runjournal.mlflow.search``),
