@@ -11,6 +11,7 @@ from benchmarks import (
     case_faces,
     case_many_writers,
     case_memory,
+    case_mlflow_server,
     case_peers,
     case_read,
     case_replay,
@@ -35,6 +36,7 @@ CASES = (
     case_ui.CASE,
     case_ui_browser.CASE,
     case_artifacts.CASE,
+    case_mlflow_server.CASE,
 )
 
 if __name__ == "__main__":

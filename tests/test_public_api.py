@@ -120,6 +120,7 @@ LAYER = {
     "journal": 6,
     "cli": 7,
     "ui": 7,
+    "server": 7,  # runjournal server: MLflow's REST API and artifact proxy beside the dashboard
     "integrations": 8,  # framework adapters over the faces
 }
 PURE = {

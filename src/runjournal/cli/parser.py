@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_artifacts_command(commands)
     _add_journal_commands(commands)
     _add_ui_command(commands)
+    _add_server_command(commands)
     return parser
 
 
@@ -544,6 +545,22 @@ def _add_ui_command(commands: _Commands) -> None:
             "Serve the read-only dashboard (the `ui` extra). The first stdout line is its "
             "address; Ctrl-C or SIGTERM stops it.",
             _example("ui", "ui --port 0 --open", "ui --host 0.0.0.0 --token SECRET"),
+            formats=(),
+        )
+    )
+
+
+def _add_server_command(commands: _Commands) -> None:
+    from runjournal.cli import server
+
+    server.add_arguments(
+        commands.add(
+            "server",
+            server.server,
+            "Serve the dashboard and MLflow's tracking API, which accepts writes (the `ui` "
+            "extra): MLFLOW_TRACKING_URI=http://127.0.0.1:5000. The first stdout line is its "
+            "address; Ctrl-C or SIGTERM stops it.",
+            _example("server", "server --port 0", "server --host 0.0.0.0 --token SECRET"),
             formats=(),
         )
     )
