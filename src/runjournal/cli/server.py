@@ -13,9 +13,9 @@ MLflow client sends from ``MLFLOW_TRACKING_TOKEN``. It needs the ``ui`` extra.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import TYPE_CHECKING
 
+from runjournal.cli.ui import add_binding_arguments, serving_token
 from runjournal.tracker import Tracker
 
 if TYPE_CHECKING:
@@ -30,27 +30,8 @@ _MISSING_EXTRA = "runjournal server needs the 'ui' extra: pip install 'runjourna
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``runjournal server``."""
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="the address to bind (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_PORT,
-        help="the port (default: %(default)s, MLflow's; 0: any free one)",
-    )
-    parser.add_argument(
-        "--token",
-        default=None,
-        help=f"a secret every request must carry (default: ${TOKEN_ENV}); "
-        "required to bind an address other than loopback",
-    )
-    parser.add_argument(
-        "--allowed-hosts",
-        metavar="HOST",
-        action="append",
-        default=None,
-        help="with a token: the Host names served (repeat; default: any)",
+    add_binding_arguments(
+        parser, default_port=DEFAULT_PORT, port_note=", MLflow's", token_env=TOKEN_ENV
     )
 
 
@@ -59,16 +40,10 @@ async def server(args: argparse.Namespace, out: Output) -> int:
     del out
     try:
         from runjournal.server.app import create_server_app
-        from runjournal.ui.security import is_loopback
         from runjournal.ui.server import bind, serve
     except ImportError:
         raise ValueError(_MISSING_EXTRA) from None
-    token = args.token or os.environ.get(TOKEN_ENV) or None
-    if not token and not is_loopback(args.host):
-        raise ValueError(
-            f"binding {args.host} would let other machines read and write every experiment: "
-            f"give --token (or ${TOKEN_ENV}), or bind 127.0.0.1"
-        )
+    token = serving_token(args, token_env=TOKEN_ENV, exposes="read and write")
     sock = bind(args.host, args.port)
     try:
         async with Tracker.open(args.db) as tracker:
