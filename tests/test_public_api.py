@@ -102,6 +102,7 @@ LAYER = {
     "filtering": 1,
     "filter": 1,  # filter_syntax: the grammar both faces parse
     "rollups": 1,
+    "mlflow": 1,  # MLflow's search grammar and value mapping, pure (the server builds on them)
     "events": 1,
     "eventlog": 1,
     "projection": 2,
@@ -121,6 +122,7 @@ LAYER = {
     "journal": 6,
     "cli": 7,
     "ui": 7,
+    "server": 7,  # runjournal server: MLflow's REST API and artifact proxy beside the dashboard
     "integrations": 8,  # framework adapters over the faces
 }
 PURE = {
@@ -131,6 +133,7 @@ PURE = {
     "filtering",
     "filter",
     "rollups",
+    "mlflow",
     "events",
     "projection",
 }

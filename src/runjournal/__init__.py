@@ -23,6 +23,7 @@ from runjournal.errors import (
     StoreLocked,
     StoreReadOnly,
 )
+from runjournal.filtering import RunPage
 from runjournal.model import (
     ArtifactRef,
     Experiment,
@@ -32,6 +33,7 @@ from runjournal.model import (
     ParamFilter,
     Run,
     RunStatus,
+    RunView,
 )
 from runjournal.run import RunHandle
 from runjournal.sync import SyncRun, SyncTracker
@@ -59,7 +61,9 @@ __all__ = [
     "RunHandle",
     "RunJournalError",
     "RunNotFound",
+    "RunPage",
     "RunStatus",
+    "RunView",
     "StoreError",
     "StoreFull",
     "StoreLocked",

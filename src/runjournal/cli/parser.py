@@ -41,7 +41,10 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-DEFAULT_ACTIONS = {"runs": ("list", "end"), "artifacts": ("list", "get")}
+DEFAULT_ACTIONS = {
+    "runs": ("list", "end", "resume", "hide", "restore"),
+    "artifacts": ("list", "get"),
+}
 """Commands whose first word may be an action; without one, the first action is meant."""
 
 
@@ -104,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_artifacts_command(commands)
     _add_journal_commands(commands)
     _add_ui_command(commands)
+    _add_server_command(commands)
     return parser
 
 
@@ -248,6 +252,13 @@ def _add_run_commands(commands: _Commands) -> None:
         "(-KEY descending); runs without it come last",
     )
     listed.add_argument("--limit", metavar="N", type=_count, help="at most N runs")
+    hidden = listed.add_mutually_exclusive_group()
+    hidden.add_argument(
+        "--hidden", action="store_true", help="only the hidden runs (see 'runs hide')"
+    )
+    hidden.add_argument(
+        "--all", action="store_true", help="hidden runs too (their status says '(hidden)')"
+    )
     listed.add_argument(
         "--columns",
         metavar="K1,K2",
@@ -271,6 +282,35 @@ def _add_run_commands(commands: _Commands) -> None:
         choices=["FAILED", "CANCELLED", "SUCCESS"],
         help="the final status (default: FAILED)",
     )
+
+    resume = commands.add(
+        "resume",
+        handlers.resume_run,
+        "Make an ended run (SUCCESS, FAILED or CANCELLED) RUNNING again, to log more into it; "
+        "its end time is cleared, its start time kept.",
+        _example("runs resume 01J9ZK3Q"),
+        subparsers=actions,
+    )
+    resume.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
+
+    hide = commands.add(
+        "hide",
+        handlers.hide_run,
+        "Hide a run (a soft delete, MLflow's delete): it leaves the listings and keeps "
+        "everything; 'runs restore' brings it back. 'delete' is for good (then 'purge' erases).",
+        _example("runs hide 01J9ZK3Q", "runs list --hidden"),
+        subparsers=actions,
+    )
+    hide.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
+
+    restore = commands.add(
+        "restore",
+        handlers.restore_run,
+        "List a hidden run again.",
+        _example("runs restore 01J9ZK3Q"),
+        subparsers=actions,
+    )
+    restore.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
 
     show = commands.add(
         "show",
@@ -404,6 +444,30 @@ def _add_journal_commands(commands: _Commands) -> None:
         _example("verify"),
     )
 
+    from runjournal.cli.import_mlflow import import_mlflow
+
+    from_mlflow = commands.add(
+        "import-mlflow",
+        import_mlflow,
+        "Bring the experiments and runs of an MLflow store into --db (created if missing): "
+        "status, times, params, tags, whole metric histories and, with --artifacts, artifacts. "
+        "Idempotent: each run remembers its MLflow run id (tag rj.mlflow.run_id), so importing "
+        "again adds only new runs. Needs the MLflow client: pip install 'runjournal[mlflow]'.",
+        _example(
+            "import-mlflow ./mlruns",
+            "--db experiments.db import-mlflow sqlite:///mlflow.db --artifacts",
+        ),
+        formats=(),
+    )
+    from_mlflow.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="an MLflow tracking URI: a ./mlruns folder, sqlite:///mlflow.db or http://host:port",
+    )
+    from_mlflow.add_argument(
+        "--artifacts", action="store_true", help="import the runs' artifacts too"
+    )
+
     from runjournal.cli.purge import purge
 
     _add_yes(
@@ -481,6 +545,22 @@ def _add_ui_command(commands: _Commands) -> None:
             "Serve the read-only dashboard (the `ui` extra). The first stdout line is its "
             "address; Ctrl-C or SIGTERM stops it.",
             _example("ui", "ui --port 0 --open", "ui --host 0.0.0.0 --token SECRET"),
+            formats=(),
+        )
+    )
+
+
+def _add_server_command(commands: _Commands) -> None:
+    from runjournal.cli import server
+
+    server.add_arguments(
+        commands.add(
+            "server",
+            server.server,
+            "Serve the dashboard and MLflow's tracking API, which accepts writes (the `ui` "
+            "extra): MLFLOW_TRACKING_URI=http://127.0.0.1:5000. The first stdout line is its "
+            "address; Ctrl-C or SIGTERM stops it.",
+            _example("server", "server --port 0", "server --host 0.0.0.0 --token SECRET"),
             formats=(),
         )
     )

@@ -16,6 +16,7 @@ import msgspec
 
 from runjournal._forks import Participant
 from runjournal.events import Event
+from runjournal.filtering import RunPage
 from runjournal.model import (
     ArtifactRef,
     Experiment,
@@ -24,6 +25,7 @@ from runjournal.model import (
     MetricPoint,
     ParamFilter,
     Run,
+    RunView,
 )
 from runjournal.projection import RunRow
 from runjournal.rollups import Aggregate
@@ -95,6 +97,9 @@ class NewEntry(msgspec.Struct, frozen=True):
     seq: int
     event: Event
     recorded_at: float
+    body: bytes | None = None
+    """The event already encoded at ``EVENT_VERSION`` (an import's bytes), which a store
+    may keep instead of encoding ``event`` again; it must decode to ``event``."""
 
 
 class JournalEntry(msgspec.Struct, frozen=True):
@@ -167,7 +172,9 @@ class Queries(Protocol):
         """True if an experiment or run with this id was deleted (its tombstone is kept)."""
 
     async def get_run(self, run_id: str) -> Run: ...
-    async def list_runs(self, experiment_id: str) -> list[Run]: ...
+    async def list_runs(self, experiment_id: str, view: RunView = RunView.ACTIVE) -> list[Run]:
+        """The runs of an experiment in ``view`` (hidden ones left out by default), oldest first."""
+
     async def get_params(self, run_id: str) -> dict[str, Any]: ...
     async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]: ...
     async def get_metric_arrays(self, run_id: str, key: str) -> MetricArrays:
@@ -204,9 +211,33 @@ class Queries(Protocol):
 
     async def get_span_id(self, run_id: str) -> str | None: ...
     async def filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        view: RunView = RunView.ACTIVE,
     ) -> list[Run]:
-        """Runs (of one experiment, or of all) whose params match every filter."""
+        """Runs (of one experiment, or of all) in ``view`` whose params match every filter."""
+
+    async def search_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        order_by: str = "created_at",
+        desc: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+        view: RunView = RunView.ACTIVE,
+    ) -> RunPage:
+        """One page of the runs that :meth:`filter_runs` finds, sorted, and how many there are.
+
+        ``order_by`` is ``created_at``, ``name``, ``status``, ``param:KEY`` or
+        ``metric:KEY`` (by the last value in step order); ``desc`` reverses it. Runs
+        without the key (no such param, no name, no finite last value) come last
+        either way; ties go by run id, in the same direction. Param values order
+        as :data:`runjournal.filtering.SortKey` says. ``after`` is the ``next`` of
+        the previous page: an opaque cursor, valid for the same order only
+        (``ValueError`` otherwise). Only the page's runs are decoded.
+        """
 
 
 class Store(Queries, Participant, Protocol):

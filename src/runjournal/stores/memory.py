@@ -18,6 +18,7 @@ from typing import Any
 from runjournal import _forks
 from runjournal.errors import ArtifactNotFound
 from runjournal.events import EVENT_VERSION, ArtifactLogged, EventCodec
+from runjournal.filtering import RunPage
 from runjournal.ids import new_id
 from runjournal.model import (
     ArtifactRef,
@@ -28,6 +29,7 @@ from runjournal.model import (
     ParamFilter,
     Run,
     RunStatus,
+    RunView,
 )
 from runjournal.projection import PurgePlan, Rejected, RunRow, State
 from runjournal.rollups import Aggregate
@@ -87,10 +89,10 @@ class StateReader:
         with self._lock:
             return self._state.get_run_status(run_id)
 
-    async def list_runs(self, experiment_id: str) -> list[Run]:
-        """The runs of an experiment, by creation time."""
+    async def list_runs(self, experiment_id: str, view: RunView = RunView.ACTIVE) -> list[Run]:
+        """The runs of an experiment in ``view``, by creation time."""
         with self._lock:
-            return self._state.list_runs(experiment_id)
+            return self._state.list_runs(experiment_id, view)
 
     async def get_params(self, run_id: str) -> dict[str, Any]:
         """The run's parameters."""
@@ -160,11 +162,30 @@ class StateReader:
             return self._state.get_span_id(run_id)
 
     async def filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        view: RunView = RunView.ACTIVE,
     ) -> list[Run]:
-        """Runs whose params match every filter (of one experiment, or all if None)."""
+        """Runs in ``view`` whose params match every filter (of one experiment, or all if None)."""
         with self._lock:
-            return self._state.filter_runs(experiment_id, filters)
+            return self._state.filter_runs(experiment_id, filters, view)
+
+    async def search_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        order_by: str = "created_at",
+        desc: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+        view: RunView = RunView.ACTIVE,
+    ) -> RunPage:
+        """A page of the matching runs in a search order (see ``Queries.search_runs``)."""
+        with self._lock:
+            return self._state.search_runs(
+                experiment_id, filters, order_by, desc, limit, after, view
+            )
 
 
 _codec = EventCodec()
