@@ -80,10 +80,16 @@ The bound is what lets a reader refuse a corrupt count before it allocates the c
 
 _WIDTH: Final = 8
 _ZLIB_LEVEL: Final = 1
+_ZLIB_WBITS: Final = 12
+_ZLIB_MEMLEVEL: Final = 4
+"""A 4 KiB window and a small hash: as small as a plane of a few thousand bytes and its
+runs need (measured: the same sizes), and a compressor that starts 3-5 times faster than
+zlib's default (its setup, not the compression, was most of a plane's time)."""
 _ZLIB_GAIN: Final = 0.9
-_SAMPLE: Final = 1024
 """A plane is kept compressed only if that saves a tenth of it: a noisy plane costs
 decompression time for almost nothing."""
+_SAMPLE: Final = 512
+_NOISY_CHANGES: Final = 150
 
 
 def encode_chunk(
@@ -106,9 +112,10 @@ def encode_chunk(
         )
     if n > MAX_POINTS:
         raise ValueError(f"a chunk holds at most {MAX_POINTS} points, got {n}")
-    if n and min(step) < 0:
+    ordered = _never_decreasing(step)
+    if n and (step[0] if ordered else min(step)) < 0:
         raise ValueError(f"steps must be >= 0, got {min(step)}")
-    flags = _FLAG_SORTED if _never_decreasing(step) else 0
+    flags = _FLAG_SORTED if ordered else 0
     return b"".join(
         (
             _HEADER.pack(FORMAT_VERSION, flags, n),
@@ -269,16 +276,29 @@ def _pack(data: bytes) -> bytes:
             continue
         # A noisy plane (the low bytes of values and timestamps) is recognised from a
         # sample, so that zlib, the writer's largest cost, runs only where it gains.
-        sample = plane[: max(n // 16, _SAMPLE)]
-        if len(sample) < n and len(zlib.compress(sample, _ZLIB_LEVEL)) > _ZLIB_GAIN * len(sample):
+        if n > _SAMPLE and _noisy(plane[:_SAMPLE]):
             parts += (bytes((_PLANE_RAW,)), plane)
             continue
-        packed = zlib.compress(plane, _ZLIB_LEVEL)
+        compressor = zlib.compressobj(_ZLIB_LEVEL, zlib.DEFLATED, _ZLIB_WBITS, _ZLIB_MEMLEVEL)
+        packed = compressor.compress(plane) + compressor.flush()
         if len(packed) + _U32.size < _ZLIB_GAIN * n:
             parts += (bytes((_PLANE_ZLIB,)), _U32.pack(len(packed)), packed)
         else:
             parts += (bytes((_PLANE_RAW,)), plane)
     return b"".join(parts)
+
+
+def _noisy(sample: bytes) -> bool:
+    """Whether a plane looks like noise to zlib, judged from a sample without running zlib.
+
+    Each byte is XORed with the one before it (two big ints, all in C): the runs, counters
+    and repeating patterns that zlib shrinks give few distinct results, random bytes give
+    about 220 of 256 (measured on training curves and timestamps: at most 107 for a plane
+    that zlib shrank by a tenth, at least 178 for one it did not).
+    """
+    size = len(sample) - 1
+    changes = int.from_bytes(sample[1:], "little") ^ int.from_bytes(sample[:-1], "little")
+    return len(set(changes.to_bytes(size, "little"))) > _NOISY_CHANGES
 
 
 def _unpack_into(reader: _Reader, n: int, out: bytearray, offset: int) -> None:
