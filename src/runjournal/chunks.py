@@ -150,30 +150,40 @@ def decode_chunks(
     views = [memoryview(chunk) for chunk in chunks]
     headers = [_read_header(view) for view in views]
     total = sum(n for _, n in headers)
-    step_bytes = bytearray(total * _WIDTH)
-    value_bytes = bytearray(total * _WIDTH)
-    stamp_bytes = bytearray(total * _WIDTH)
+    largest = max((n for _, n in headers), default=0)
+    columns = (array("q", [0]) * total, array("d", [0.0]) * total, array("d", [0.0]) * total)
+    # Each chunk's column is assembled in a scratch buffer of its own size, which stays in
+    # the CPU cache for the strided copies of its planes, then copied whole into place.
+    scratch = bytearray(largest * _WIDTH)
     seams: list[int] = []
     ordered = True
     offset = 0
-    for view, (flags, n) in zip(views, headers, strict=True):
-        reader = _Reader(view, _HEADER.size)
-        _unpack_into(reader, n, step_bytes, offset)
-        kind = reader.byte()
-        if kind != _VALUES_RAW:
-            raise ValueError(f"corrupt metric chunk: unknown values encoding {kind}")
-        _unpack_into(reader, n, value_bytes, offset)
-        _unpack_into(reader, n, stamp_bytes, offset)
-        if reader.offset != len(view):
-            raise ValueError(f"corrupt metric chunk: {len(view) - reader.offset} bytes left over")
-        ordered = ordered and bool(flags & _FLAG_SORTED)
-        if offset and n:
-            seams.append(offset)
-        offset += n
-    steps = array("q", step_bytes)
+    with (
+        memoryview(columns[0]).cast("B") as step_out,
+        memoryview(columns[1]).cast("B") as value_out,
+        memoryview(columns[2]).cast("B") as stamp_out,
+    ):
+        for view, (flags, n) in zip(views, headers, strict=True):
+            reader = _Reader(view, _HEADER.size)
+            begin, end = offset * _WIDTH, (offset + n) * _WIDTH
+            step_out[begin:end] = _unpack(reader, n, scratch)
+            kind = reader.byte()
+            if kind != _VALUES_RAW:
+                raise ValueError(f"corrupt metric chunk: unknown values encoding {kind}")
+            value_out[begin:end] = _unpack(reader, n, scratch)
+            stamp_out[begin:end] = _unpack(reader, n, scratch)
+            if reader.offset != len(view):
+                raise ValueError(
+                    f"corrupt metric chunk: {len(view) - reader.offset} bytes left over"
+                )
+            ordered = ordered and bool(flags & _FLAG_SORTED)
+            if offset and n:
+                seams.append(offset)
+            offset += n
+    steps = columns[0]
     if ordered:
         ordered = all(steps[i - 1] <= steps[i] for i in seams)
-    return steps, array("d", value_bytes), array("d", stamp_bytes), ordered
+    return steps, columns[1], columns[2], ordered
 
 
 def steps_sorted(chunk: bytes) -> bool:
@@ -301,9 +311,9 @@ def _noisy(sample: bytes) -> bool:
     return len(set(changes.to_bytes(size, "little"))) > _NOISY_CHANGES
 
 
-def _unpack_into(reader: _Reader, n: int, out: bytearray, offset: int) -> None:
-    """Write a column of ``n`` 64-bit words into ``out`` (zeros there), from word ``offset``."""
-    begin, end = offset * _WIDTH, (offset + n) * _WIDTH
+def _unpack(reader: _Reader, n: int, scratch: bytearray) -> memoryview:
+    """Read a column of ``n`` 64-bit words into the start of ``scratch``; a view of them."""
+    size = n * _WIDTH
     fill = bytearray(_WIDTH)
     planes: list[tuple[int, bytes | memoryview]] = []
     for k in range(_WIDTH):
@@ -329,7 +339,8 @@ def _unpack_into(reader: _Reader, n: int, out: bytearray, offset: int) -> None:
         planes.append((k, plane))
     # The constant planes are one repeated word, written at memcpy speed; only the others
     # take a strided copy each.
-    if any(fill) and n:
-        out[begin:end] = bytes(fill) * n
+    if len(planes) < _WIDTH:
+        scratch[:size] = bytes(fill) * n
     for k, plane in planes:
-        out[begin + k : end : _WIDTH] = plane
+        scratch[k:size:_WIDTH] = plane
+    return memoryview(scratch)[:size]
