@@ -88,8 +88,8 @@ zlib's default (its setup, not the compression, was most of a plane's time)."""
 _ZLIB_GAIN: Final = 0.9
 """A plane is kept compressed only if that saves a tenth of it: a noisy plane costs
 decompression time for almost nothing."""
-_SAMPLE: Final = 512
-_NOISY_CHANGES: Final = 150
+_SAMPLE: Final = 256
+_NOISY_CHANGES: Final = 115
 
 
 def encode_chunk(
@@ -302,9 +302,10 @@ def _noisy(sample: bytes) -> bool:
     """Whether a plane looks like noise to zlib, judged from a sample without running zlib.
 
     Each byte is XORed with the one before it (two big ints, all in C): the runs, counters
-    and repeating patterns that zlib shrinks give few distinct results, random bytes give
-    about 220 of 256 (measured on training curves and timestamps: at most 107 for a plane
-    that zlib shrank by a tenth, at least 178 for one it did not).
+    and repeating patterns that zlib shrinks give few distinct results, the 255 XORs of random
+    bytes about 160 (measured on training curves, steps and timestamps: at most 84 for a plane
+    that zlib shrank by a tenth, at least 149 for one it did not). A zlib trial on so small a
+    sample judges worse: it cannot see a counter's low byte repeat.
     """
     size = len(sample) - 1
     changes = int.from_bytes(sample[1:], "little") ^ int.from_bytes(sample[:-1], "little")
