@@ -210,25 +210,39 @@ def _never_decreasing(step: array[int]) -> bool:
         # Consecutive steps (nearly every chunk), recognised by big-int arithmetic over all
         # of them at once: the steps equal ``first`` in every lane plus 0, 1, 2, ...
         lanes = int.from_bytes(step.tobytes(), "little")
-        if lanes == step[0] * _lanes_of_one(n) + _lanes_counting(n):
+        ones, counting = _lanes(n)
+        if lanes == step[0] * ones + counting:
             return True
     return all(map(operator.le, step, itertools.islice(step, 1, None)))
 
 
-_counting: list[int] = [0, 0]  # [how many lanes, the lanes 0, 1, 2, ... as one integer]
-_ones: list[int] = [0, 0]
+_LANES_KEPT: Final = 8
+_LANES_MOST: Final = 1 << 16
+_lanes_of: dict[int, tuple[int, int]] = {}
+_widest: list[tuple[int, int, int]] = [(0, 0, 0)]
 
 
-def _lanes_counting(n: int) -> int:
-    if _counting[0] < n:
-        _counting[:] = [n, int.from_bytes(array("q", range(n)).tobytes(), "little")]
-    return _counting[1] & ((1 << (64 * n)) - 1)
+def _lanes(n: int) -> tuple[int, int]:
+    """``n`` lanes of 1, and the lanes 0, 1, 2, ..., each as one integer.
 
-
-def _lanes_of_one(n: int) -> int:
-    if _ones[0] < n:
-        _ones[:] = [n, int.from_bytes(array("q", (1,)).tobytes() * n, "little")]
-    return _ones[1] & ((1 << (64 * n)) - 1)
+    Kept for the few sizes the writer's chunks come in (up to 65,536 points, 1 MiB); any
+    other size is cut from the widest pair made so far (a mask), not built point by point.
+    """
+    found = _lanes_of.get(n)
+    if found is None:
+        widest = _widest[0]
+        if widest[0] < n:
+            ones = int.from_bytes(array("q", (1,)).tobytes() * n, "little")
+            widest = (n, ones, int.from_bytes(array("q", range(n)).tobytes(), "little"))
+            if n > _LANES_MOST:
+                return widest[1], widest[2]  # a rare huge chunk: not worth the memory kept
+            _widest[0] = widest
+        mask = (1 << (64 * n)) - 1
+        found = (widest[1] & mask, widest[2] & mask)
+        if len(_lanes_of) >= _LANES_KEPT:
+            _lanes_of.clear()
+        _lanes_of[n] = found
+    return found
 
 
 # -- the header and reading -----------------------------------------------------------------------
