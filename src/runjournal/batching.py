@@ -108,7 +108,7 @@ def _only_points(items: list[Event | _M], source: str, next_seq: int) -> Batch[_
     """
     types = list(map(type, items))
     points = types.count(MetricLogged)
-    if not points or any(t in _EVENTS and t is not MetricLogged for t in set(types)):
+    if not points or any(t is not MetricLogged and issubclass(t, _EVENTS) for t in set(types)):
         return None
     if points == len(items):
         markers: list[_M] = []
