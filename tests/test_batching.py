@@ -158,3 +158,54 @@ def test_nothing_is_lost_reordered_or_numbered_twice(kinds: list[str], next_seq:
     assert [(e.source, e.seq) for e in batch.entries] == [
         (SOURCE, seq) for seq in range(next_seq, batch.next_seq)
     ]
+
+
+@given(
+    st.lists(st.sampled_from(["r/a", "r/b", "q/a", "q/c"]), min_size=1, max_size=4, unique=True),
+    st.integers(min_value=0, max_value=3),
+    st.integers(min_value=1, max_value=40),
+    st.sets(st.integers(min_value=0, max_value=40), max_size=4),
+)
+def test_round_robin_points_form_one_entry_per_series_in_order_of_first_appearance(
+    series: list[str], offset: int, count: int, marker_places: set[int]
+) -> None:
+    # A training loop's batch: the same keys at every step, cut anywhere by the queue,
+    # with flush markers between points. (The writer gathers these columns by slicing.)
+    names = [series[(offset + i) % len(series)] for i in range(count)]
+    items: list[Event | Marker] = []
+    markers: list[Marker] = []
+    for i, name in enumerate(names):
+        if i in marker_places:
+            markers.append(Marker())
+            items.append(markers[-1])
+        run_id, key = name.split("/")
+        items.append(point(run_id, key, i, at=1000.0 + i))
+    batch = group(items, 5)
+
+    order = list(dict.fromkeys(names))
+    assert [(e.source, e.seq) for e in batch.entries] == [
+        (SOURCE, 5 + i) for i in range(len(order))
+    ]
+    for entry, name in zip(batch.entries, order, strict=True):
+        steps = [i for i, n in enumerate(names) if n == name]
+        event = entry.event
+        assert isinstance(event, MetricChunkLogged)
+        assert f"{event.run_id}/{event.key}" == name
+        assert event.chunk == encode_chunk(
+            steps, [float(s) for s in steps], [s / 10 for s in steps]
+        )
+        assert event.at == entry.recorded_at == 1000.0 + count - 1
+    assert batch.markers == markers
+    assert (batch.events, batch.next_seq) == (count, 5 + len(order))
+
+
+def test_a_series_that_skips_a_step_still_gets_all_its_points() -> None:
+    # Not round-robin: "acc" is logged every other step only.
+    items = [point("r", "loss", s) for s in range(4)]
+    items[1:1] = [point("r", "acc", 0)]
+    items[4:4] = [point("r", "acc", 2)]
+    batch = group(items)
+    assert [stretch(e) for e in batch.entries] == [
+        ("r", "loss", [0, 1, 2, 3]),
+        ("r", "acc", [0, 2]),
+    ]

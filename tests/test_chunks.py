@@ -101,6 +101,18 @@ def test_the_sorted_flag_says_whether_steps_never_decrease(
     assert steps_sorted(encode_chunk(*columns)) is ordered
 
 
+@pytest.mark.parametrize("sizes", [[2000, 17, 70_000, 2000, 65_537, 3], [5, 4, 3, 2]])
+def test_runs_of_consecutive_steps_of_any_size_in_any_order_are_sorted(sizes: list[int]) -> None:
+    # The writer's chunks come in a few sizes, now and then a huge one: each is judged alike.
+    for n in sizes:
+        first = random.randrange(2**40)
+        steps = array("q", range(first, first + n))
+        zeros = [0.0] * n
+        assert steps_sorted(encode_chunk(steps, zeros, zeros))
+        steps[n // 2], steps[n // 2 - 1] = steps[n // 2 - 1], steps[n // 2]
+        assert not steps_sorted(encode_chunk(steps, zeros, zeros))
+
+
 SPECIAL = [
     math.nan,
     -math.nan,

@@ -12,6 +12,8 @@ back untouched, to be released once the batch is committed.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import operator
 import typing
 from array import array
 from collections.abc import Iterable
@@ -54,6 +56,11 @@ def to_entries(items: Iterable[Event | _M], source: str, next_seq: int) -> Batch
     accepted, so that no entry is dated before a point it holds. Every other
     event becomes one entry of its own, recorded when it was accepted.
     """
+    if not isinstance(items, list):
+        items = list(items)
+    fast = _only_points(items, source, next_seq)
+    if fast is not None:
+        return fast
     entries: list[NewEntry] = []
     markers: list[_M] = []
     events = 0
@@ -90,6 +97,52 @@ def to_entries(items: Iterable[Event | _M], source: str, next_seq: int) -> Batch
     if newest is not None:
         seq = _close_stretch(groups, newest, source, seq, entries)
     return Batch(entries, markers, events, seq)
+
+
+def _only_points(items: list[Event | _M], source: str, next_seq: int) -> Batch[_M] | None:
+    """The batch of ``items`` if its only events are points logged round-robin, else None.
+
+    The writer's common batch: a training loop logs the same keys of one run at every step,
+    so the points of each ``(run, key)`` are every K-th item. Found that way, each column is
+    gathered from a slice, with no grouping work per point.
+    """
+    types = list(map(type, items))
+    points = types.count(MetricLogged)
+    if not points or any(t is not MetricLogged and issubclass(t, _EVENTS) for t in set(types)):
+        return None
+    if points == len(items):
+        markers: list[_M] = []
+        stretch = typing.cast("list[MetricLogged]", items)
+    else:
+        markers = [typing.cast("_M", item) for item in items if type(item) is not MetricLogged]
+        stretch = list(
+            itertools.compress(
+                typing.cast("list[MetricLogged]", items),
+                map(operator.is_, types, itertools.repeat(MetricLogged)),
+            )
+        )
+    # (Comprehensions, not attrgetter: attribute loads of a struct are specialised there.)
+    keys = [p.key for p in stretch]
+    runs = [p.run_id for p in stretch]
+    if runs.count(runs[0]) == len(runs):
+        width = len(set(keys))
+    else:
+        width = len(set(zip(runs, keys, strict=True)))
+    # Round-robin: every item equals the one ``width`` places later (C comparisons), and
+    # the first ``width`` items are the distinct pairs.
+    if keys[width:] != keys[:-width] or runs[width:] != runs[:-width]:
+        return None
+    groups: dict[tuple[str, str], _Columns] = {}
+    for i in range(width):
+        series = stretch[i::width]
+        groups[runs[i], keys[i]] = (
+            array("q", [p.step for p in series]),
+            array("d", [p.value for p in series]),
+            array("d", [p.timestamp for p in series]),
+        )
+    entries: list[NewEntry] = []
+    seq = _close_stretch(groups, stretch[-1], source, next_seq, entries)
+    return Batch(entries, markers, points, seq)
 
 
 def _close_stretch(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
+from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, TypeAlias
 
@@ -136,6 +137,9 @@ def rollup(
     """
     if ordered is None:
         ordered = all(map(operator.le, steps, itertools.islice(steps, 1, None)))
+    if isinstance(values, array):
+        # Boxed once here, not once by each of sum, min and max over every slice.
+        values = values.tolist()
     # This is the writer's cost per point: batches in step order (nearly all of them) take
     # each finest bucket as one slice, summarised by C builtins.
     level_aggs = _finest_sorted(steps, values) if ordered else _finest_any(steps, values)

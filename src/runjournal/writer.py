@@ -443,11 +443,12 @@ class Writer:
         # An artifact is a transaction of its own (its content may be streamed), so the
         # items around it are committed before and after it, in queue order.
         start = 0
-        for index, item in enumerate(items):
-            if type(item) is Upload:
-                self._commit_events(items[start:index])
-                self._upload(item)
-                start = index + 1
+        if Upload in map(type, items):  # rare: the scan for them runs in C
+            for index, item in enumerate(items):
+                if type(item) is Upload:
+                    self._commit_events(items[start:index])
+                    self._upload(item)
+                    start = index + 1
         self._commit_events(items[start:] if start else items)
         if len(self.queue) < self.max_pending // 2:
             self._drop_warned = False  # the burst is over: warn again at the next one
