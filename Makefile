@@ -11,7 +11,7 @@ COVERAGE_FLOOR := 92
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ".[cli,ui]" --group test --group lint --group bench --group frameworks
+	$(BIN)/python -m pip install --quiet -e ".[cli,ui,postgres]" --group test --group lint --group bench --group frameworks
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

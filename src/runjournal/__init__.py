@@ -22,6 +22,7 @@ from runjournal.errors import (
     StoreFull,
     StoreLocked,
     StoreReadOnly,
+    StoreUnavailable,
 )
 from runjournal.model import (
     ArtifactRef,
@@ -62,6 +63,7 @@ __all__ = [
     "StoreFull",
     "StoreLocked",
     "StoreReadOnly",
+    "StoreUnavailable",
     "SyncRun",
     "SyncTracker",
     "Tracker",

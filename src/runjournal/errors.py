@@ -99,6 +99,12 @@ class StoreReadOnly(StoreError):
     transient = True
 
 
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached now (down, restarting, the network); retried."""
+
+    transient = True
+
+
 class NotARunJournalDatabase(StoreError):
     """The file exists but is not a runjournal database."""
 
