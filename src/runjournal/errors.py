@@ -22,6 +22,7 @@ __all__ = [
     "StoreFull",
     "StoreLocked",
     "StoreReadOnly",
+    "StoreUnavailable",
 ]
 
 

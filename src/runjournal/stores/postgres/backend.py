@@ -27,7 +27,7 @@ from runjournal.stores.postgres.overlay import RUN_COLUMNS, Overlay, run_row
 from runjournal.stores.postgres.queries import PostgresQueries
 from runjournal.stores.postgres.schema import check_schema_name
 
-__all__ = ["PostgresBackend"]
+__all__ = ["DEFAULT_SCHEMA", "FALLBACK_POLL", "PostgresBackend"]
 
 DEFAULT_SCHEMA = "runjournal"
 

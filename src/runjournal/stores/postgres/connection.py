@@ -46,7 +46,7 @@ from runjournal.stores.postgres.errors import translated
 from runjournal.stores.postgres.schema import check_schema, ensure_schema, notify_channel
 from runjournal.stores.urls import is_postgres_url
 
-__all__ = ["Connections", "Settings", "describe", "split_schema"]
+__all__ = ["POOL_SIZE", "Conn", "Connections", "Settings", "describe", "split_schema"]
 
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]

@@ -34,6 +34,7 @@ __all__ = [
     "refold",
     "store_chunks",
     "store_content",
+    "sweep_chunks",
 ]
 
 
