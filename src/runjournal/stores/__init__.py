@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from runjournal.stores.base import AppendResult, JournalEntry, NewEntry, Store
 from runjournal.stores.memory import InMemoryStorage
 from runjournal.stores.sqlite import SqliteBackend
-from runjournal.stores.urls import is_postgres_url
+from runjournal.stores.urls import is_postgres_url, store_for
 
 if TYPE_CHECKING:
     from runjournal.stores.postgres import PostgresBackend
@@ -24,6 +24,7 @@ __all__ = [
     "SqliteBackend",
     "Store",
     "is_postgres_url",
+    "store_for",
 ]
 
 
