@@ -213,18 +213,33 @@ class Connections:
             try:
                 yield conn
             finally:
+                stale: list[Conn] = []
                 with self._pool_lock:
                     self._busy.discard(conn)
+                    if conn.broken:  # the server went away: the idle ones are gone too
+                        stale, self._idle = self._idle, []
                     keep = not (conn.closed or conn.broken) and len(self._idle) < POOL_SIZE
                     if keep and self._pid == os.getpid():
                         self._idle.append(conn)
                     elif self._pid == os.getpid():
-                        conn.close()
+                        stale.append(conn)
+                for old in stale:
+                    old.close()
 
     def read_blocking(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        """Every row of a query on a read connection."""
-        with self.reading() as conn:
-            return conn.execute(sql, args).fetchall()
+        """Every row of a query on a read connection.
+
+        A pooled connection that the server dropped meanwhile (a restart) is
+        replaced once: the read fails only if a fresh connection fails too.
+        """
+        for retry in (False, True):
+            with self.reading() as conn:
+                try:
+                    return conn.execute(sql, args).fetchall()
+                except psycopg.OperationalError:
+                    if retry or not conn.broken:
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         """:meth:`read_blocking` on a worker thread."""
