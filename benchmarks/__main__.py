@@ -12,6 +12,7 @@ from benchmarks import (
     case_many_writers,
     case_memory,
     case_peers,
+    case_pg,
     case_read,
     case_replay,
     case_size,
@@ -35,6 +36,7 @@ CASES = (
     case_ui.CASE,
     case_ui_browser.CASE,
     case_artifacts.CASE,
+    case_pg.CASE,
 )
 
 if __name__ == "__main__":
