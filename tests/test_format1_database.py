@@ -21,7 +21,7 @@ from tests.data.make_v1_database import collect_answers
 
 DATA = Path(__file__).resolve().parent / "data"
 
-ADDED_RUN_FIELDS = frozenset({"last_activity"})
+ADDED_RUN_FIELDS = frozenset({"last_activity", "hidden"})
 """Fields of ``Run`` added after format 1: the recorded answers cannot hold them."""
 
 

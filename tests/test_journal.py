@@ -737,7 +737,7 @@ async def test_verify_reports_damaged_projections_and_rebuild_repairs_them(tmp_p
         conn.execute("DELETE FROM experiments WHERE id = ?", (ids.exp_b,))
         conn.execute(
             "INSERT INTO runs SELECT ?, experiment_id, name, status, created_at, start_time, "
-            "end_time, tags, params, last_activity FROM runs WHERE id = ?",
+            "end_time, tags, params, last_activity, hidden FROM runs WHERE id = ?",
             (ids.run_deleted, ids.run_pending),
         )
     conn.close()

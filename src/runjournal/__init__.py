@@ -32,6 +32,7 @@ from runjournal.model import (
     ParamFilter,
     Run,
     RunStatus,
+    RunView,
 )
 from runjournal.run import RunHandle
 from runjournal.sync import SyncRun, SyncTracker
@@ -59,6 +60,7 @@ __all__ = [
     "RunJournalError",
     "RunNotFound",
     "RunStatus",
+    "RunView",
     "StoreError",
     "StoreFull",
     "StoreLocked",

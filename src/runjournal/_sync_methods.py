@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         ParamFilter,
         Run,
         RunStatus,
+        RunView,
     )
     from runjournal.run import ArtifactData, RunHandle
     from runjournal.tracker import Tracker
@@ -138,6 +139,17 @@ class SyncTrackerMethods(SyncFace):
         """PENDING to RUNNING; raises :class:`InvalidStateError` otherwise."""
         return self._call("start_run", self._tracker.start_run, run_id)
 
+    def resume_run(self, run_id: str) -> None:
+        """An ended run (SUCCESS, FAILED or CANCELLED) becomes RUNNING again.
+
+        For a run picked up after a preemption or a crash, or reopened to log
+        more. Its ``end_time`` is cleared and its ``start_time`` kept (that of its
+        first start); the next :meth:`complete_run` sets a new end time and
+        status. The journal keeps every earlier completion. A PENDING or RUNNING
+        run raises :class:`InvalidStateError`.
+        """
+        return self._call("resume_run", self._tracker.resume_run, run_id)
+
     def complete_run(self, run_id: str, status: RunStatus | str) -> None:
         """End a run: RUNNING to SUCCESS, FAILED or CANCELLED (PENDING to CANCELLED).
 
@@ -157,13 +169,33 @@ class SyncTrackerMethods(SyncFace):
         """The run's current status."""
         return self._call("get_run_status", self._tracker.get_run_status, run_id)
 
-    def list_runs(self, experiment_id: str) -> list[Run]:
-        """The runs of an experiment, by creation time."""
-        return self._call("list_runs", self._tracker.list_runs, experiment_id)
+    def list_runs(self, experiment_id: str, *, view: RunView | str = "ACTIVE") -> list[Run]:
+        """The runs of an experiment, by creation time.
+
+        Hidden runs (:meth:`hide_run`) are left out unless ``view`` says otherwise:
+        ``"HIDDEN"`` lists only them, ``"ALL"`` every run.
+        """
+        return self._call("list_runs", self._tracker.list_runs, experiment_id, view=view)
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run (a tombstone in the journal); its id is unknown afterwards."""
         return self._call("delete_run", self._tracker.delete_run, run_id)
+
+    def hide_run(self, run_id: str) -> None:
+        """Hide a run (a soft delete, MLflow's ``delete_run``); :meth:`restore_run` undoes it.
+
+        A hidden run keeps everything and takes logging as before; it is left out
+        of :meth:`list_runs`, :meth:`filter_runs`, the CLI's and the dashboard's
+        listings unless they ask for hidden runs (``view="HIDDEN"`` or ``"ALL"``),
+        and :meth:`get_run` still returns it, with ``hidden=True``. Hiding a
+        hidden run changes nothing. :meth:`delete_run` is a tombstone instead: the
+        run is gone from every query and cannot come back.
+        """
+        return self._call("hide_run", self._tracker.hide_run, run_id)
+
+    def restore_run(self, run_id: str) -> None:
+        """Show a hidden run in the listings again (MLflow's ``restore_run``); else no change."""
+        return self._call("restore_run", self._tracker.restore_run, run_id)
 
     def set_tag(self, run_id: str, key: str, value: str) -> None:
         """Set a string tag on a run (setting it again overwrites).
@@ -176,9 +208,20 @@ class SyncTrackerMethods(SyncFace):
         """:meth:`set_tag` for synchronous code on any thread; follows ``on_full``."""
         return self._tracker.set_tag_nowait(run_id, key, value)
 
-    def filter_runs(self, experiment_id: str | None, filters: Sequence[ParamFilter]) -> list[Run]:
-        """Runs whose params match every filter (of one experiment, or all if None)."""
-        return self._call("filter_runs", self._tracker.filter_runs, experiment_id, filters)
+    def filter_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        *,
+        view: RunView | str = "ACTIVE",
+    ) -> list[Run]:
+        """Runs whose params match every filter (of one experiment, or all if None).
+
+        Hidden runs are left out unless ``view`` is ``"HIDDEN"`` or ``"ALL"``.
+        """
+        return self._call(
+            "filter_runs", self._tracker.filter_runs, experiment_id, filters, view=view
+        )
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         """Set one parameter (last write wins; the journal keeps the history).

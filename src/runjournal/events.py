@@ -37,6 +37,9 @@ __all__ = [
     "RunCreated",
     "RunDeleted",
     "RunHeartbeat",
+    "RunHidden",
+    "RunRestored",
+    "RunResumed",
     "RunStarted",
     "SpanIdSet",
     "TagSet",
@@ -97,6 +100,18 @@ class RunCompleted(msgspec.Struct, frozen=True, tag="run.completed"):
     at: float
 
 
+class RunResumed(msgspec.Struct, frozen=True, tag="run.resumed"):
+    """An ended run (SUCCESS, FAILED or CANCELLED) is RUNNING again; its end time is cleared.
+
+    Its start time stays that of its first start; the journal keeps every earlier
+    completion, so the status history is the run's ``run.completed`` and
+    ``run.resumed`` entries in order.
+    """
+
+    run_id: str
+    at: float
+
+
 class RunHeartbeat(msgspec.Struct, frozen=True, tag="run.heartbeat"):
     """The run's process is alive, though it logged nothing lately (moves its last activity)."""
 
@@ -106,6 +121,24 @@ class RunHeartbeat(msgspec.Struct, frozen=True, tag="run.heartbeat"):
 
 class RunDeleted(msgspec.Struct, frozen=True, tag="run.deleted"):
     """Tombstone: the run is gone from every query (purge erases its entries)."""
+
+    run_id: str
+    at: float
+
+
+class RunHidden(msgspec.Struct, frozen=True, tag="run.hidden"):
+    """Soft delete: the run leaves the listings (unless asked for) and keeps everything.
+
+    MLflow's ``runs/delete``. Unlike ``run.deleted`` (a tombstone) it can be
+    undone, by ``run.restored``. Hiding a hidden run changes nothing.
+    """
+
+    run_id: str
+    at: float
+
+
+class RunRestored(msgspec.Struct, frozen=True, tag="run.restored"):
+    """A hidden run is back in the listings (MLflow's ``runs/restore``)."""
 
     run_id: str
     at: float
@@ -190,6 +223,9 @@ Event: TypeAlias = (
     | RunCreated
     | RunStarted
     | RunCompleted
+    | RunResumed
+    | RunHidden
+    | RunRestored
     | RunDeleted
     | RunHeartbeat
     | ParamsLogged

@@ -71,6 +71,7 @@ from runjournal.model import (
     FilterOp,
     MetricPoint,
     ParamFilter,
+    RunView,
     same_value,
 )
 from runjournal.projection import Rejected, State
@@ -928,8 +929,8 @@ async def _compare(store: Store, scratch: State) -> list[Difference]:
     for gone in live_experiments.values():
         check(f"experiment {gone.id}", gone, None)
 
-    live_runs = {r.id: r for r in await store.filter_runs(None, [])}
-    journal_runs = scratch.filter_runs(None, [])
+    live_runs = {r.id: r for r in await store.filter_runs(None, [], RunView.ALL)}
+    journal_runs = scratch.filter_runs(None, [], RunView.ALL)
     for run in journal_runs:
         live = live_runs.pop(run.id, None)
         check(f"run {run.id}", live, run)
@@ -943,8 +944,8 @@ async def _compare(store: Store, scratch: State) -> list[Difference]:
     for key in keys:
         for op in (FilterOp.EQ, FilterOp.NE):
             flt = [ParamFilter(key, op, None)]
-            live_ids = [r.id for r in await store.filter_runs(None, flt)]
-            journal_ids = [r.id for r in scratch.filter_runs(None, flt)]
+            live_ids = [r.id for r in await store.filter_runs(None, flt, RunView.ALL)]
+            journal_ids = [r.id for r in scratch.filter_runs(None, flt, RunView.ALL)]
             check(f"filter_runs({key} {op.value} None)", live_ids, journal_ids)
     return out
 

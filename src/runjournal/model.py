@@ -25,6 +25,7 @@ __all__ = [
     "ParamValue",
     "Run",
     "RunStatus",
+    "RunView",
     "check_final_status",
     "check_key",
     "check_name",
@@ -33,6 +34,7 @@ __all__ = [
     "check_text",
     "check_timestamp",
     "check_value",
+    "check_view",
     "same_value",
 ]
 
@@ -77,6 +79,35 @@ def check_final_status(status: RunStatus | str, what: str) -> RunStatus:
     if not final.is_terminal:
         raise ValueError(f"{what} needs SUCCESS, FAILED or CANCELLED, not {final.value}")
     return final
+
+
+class RunView(enum.StrEnum):
+    """Which runs a listing shows, by whether they are hidden (``Tracker.hide_run``).
+
+    ``ACTIVE`` (the default everywhere) leaves hidden runs out, ``HIDDEN`` shows
+    only them, ``ALL`` shows both. MLflow's ``ACTIVE_ONLY``, ``DELETED_ONLY`` and
+    ``ALL``.
+    """
+
+    ACTIVE = "ACTIVE"
+    HIDDEN = "HIDDEN"
+    ALL = "ALL"
+
+    def shows(self, hidden: bool) -> bool:
+        """True if a run that is ``hidden`` (or not) belongs in this view."""
+        return self is RunView.ALL or (self is RunView.HIDDEN) == hidden
+
+
+def check_view(view: RunView | str) -> RunView:
+    """``view`` as a :class:`RunView` (any case); ``ValueError`` naming the choices otherwise."""
+    if isinstance(view, RunView):
+        return view
+    if type(view) is str:
+        try:
+            return RunView(view.upper())
+        except ValueError:
+            pass
+    raise ValueError(f"unknown run view {view!r}: use ACTIVE, HIDDEN or ALL")
 
 
 class FilterOp(enum.StrEnum):
@@ -145,6 +176,9 @@ class Run(msgspec.Struct, frozen=True):
     ``last_activity`` is the recorded time of the newest journal entry about the
     run (created, started, a param, a metric, a tag, an artifact, a span id, a
     heartbeat, completed): a projection, never set directly.
+
+    ``hidden`` is True while the run is hidden (``Tracker.hide_run``, MLflow's
+    soft delete): listings leave it out unless asked, ``get_run`` still answers.
     """
 
     id: str
@@ -157,6 +191,7 @@ class Run(msgspec.Struct, frozen=True):
     params: dict[str, Any]
     tags: dict[str, str]
     last_activity: float | None = None
+    hidden: bool = False
 
     def idle_for(self, now: float) -> float:
         """Seconds between the run's last activity and ``now`` (Unix seconds), at least 0."""

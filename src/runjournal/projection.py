@@ -35,6 +35,9 @@ from runjournal.events import (
     RunCreated,
     RunDeleted,
     RunHeartbeat,
+    RunHidden,
+    RunRestored,
+    RunResumed,
     RunStarted,
     SpanIdSet,
     TagSet,
@@ -49,6 +52,7 @@ from runjournal.model import (
     ParamFilter,
     Run,
     RunStatus,
+    RunView,
 )
 from runjournal.rollups import LEVELS, Aggregate, downsample, merge, rollup
 
@@ -68,6 +72,7 @@ __all__ = [
     "SetSpanId",
     "State",
     "View",
+    "check_resume",
     "check_transition",
     "evolve",
 ]
@@ -85,6 +90,7 @@ class RunRow(msgspec.Struct):
     end_time: float | None
     tags: dict[str, str]
     last_activity: float | None = None
+    hidden: bool = False
 
     def to_public(self, params: dict[str, Any]) -> Run:
         return Run(
@@ -98,6 +104,7 @@ class RunRow(msgspec.Struct):
             params=params,
             tags=dict(self.tags),
             last_activity=self.last_activity,
+            hidden=self.hidden,
         )
 
 
@@ -195,6 +202,20 @@ def check_transition(run_id: str, current: RunStatus, new: RunStatus) -> None:
         )
 
 
+def check_resume(run_id: str, current: RunStatus) -> None:
+    """Raise :class:`InvalidStateError` unless a run in ``current`` can be resumed.
+
+    Only a run that ended (SUCCESS, FAILED or CANCELLED) is resumed; a PENDING
+    run is started with ``start_run``, and a RUNNING one is already running.
+    """
+    if not current.is_terminal:
+        raise InvalidStateError(
+            f"run {run_id!r} is {current.value}; cannot resume it: only a run that ended "
+            "(SUCCESS, FAILED or CANCELLED) can be resumed"
+            + (" (start a PENDING run with start_run)" if current is RunStatus.PENDING else "")
+        )
+
+
 def _live_run(view: View, run_id: str) -> RunRow:
     row = view.run(run_id)
     if row is None:
@@ -276,6 +297,23 @@ def evolve(view: View, event: Event) -> list[Change]:
                 row, status=status, end_time=at, last_activity=_later(row, at)
             )
             return [PutRun(ended)]
+        case RunResumed(run_id=run_id, at=at):
+            row = _live_run(view, run_id)
+            try:
+                check_resume(run_id, row.status)
+            except InvalidStateError as exc:
+                raise Rejected(str(exc)) from None
+            resumed = msgspec.structs.replace(
+                row, status=RunStatus.RUNNING, end_time=None, last_activity=_later(row, at)
+            )
+            return [PutRun(resumed)]
+        case RunHidden(run_id=run_id) | RunRestored(run_id=run_id):
+            # Bookkeeping about the run, not its process's activity: last_activity stays.
+            row = _live_run(view, run_id)
+            hidden = isinstance(event, RunHidden)
+            if row.hidden == hidden:
+                return []
+            return [PutRun(msgspec.structs.replace(row, hidden=hidden))]
         case TagSet(run_id=run_id, key=key, value=value, at=at):
             row = _live_run(view, run_id)
             tagged = msgspec.structs.replace(
@@ -497,11 +535,15 @@ class State:
         """The run's status; raises :class:`RunNotFound`."""
         return self.require_run(run_id).status
 
-    def list_runs(self, experiment_id: str) -> list[Run]:
-        """The runs of an experiment, by creation time; raises :class:`ExperimentNotFound`."""
+    def list_runs(self, experiment_id: str, view: RunView = RunView.ACTIVE) -> list[Run]:
+        """The runs of an experiment in ``view``, by creation time; raises :class:`ExperimentNotFound`."""
         if experiment_id not in self.experiments:
             raise ExperimentNotFound(experiment_id)
-        rows = [r for r in self.runs.values() if r.experiment_id == experiment_id]
+        rows = [
+            r
+            for r in self.runs.values()
+            if r.experiment_id == experiment_id and view.shows(r.hidden)
+        ]
         return [self._public_run(r) for r in sorted(rows, key=_by_creation)]
 
     def get_params(self, run_id: str) -> dict[str, Any]:
@@ -575,8 +617,13 @@ class State:
         self.require_run(run_id)
         return self.span_ids.get(run_id)
 
-    def filter_runs(self, experiment_id: str | None, filters: Sequence[ParamFilter]) -> list[Run]:
-        """Runs (of one experiment, or of all if None) whose params match every filter."""
+    def filter_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        view: RunView = RunView.ACTIVE,
+    ) -> list[Run]:
+        """Runs (of one experiment, or of all if None) in ``view`` whose params match every filter."""
         checked = validate_filters(filters)
         if experiment_id is not None and experiment_id not in self.experiments:
             raise ExperimentNotFound(experiment_id)
@@ -584,6 +631,7 @@ class State:
             r
             for r in self.runs.values()
             if (experiment_id is None or r.experiment_id == experiment_id)
+            and view.shows(r.hidden)
             and all(matches(self.params.get(r.id, {}), f) for f in checked)
         ]
         return [self._public_run(r) for r in sorted(rows, key=_by_creation)]

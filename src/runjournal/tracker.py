@@ -38,6 +38,9 @@ from runjournal.events import (
     RunCreated,
     RunDeleted,
     RunHeartbeat,
+    RunHidden,
+    RunRestored,
+    RunResumed,
     RunStarted,
     SpanIdSet,
     TagSet,
@@ -51,6 +54,7 @@ from runjournal.model import (
     ParamFilter,
     Run,
     RunStatus,
+    RunView,
     check_final_status,
     check_key,
     check_name,
@@ -59,8 +63,9 @@ from runjournal.model import (
     check_text,
     check_timestamp,
     check_value,
+    check_view,
 )
-from runjournal.projection import check_transition
+from runjournal.projection import check_resume, check_transition
 from runjournal.run import RunHandle
 from runjournal.stores.base import Content, Store
 from runjournal.stores.memory import InMemoryStorage
@@ -437,6 +442,19 @@ class Tracker:
         check_transition(run_id, current, RunStatus.RUNNING)
         await self._put(RunStarted(run_id, _time()))
 
+    async def resume_run(self, run_id: str) -> None:
+        """An ended run (SUCCESS, FAILED or CANCELLED) becomes RUNNING again.
+
+        For a run picked up after a preemption or a crash, or reopened to log
+        more. Its ``end_time`` is cleared and its ``start_time`` kept (that of its
+        first start); the next :meth:`complete_run` sets a new end time and
+        status. The journal keeps every earlier completion. A PENDING or RUNNING
+        run raises :class:`InvalidStateError`.
+        """
+        current = await self.get_run_status(run_id)
+        check_resume(run_id, current)
+        await self._put(RunResumed(run_id, _time()))
+
     async def complete_run(self, run_id: str, status: RunStatus | str) -> None:
         """End a run: RUNNING to SUCCESS, FAILED or CANCELLED (PENDING to CANCELLED).
 
@@ -467,10 +485,15 @@ class Tracker:
         """The run's current status."""
         return (await self.get_run(run_id)).status
 
-    async def list_runs(self, experiment_id: str) -> list[Run]:
-        """The runs of an experiment, by creation time."""
+    async def list_runs(self, experiment_id: str, *, view: RunView | str = "ACTIVE") -> list[Run]:
+        """The runs of an experiment, by creation time.
+
+        Hidden runs (:meth:`hide_run`) are left out unless ``view`` says otherwise:
+        ``"HIDDEN"`` lists only them, ``"ALL"`` every run.
+        """
+        checked = check_view(view)
         await self._read_barrier()
-        return await self._store.list_runs(_check_id(experiment_id, "experiment id"))
+        return await self._store.list_runs(_check_id(experiment_id, "experiment id"), checked)
 
     def run(
         self,
@@ -507,6 +530,24 @@ class Tracker:
         await self._put(RunDeleted(run_id, _time()))
         self._known_runs.discard(run_id)
 
+    async def hide_run(self, run_id: str) -> None:
+        """Hide a run (a soft delete, MLflow's ``delete_run``); :meth:`restore_run` undoes it.
+
+        A hidden run keeps everything and takes logging as before; it is left out
+        of :meth:`list_runs`, :meth:`filter_runs`, the CLI's and the dashboard's
+        listings unless they ask for hidden runs (``view="HIDDEN"`` or ``"ALL"``),
+        and :meth:`get_run` still returns it, with ``hidden=True``. Hiding a
+        hidden run changes nothing. :meth:`delete_run` is a tombstone instead: the
+        run is gone from every query and cannot come back.
+        """
+        await self._require_run(run_id)
+        await self._put(RunHidden(run_id, _time()))
+
+    async def restore_run(self, run_id: str) -> None:
+        """Show a hidden run in the listings again (MLflow's ``restore_run``); else no change."""
+        await self._require_run(run_id)
+        await self._put(RunRestored(run_id, _time()))
+
     async def set_tag(self, run_id: str, key: str, value: str) -> None:
         """Set a string tag on a run (setting it again overwrites)."""
         await self._require_run(run_id)
@@ -524,13 +565,21 @@ class Tracker:
         return TagSet(run_id, key, check_text(value, "tag value"), _time())
 
     async def filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        *,
+        view: RunView | str = "ACTIVE",
     ) -> list[Run]:
-        """Runs whose params match every filter (of one experiment, or all if None)."""
+        """Runs whose params match every filter (of one experiment, or all if None).
+
+        Hidden runs are left out unless ``view`` is ``"HIDDEN"`` or ``"ALL"``.
+        """
+        checked = check_view(view)
         if experiment_id is not None:
             _check_id(experiment_id, "experiment id")
         await self._read_barrier()
-        return await self._store.filter_runs(experiment_id, list(filters))
+        return await self._store.filter_runs(experiment_id, list(filters), checked)
 
     # -- params ----------------------------------------------------------------------------------
     async def log_param(self, run_id: str, key: str, value: Any) -> None:

@@ -57,6 +57,7 @@ class RunRow(msgspec.Struct, frozen=True):
     params: dict[str, Any]
     tags: dict[str, str]
     metrics: dict[str, float]
+    hidden: bool = False
 
 
 async def runs(args: argparse.Namespace, out: Output) -> int:
@@ -71,7 +72,8 @@ async def runs(args: argparse.Namespace, out: Output) -> int:
             names = {e.id: e.name for e in await tracker.list_experiments()}
         else:
             experiment_id = (await resolve_experiment(tracker, args.experiment)).id
-        found = await tracker.filter_runs(experiment_id, pushed)
+        view = "ALL" if args.all else "HIDDEN" if args.hidden else "ACTIVE"
+        found = await tracker.filter_runs(experiment_id, pushed, view=view)
         if args.status:
             now = time.time()
             found = [r for r in found if any(status_matches(r, w, now) for w in args.status)]
@@ -115,6 +117,7 @@ def _json_row(row: Row) -> RunRow:
         r.params,
         r.tags,
         row.metrics,
+        r.hidden,
     )
 
 

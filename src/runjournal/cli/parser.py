@@ -41,7 +41,10 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-DEFAULT_ACTIONS = {"runs": ("list", "end"), "artifacts": ("list", "get")}
+DEFAULT_ACTIONS = {
+    "runs": ("list", "end", "resume", "hide", "restore"),
+    "artifacts": ("list", "get"),
+}
 """Commands whose first word may be an action; without one, the first action is meant."""
 
 
@@ -248,6 +251,13 @@ def _add_run_commands(commands: _Commands) -> None:
         "(-KEY descending); runs without it come last",
     )
     listed.add_argument("--limit", metavar="N", type=_count, help="at most N runs")
+    hidden = listed.add_mutually_exclusive_group()
+    hidden.add_argument(
+        "--hidden", action="store_true", help="only the hidden runs (see 'runs hide')"
+    )
+    hidden.add_argument(
+        "--all", action="store_true", help="hidden runs too (their status says '(hidden)')"
+    )
     listed.add_argument(
         "--columns",
         metavar="K1,K2",
@@ -271,6 +281,35 @@ def _add_run_commands(commands: _Commands) -> None:
         choices=["FAILED", "CANCELLED", "SUCCESS"],
         help="the final status (default: FAILED)",
     )
+
+    resume = commands.add(
+        "resume",
+        handlers.resume_run,
+        "Make an ended run (SUCCESS, FAILED or CANCELLED) RUNNING again, to log more into it; "
+        "its end time is cleared, its start time kept.",
+        _example("runs resume 01J9ZK3Q"),
+        subparsers=actions,
+    )
+    resume.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
+
+    hide = commands.add(
+        "hide",
+        handlers.hide_run,
+        "Hide a run (a soft delete, MLflow's delete): it leaves the listings and keeps "
+        "everything; 'runs restore' brings it back. 'delete' is for good (then 'purge' erases).",
+        _example("runs hide 01J9ZK3Q", "runs list --hidden"),
+        subparsers=actions,
+    )
+    hide.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
+
+    restore = commands.add(
+        "restore",
+        handlers.restore_run,
+        "List a hidden run again.",
+        _example("runs restore 01J9ZK3Q"),
+        subparsers=actions,
+    )
+    restore.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
 
     show = commands.add(
         "show",

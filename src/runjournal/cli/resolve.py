@@ -49,7 +49,8 @@ async def resolve_run(tracker: Tracker, given: str) -> Run:
         if len(given) < MIN_PREFIX:
             raise
     prefix = given.upper()
-    found = [r for r in await tracker.filter_runs(None, []) if r.id.upper().startswith(prefix)]
+    every = await tracker.filter_runs(None, [], view="ALL")  # a hidden run is restored by its id
+    found = [r for r in every if r.id.upper().startswith(prefix)]
     if not found:
         raise RunNotFound(given)
     if len(found) > 1:

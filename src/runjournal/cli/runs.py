@@ -1,4 +1,5 @@
-"""The commands about runs: ``show``, ``metrics``, ``compare``, ``delete`` and ``runs end``.
+"""The commands about runs: ``show``, ``metrics``, ``compare``, ``delete``, ``runs end``,
+``runs resume``, ``runs hide`` and ``runs restore``.
 
 (``runs`` itself, the listing, is :mod:`runjournal.cli.listing`.) A run is given
 by its id or a unique prefix of it (:mod:`runjournal.cli.resolve`).
@@ -51,7 +52,10 @@ __all__ = [
     "delete_run",
     "end_run",
     "format_status",
+    "hide_run",
     "metrics",
+    "restore_run",
+    "resume_run",
     "runs_table",
     "show",
     "status_matches",
@@ -136,10 +140,14 @@ def status_matches(run: Run, wanted: str, now: float) -> bool:
 
 
 def format_status(run: Run, now: float) -> str:
-    """The run's status, with how long a stale run has been silent: ``RUNNING (no activity for 12 min)``."""
-    if not run.is_stale(now, STALE_AFTER):
-        return run.status.value
-    return f"{run.status.value} (no activity for {_idle(run.idle_for(now))})"
+    """The run's status, with how long a stale run has been silent: ``RUNNING (no activity for 12 min)``.
+
+    A hidden run says so: ``SUCCESS (hidden)``.
+    """
+    text = run.status.value
+    if run.is_stale(now, STALE_AFTER):
+        text += f" (no activity for {_idle(run.idle_for(now))})"
+    return text + " (hidden)" if run.hidden else text
 
 
 def _idle(seconds: float) -> str:
@@ -176,6 +184,49 @@ async def end_run(args: argparse.Namespace, out: Output) -> int:
         out.json(ended)
     else:
         out.note(f"run {run.id} ended: {run.status.value} -> {ended.status.value}")
+    return 0
+
+
+async def resume_run(args: argparse.Namespace, out: Output) -> int:
+    """``runjournal runs resume RUN_ID``: an ended run is RUNNING again."""
+    async with open_tracker(args.db, read_only=False) as tracker:
+        run = await resolve_run(tracker, args.run_id)
+        await tracker.resume_run(run.id)
+        await tracker.flush()
+        resumed = await tracker.get_run(run.id)
+    if args.format == "json":
+        out.json(resumed)
+    else:
+        out.note(f"run {run.id} resumed: {run.status.value} -> {resumed.status.value}")
+    return 0
+
+
+async def hide_run(args: argparse.Namespace, out: Output) -> int:
+    """``runjournal runs hide RUN_ID``: a soft delete, undone by ``runs restore``."""
+    return await _set_hidden(args, out, hidden=True)
+
+
+async def restore_run(args: argparse.Namespace, out: Output) -> int:
+    """``runjournal runs restore RUN_ID``: a hidden run is listed again."""
+    return await _set_hidden(args, out, hidden=False)
+
+
+async def _set_hidden(args: argparse.Namespace, out: Output, *, hidden: bool) -> int:
+    async with open_tracker(args.db, read_only=False) as tracker:
+        run = await resolve_run(tracker, args.run_id)
+        if hidden:
+            await tracker.hide_run(run.id)
+        else:
+            await tracker.restore_run(run.id)
+        await tracker.flush()
+        changed = await tracker.get_run(run.id)
+    if args.format == "json":
+        out.json(changed)
+    elif run.hidden == hidden:
+        out.note(f"run {run.id} was already {'hidden' if hidden else 'listed'}")
+    else:
+        done = "hidden (runs list --hidden shows it)" if hidden else "restored"
+        out.note(f"run {run.id} {done}")
     return 0
 
 

@@ -16,7 +16,15 @@ import msgspec
 
 from runjournal._forks import Participant
 from runjournal.events import Event
-from runjournal.model import ArtifactRef, Experiment, MetricBucket, MetricPoint, ParamFilter, Run
+from runjournal.model import (
+    ArtifactRef,
+    Experiment,
+    MetricBucket,
+    MetricPoint,
+    ParamFilter,
+    Run,
+    RunView,
+)
 from runjournal.projection import RunRow
 from runjournal.rollups import Aggregate
 
@@ -159,7 +167,9 @@ class Queries(Protocol):
         """True if an experiment or run with this id was deleted (its tombstone is kept)."""
 
     async def get_run(self, run_id: str) -> Run: ...
-    async def list_runs(self, experiment_id: str) -> list[Run]: ...
+    async def list_runs(self, experiment_id: str, view: RunView = RunView.ACTIVE) -> list[Run]:
+        """The runs of an experiment in ``view`` (hidden ones left out by default), oldest first."""
+
     async def get_params(self, run_id: str) -> dict[str, Any]: ...
     async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]: ...
     async def get_metrics_between(
@@ -193,9 +203,12 @@ class Queries(Protocol):
 
     async def get_span_id(self, run_id: str) -> str | None: ...
     async def filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        view: RunView = RunView.ACTIVE,
     ) -> list[Run]:
-        """Runs (of one experiment, or of all) whose params match every filter."""
+        """Runs (of one experiment, or of all) in ``view`` whose params match every filter."""
 
 
 class Store(Queries, Participant, Protocol):

@@ -27,6 +27,7 @@ from runjournal.model import (
     ParamFilter,
     Run,
     RunStatus,
+    RunView,
 )
 from runjournal.projection import PurgePlan, Rejected, RunRow, State
 from runjournal.rollups import Aggregate
@@ -86,10 +87,10 @@ class StateReader:
         with self._lock:
             return self._state.get_run_status(run_id)
 
-    async def list_runs(self, experiment_id: str) -> list[Run]:
-        """The runs of an experiment, by creation time."""
+    async def list_runs(self, experiment_id: str, view: RunView = RunView.ACTIVE) -> list[Run]:
+        """The runs of an experiment in ``view``, by creation time."""
         with self._lock:
-            return self._state.list_runs(experiment_id)
+            return self._state.list_runs(experiment_id, view)
 
     async def get_params(self, run_id: str) -> dict[str, Any]:
         """The run's parameters."""
@@ -154,11 +155,14 @@ class StateReader:
             return self._state.get_span_id(run_id)
 
     async def filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        view: RunView = RunView.ACTIVE,
     ) -> list[Run]:
-        """Runs whose params match every filter (of one experiment, or all if None)."""
+        """Runs in ``view`` whose params match every filter (of one experiment, or all if None)."""
         with self._lock:
-            return self._state.filter_runs(experiment_id, filters)
+            return self._state.filter_runs(experiment_id, filters, view)
 
 
 _codec = EventCodec()

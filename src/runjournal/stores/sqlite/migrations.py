@@ -4,7 +4,9 @@ A migration never changes the journal: it is the truth and keeps its bytes.
 Version 3 moved artifact content from one ``blobs`` row per artifact (at most
 SQLite's 1 GB) into chunks of at most ``CHUNK_SIZE`` with a manifest per
 content; each old blob is read piece by piece through SQLite's incremental blob
-I/O, never whole into Python. Version 2 added ``runs.last_activity``, an index of
+I/O, never whole into Python. Version 4 added ``runs.hidden``: no journal an older
+runjournal wrote hides a run, so the column is added with its default, 0, without
+a refold. Version 2 added ``runs.last_activity``, an index of
 experiments by name, the ``rollups`` table and the step span of each ``metrics`` row;
 all are derived from the journal, so the upgrade refolds the projections, which gives
 every old run its last activity and every old series its rollups exactly as a
@@ -39,10 +41,13 @@ def upgrade(conn: sqlite3.Connection, where: str) -> None:
         version = schema_version(conn)
         if version < 3:
             _chunk_blobs(conn)
-        if version < SCHEMA_VERSION:
+        if version < 3:
             # Every projection is derived from the journal: a refold rebuilds them in
             # their current shape, whatever the older one was.
             refold(conn, EventCodec(), where)
+        elif version < 4:
+            conn.execute("ALTER TABLE runs ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")
+        if version < SCHEMA_VERSION:
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )

@@ -20,7 +20,15 @@ import anyio.to_thread
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
 from runjournal.events import EventCodec, MetricLogged, MetricsLogged
 from runjournal.filtering import validate_filters
-from runjournal.model import ArtifactRef, Experiment, MetricBucket, MetricPoint, ParamFilter, Run
+from runjournal.model import (
+    ArtifactRef,
+    Experiment,
+    MetricBucket,
+    MetricPoint,
+    ParamFilter,
+    Run,
+    RunView,
+)
 from runjournal.rollups import Aggregate, Piece, downsample
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.sqlite.connection import Connections
@@ -92,10 +100,10 @@ class SqliteQueries:
             raise RunNotFound(run_id)
         return _public_run(row)
 
-    async def list_runs(self, experiment_id: str) -> list[Run]:
+    async def list_runs(self, experiment_id: str, view: RunView = RunView.ACTIVE) -> list[Run]:
         await self._require_experiment(experiment_id)
         rows = await self._connections.read(
-            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE experiment_id = ? "
+            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE experiment_id = ?{_VIEWS[view]} "
             "ORDER BY created_at, id",
             (experiment_id,),
         )
@@ -270,6 +278,15 @@ class SqliteQueries:
         return None if row is None else str(row[0])
 
     async def filter_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        view: RunView = RunView.ACTIVE,
+    ) -> list[Run]:
+        found = await self._filter_runs(experiment_id, filters)
+        return found if view is RunView.ALL else [r for r in found if view.shows(r.hidden)]
+
+    async def _filter_runs(
         self, experiment_id: str | None, filters: Sequence[ParamFilter]
     ) -> list[Run]:
         checked = validate_filters(filters)
@@ -440,9 +457,13 @@ class _SeriesSource:
         return [(p.step, p.value) for p in chosen]
 
 
+_VIEWS = {RunView.ACTIVE: " AND hidden = 0", RunView.HIDDEN: " AND hidden = 1", RunView.ALL: ""}
+"""The ``WHERE`` clause that a :class:`RunView` adds to a query of ``runs``."""
+
+
 def _public_run(row: Sequence[Any]) -> Run:
     """A ``runs`` row selected as ``RUN_COLUMNS, params``."""
-    return run_row(row).to_public(decode_params(row[9]))
+    return run_row(row).to_public(decode_params(row[10]))
 
 
 def _json_list(items: set[str]) -> str:

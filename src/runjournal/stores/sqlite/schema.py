@@ -26,11 +26,11 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
 APPLICATION_ID = 0x524A524E  # "RJRN" in the SQLite header, so tools can tell the file apart
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the first format. 2: ``runs.last_activity``, ``experiments_by_name``, the ``rollups``
 table and the step span of each ``metrics`` row (all projections). 3: artifact content in
 chunks (``chunks``, ``contents``, ``content_chunks``) instead of one ``blobs`` row each (see
-``migrations``)."""
+``migrations``). 4: ``runs.hidden`` (a projection: 1 while the run is hidden)."""
 
 _JOURNAL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -91,7 +91,8 @@ CREATE TABLE IF NOT EXISTS runs (
     end_time      REAL,
     tags          BLOB NOT NULL,
     params        BLOB NOT NULL,
-    last_activity REAL
+    last_activity REAL,
+    hidden        INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment_id, created_at, id);
 CREATE TABLE IF NOT EXISTS params (
