@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 RUN_COLUMNS = (
-    "id, experiment_id, name, status, created_at, start_time, end_time, tags, last_activity"
+    "id, experiment_id, name, status, created_at, start_time, end_time, tags, last_activity, hidden"
 )
 EXPERIMENT_COLUMNS = "id, name, description, config, tags, created_at, updated_at"
 
@@ -79,6 +79,7 @@ def run_row(row: Sequence[Any]) -> RunRow:
         end_time=row[6],
         tags=_decode_tags(row[7]),
         last_activity=row[8],
+        hidden=bool(row[9]),
     )
 
 
@@ -227,12 +228,12 @@ class Overlay:
         if self._dirty_runs:
             cur.executemany(
                 f"INSERT INTO {s}.runs (id, experiment_id, name, status, created_at, start_time, "
-                "end_time, tags, params, last_activity) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "end_time, tags, params, last_activity, hidden) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
                 "start_time = excluded.start_time, end_time = excluded.end_time, "
                 "tags = excluded.tags, name = excluded.name, "
-                "last_activity = excluded.last_activity",
+                "last_activity = excluded.last_activity, hidden = excluded.hidden",
                 [
                     (
                         r.id,
@@ -245,6 +246,7 @@ class Overlay:
                         _encode(r.tags),
                         _EMPTY_PARAMS,
                         r.last_activity,
+                        bool(r.hidden),
                     )
                     for r in self._dirty_runs.values()
                 ],

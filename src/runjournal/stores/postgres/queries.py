@@ -19,7 +19,15 @@ import anyio.to_thread
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
 from runjournal.events import EventCodec, MetricLogged, MetricsLogged
 from runjournal.filtering import validate_filters
-from runjournal.model import ArtifactRef, Experiment, MetricBucket, MetricPoint, ParamFilter, Run
+from runjournal.model import (
+    ArtifactRef,
+    Experiment,
+    MetricBucket,
+    MetricPoint,
+    ParamFilter,
+    Run,
+    RunView,
+)
 from runjournal.rollups import Aggregate, Piece, downsample
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.postgres.connection import Connections
@@ -97,10 +105,11 @@ class PostgresQueries:
             raise RunNotFound(run_id)
         return _public_run(row)
 
-    async def list_runs(self, experiment_id: str) -> list[Run]:
+    async def list_runs(self, experiment_id: str, view: RunView = RunView.ACTIVE) -> list[Run]:
         await self._require_experiment(experiment_id)
         rows = await self._connections.read(
-            f"SELECT {RUN_COLUMNS}, params FROM {self._s}.runs WHERE experiment_id = %s "
+            f"SELECT {RUN_COLUMNS}, params FROM {self._s}.runs "
+            f"WHERE experiment_id = %s{_VIEWS[view]} "
             "ORDER BY created_at, id",
             (experiment_id,),
         )
@@ -279,6 +288,15 @@ class PostgresQueries:
         return None if row is None else str(row[0])
 
     async def filter_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        view: RunView = RunView.ACTIVE,
+    ) -> list[Run]:
+        found = await self._filter_runs(experiment_id, filters)
+        return found if view is RunView.ALL else [r for r in found if view.shows(r.hidden)]
+
+    async def _filter_runs(
         self, experiment_id: str | None, filters: Sequence[ParamFilter]
     ) -> list[Run]:
         checked = validate_filters(filters)
@@ -444,6 +462,10 @@ class _SeriesSource:
         return [(p.step, p.value) for p in chosen]
 
 
+_VIEWS = {RunView.ACTIVE: " AND NOT hidden", RunView.HIDDEN: " AND hidden", RunView.ALL: ""}
+"""The ``WHERE`` clause that a :class:`RunView` adds to a query of ``runs``."""
+
+
 def _public_run(row: Sequence[Any]) -> Run:
     """A ``runs`` row selected as ``RUN_COLUMNS, params``."""
-    return run_row(row).to_public(decode_params(row[9]))
+    return run_row(row).to_public(decode_params(row[10]))

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-"""1: the first PostgreSQL format (the tables of SQLite's schema version 3)."""
+"""1: the first PostgreSQL format (the tables of SQLite's schema version 4)."""
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -86,7 +86,8 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
     end_time      double precision,
     tags          bytea            NOT NULL,
     params        bytea            NOT NULL,
-    last_activity double precision
+    last_activity double precision,
+    hidden        boolean          NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON {s}.runs (experiment_id, created_at, id);
 CREATE TABLE IF NOT EXISTS {s}.params (
