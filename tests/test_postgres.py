@@ -109,11 +109,21 @@ def _open_schema(dsn: str) -> int:
     return asyncio.run(main())
 
 
+def _open_schema_in_child(dsn: str, start: float) -> None:
+    time.sleep(max(0.0, start - time.time()))  # every child opens at the same moment
+    assert 1 <= _open_schema(dsn) <= 6
+
+
 def test_processes_that_create_the_schema_at_once_all_succeed() -> None:
     dsn = pg.fresh_dsn()
-    with get_context("spawn").Pool(6) as pool:
-        counts = pool.map(_open_schema, [dsn] * 6)
-    assert all(1 <= c <= 6 for c in counts)
+    context = get_context("fork")
+    start = time.time() + 1.0
+    children = [context.Process(target=_open_schema_in_child, args=(dsn, start)) for _ in range(6)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(timeout=120)
+    assert [child.exitcode for child in children] == [0] * 6
     assert _open_schema(dsn) == 7
 
 
