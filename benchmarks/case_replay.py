@@ -13,6 +13,8 @@ journals, all logged through the tracker:
 
 Export and import come from ``runjournal.journal`` (``export_events(store_or_path, dest)``,
 ``import_events(store_or_path, *sources)``); while that module is missing they report N/A.
+Export writes event-log format 2 (blocks of entries that name each source once); the export
+row's note gives the file's bytes per event.
 """
 
 from __future__ import annotations

@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 
 from runjournal import eventlog
 from runjournal.errors import CorruptLogFile
-from runjournal.eventlog import LogContents, LogWriter, read_log
+from runjournal.eventlog import (
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    LogContents,
+    LogWriter,
+    read_log,
+    scan_log,
+)
 
 # The format constants as the spec states them, kept apart from the module's own.
 SPEC_MAGIC = b"RJLOG\x00\x01\n"
@@ -107,7 +114,7 @@ def test_empty_log_round_trip(tmp_path: Path) -> None:
     contents = read_log(path)
     assert contents.records == []
     assert contents.header["format"] == "runjournal-eventlog"
-    assert contents.header["format_version"] == 1
+    assert contents.header["format_version"] == FORMAT_VERSION == 2
     assert isinstance(contents.header["runjournal_version"], str)
     assert data.startswith(SPEC_MAGIC)
     assert data[-44:-40] == SPEC_SENTINEL
@@ -170,7 +177,7 @@ def test_metadata_round_trip(tmp_path: Path) -> None:
     for key, value in metadata.items():
         assert header[key] == value
     assert header["format"] == "runjournal-eventlog"
-    assert header["format_version"] == 1
+    assert header["format_version"] == FORMAT_VERSION
 
 
 @pytest.mark.parametrize("key", ["format", "format_version", "runjournal_version"])
@@ -311,11 +318,42 @@ def test_future_container_version_in_magic(tmp_path: Path) -> None:
     assert_corrupt(path, match="unsupported container version 2")
 
 
-@pytest.mark.parametrize("version", [0, 2, 99])
+@pytest.mark.parametrize("version", [0, 3, 99])
 def test_unsupported_format_version(tmp_path: Path, version: int) -> None:
     path = tmp_path / "v.rjlog"
     path.write_bytes(build(good_header(format_version=version), [b"x"]))
-    assert_corrupt(path, match=f"unsupported format_version {version}")
+    err = assert_corrupt(path, match=f"unsupported format_version {version}")
+    assert "reads 1 and 2" in str(err)
+    assert "upgrade runjournal" in str(err)
+
+
+@pytest.mark.parametrize("version", READABLE_VERSIONS)
+def test_every_readable_format_version_is_read_whole_and_streamed(
+    tmp_path: Path, version: int
+) -> None:
+    path = tmp_path / "v.rjlog"
+    path.write_bytes(build(good_header(format_version=version), [b"x", b"yz"]))
+    assert read_log(path).records == [b"x", b"yz"]
+    assert [payload for _, payload in scan_log(path)] == [b"x", b"yz"]
+
+
+@pytest.mark.parametrize("version", READABLE_VERSIONS)
+def test_the_writer_writes_the_format_version_it_is_given(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "v.rjlog"
+    with LogWriter(path, format_version=version) as w:
+        w.write(b"x")
+    header = read_log(path).header
+    assert header["format_version"] == version
+    assert path.read_bytes() == build(header, [b"x"])
+
+
+@pytest.mark.parametrize("version", [0, 3, "2", True])
+def test_the_writer_refuses_a_format_version_it_cannot_write(
+    tmp_path: Path, version: object
+) -> None:
+    with pytest.raises(ValueError, match="format_version must be one of"):
+        LogWriter(tmp_path / "x.rjlog", format_version=version)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_hand_built_valid_file_is_accepted(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from runjournal.eventlog import LogWriter, read_log
 from runjournal.events import EventCodec, MetricsLogged, RunCreated, RunStarted
 from runjournal.journal import (
     BlobRecord,
+    EntriesRecord,
     EntryRecord,
     LogRecord,
     StateView,
@@ -488,7 +489,8 @@ async def test_any_flipped_byte_or_truncation_imports_nothing(tmp_path: Path) ->
         exported = await export_events(tracker.store, good)
     data = good.read_bytes()
     spans = record_spans(data)
-    assert len(spans) == exported.entries + 2 * exported.blobs == 6  # a chunk and its content
+    # One block of the 4 entries, then a chunk and its content.
+    assert (exported.entries, exported.blobs, len(spans)) == (4, 1, 3)
     assert len(data) < 2000
 
     target = tmp_path / "target.db"
@@ -939,9 +941,10 @@ async def test_export_copies_stored_bodies_byte_for_byte(tmp_path: Path) -> None
     decode = msgspec.msgpack.Decoder(LogRecord).decode
     records = [decode(r) for r in read_log(tmp_path / "out.rjlog").records]
     exported = [
-        (r.source, r.seq, r.recorded_at, r.version, r.body)
+        (r.sources[i], q, t, v, b)
         for r in records
-        if isinstance(r, EntryRecord)
+        if isinstance(r, EntriesRecord)
+        for i, q, t, v, b in zip(r.source, r.seq, r.recorded_at, r.version, r.body, strict=True)
     ]
     assert exported == stored
     assert len(stored) == 4

@@ -40,6 +40,7 @@ from runjournal.events import (
 )
 from runjournal.journal import (
     BlobRecord,
+    EntriesRecord,
     EntryRecord,
     LogRecord,
     export_events,
@@ -317,12 +318,14 @@ async def test_old_entries_in_a_database_are_upcast_everywhere(tmp_path: Path) -
     # An export copies the old bytes and their version; an import upcasts them.
     exported = tmp_path / "old.rjlog"
     await export_events(db, exported)
-    old_records = [
-        r
+    old_bodies = [
+        b
         for r in map(msgspec.msgpack.Decoder(LogRecord).decode, read_log(exported).records)
-        if isinstance(r, EntryRecord) and r.version == 0
+        if isinstance(r, EntriesRecord)
+        for v, b in zip(r.version, r.body, strict=True)
+        if v == 0
     ]
-    assert [r.body for r in old_records] == [body]
+    assert old_bodies == [body]
 
     fresh = tmp_path / "fresh.db"
     await import_events(fresh, exported)

@@ -15,7 +15,7 @@ All integers are unsigned big-endian.
 ``header`` (one frame, see below)
     The payload is a msgpack map (encoded with ``msgspec.msgpack``) with
     string keys. It always holds ``format`` (``"runjournal-eventlog"``),
-    ``format_version`` (int, currently ``1``) and ``runjournal_version``
+    ``format_version`` (int, ``1`` or ``2``, see below) and ``runjournal_version``
     (str, the version of the runjournal that wrote the file), plus any extra
     string-keyed metadata the writer was given.
 
@@ -30,6 +30,16 @@ All integers are unsigned big-endian.
 
 A frame is the payload length (4 bytes, at most ``0xFFFFFFFE``), the CRC-32
 (``zlib.crc32``, 4 bytes) of the payload, then the payload bytes.
+
+Format versions
+---------------
+The container is the same in both versions; ``format_version`` says which
+record kinds the caller may have put in it, so that a reader that does not
+know a kind refuses the whole file with a clear message instead of failing on
+its first unknown record. ``2`` added ``runjournal.journal``'s blocks of
+entries (one record for many journal entries, naming each source once). A
+writer picks the version (``LogWriter(format_version=...)``); every version in
+:data:`READABLE_VERSIONS` is read.
 
 Validation
 ----------
@@ -73,6 +83,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "MAX_PAYLOAD_SIZE",
+    "READABLE_VERSIONS",
     "LogContents",
     "LogWriter",
     "read_log",
@@ -86,12 +97,16 @@ MAGIC: Final = b"RJLOG\x00\x01\n"
 FORMAT: Final = "runjournal-eventlog"
 """The value of the ``format`` key in the header."""
 
-FORMAT_VERSION: Final = 1
-"""The ``format_version`` this module writes and the only one it reads.
+FORMAT_VERSION: Final = 2
+"""The newest ``format_version``, and the one :class:`LogWriter` writes unless told otherwise.
 
 The container has not changed since 1; the record kinds inside it are the
 caller's (``runjournal.journal`` added chunked artifact records, and still
-reads the whole-content records of older files)."""
+reads the whole-content records of older files; format 2 added its blocks of
+entries)."""
+
+READABLE_VERSIONS: Final = (1, 2)
+"""Every ``format_version`` that :func:`read_log` and :func:`scan_log` accept."""
 
 _SENTINEL: Final = 0xFFFFFFFF
 
@@ -147,19 +162,30 @@ class LogWriter:
         metadata: extra string keys and values for the header. The keys
             ``format``, ``format_version`` and ``runjournal_version`` are
             reserved.
+        format_version: the header's ``format_version``, one of
+            :data:`READABLE_VERSIONS`: the oldest whose record kinds cover
+            what will be written keeps the file readable by older readers.
 
     Raises:
         TypeError: a metadata key or value is not a ``str``.
-        ValueError: a metadata key is reserved.
+        ValueError: a metadata key is reserved, or ``format_version`` is unknown.
         OSError: the temporary file cannot be created.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, metadata: Mapping[str, str] | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        metadata: Mapping[str, str] | None = None,
+        format_version: int = FORMAT_VERSION,
     ) -> None:
+        if type(format_version) is not int or format_version not in READABLE_VERSIONS:
+            raise ValueError(
+                f"format_version must be one of {READABLE_VERSIONS}, got {format_version!r}"
+            )
         header: dict[str, object] = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": format_version,
             "runjournal_version": _runjournal_version(),
         }
         for key, value in (metadata or {}).items():
@@ -340,10 +366,12 @@ def _check_header(path: str, decoded: Any) -> dict[str, object]:
     version = header.get("format_version")
     if type(version) is not int:
         raise CorruptLogFile(path, f"header format_version {version!r} is not an integer")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(map(str, READABLE_VERSIONS))
         raise CorruptLogFile(
             path,
-            f"unsupported format_version {version} (this runjournal reads {FORMAT_VERSION})",
+            f"unsupported format_version {version} (this runjournal reads {readable}; "
+            "a newer runjournal wrote it: upgrade runjournal to read it)",
         )
     if not isinstance(header.get("runjournal_version"), str):
         raise CorruptLogFile(path, "header runjournal_version is missing or not a string")

@@ -12,10 +12,14 @@ The event-log file
 trailer). Each record is one msgspec-msgpack encoded :data:`LogRecord`, a map
 whose ``type`` key says which:
 
-``journal.entry`` (:class:`EntryRecord`)
-    One journal entry as its store holds it: ``source``, ``seq``,
-    ``recorded_at``, the event ``version`` and the encoded event ``body``,
+``journal.entries`` (:class:`EntriesRecord`, format 2)
+    Consecutive journal entries, column by column: the block's table of
+    ``sources`` (each named once) and, per entry, the index of its source, its
+    ``seq``, ``recorded_at``, event ``version`` and encoded event ``body``,
     copied byte for byte. A batch of metric points is one entry.
+
+``journal.entry`` (:class:`EntryRecord`, format 1)
+    One journal entry, with its source spelled out. Still read, no longer written.
 
 ``artifact.chunk`` (:class:`ChunkRecord`)
     One chunk (at most 4 MiB) of artifact content, under its raw SHA-256
@@ -32,22 +36,29 @@ whose ``type`` key says which:
 
 Entries appear in journal order; contents follow them. Export and import stream
 artifact content: neither holds more than a chunk (or, for an old file, one
-``artifact.blob``) in memory. Importing decodes every
-body through :class:`~runjournal.events.EventCodec`, so entries written by an
-older runjournal are upcast on the way in.
+``artifact.blob``) in memory. Importing decodes every body through
+:class:`~runjournal.events.EventCodec` (to validate it and fold it), so entries
+written by an older runjournal are upcast on the way in; a body already at the
+current event version is stored as the file carries it, not encoded again.
+
+Which format an export writes: format 2 (blocks of entries) whenever it writes
+an entry, since a block is smaller and faster to write and read than one record
+per entry for every journal (the source id of 26 characters and the field
+names are no longer repeated per entry). An export without entries writes
+format 1, which older runjournal versions read too. Both are imported.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import functools
 import hashlib
 import math
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Literal, NamedTuple, TypeAlias, get_args
 
+import anyio.from_thread
 import anyio.to_thread
 import msgspec
 
@@ -86,6 +97,7 @@ __all__ = [
     "ContentRecord",
     "Cutoff",
     "Difference",
+    "EntriesRecord",
     "EntryRecord",
     "ExportResult",
     "ImportResult",
@@ -112,6 +124,8 @@ StoreOrPath: TypeAlias = Store | str | os.PathLike[str]
 
 # Journal entries read per round trip. An entry may hold thousands of metric points.
 _PAGE = 1000
+# An export writes a page as one block, or as several where its bodies pass this size.
+_BLOCK_BYTES = 4 << 20
 
 
 # -- where reading stops -------------------------------------------------------------------------
@@ -169,8 +183,23 @@ class Cutoff(msgspec.Struct, frozen=True):
 
 
 # -- the records of an event-log file ----------------------------------------------------------
+class EntriesRecord(msgspec.Struct, frozen=True, tag="journal.entries"):
+    """Consecutive journal entries in an event-log file (format 2), column by column.
+
+    Entry ``i`` is ``(sources[source[i]], seq[i], recorded_at[i], version[i], body[i])``;
+    every column has one item per entry, and each source is named once per block.
+    """
+
+    sources: list[str]
+    source: list[int]
+    seq: list[int]
+    recorded_at: list[float]
+    version: list[int]
+    body: list[bytes]
+
+
 class EntryRecord(msgspec.Struct, frozen=True, tag="journal.entry"):
-    """One journal entry in an event-log file, its event still encoded."""
+    """One journal entry in an event-log file (format 1), its event still encoded."""
 
     source: str
     seq: int
@@ -201,7 +230,7 @@ class ContentRecord(msgspec.Struct, frozen=True, tag="artifact.content"):
     chunks: list[bytes]
 
 
-LogRecord: TypeAlias = EntryRecord | BlobRecord | ChunkRecord | ContentRecord
+LogRecord: TypeAlias = EntriesRecord | EntryRecord | BlobRecord | ChunkRecord | ContentRecord
 """Every kind of record in an event-log file."""
 
 
@@ -398,10 +427,49 @@ def _facts(entry: RawEntry, codec: EventCodec) -> _Facts:
         raise StoreError(f"journal entry {entry.position} cannot be decoded: {exc}") from exc
 
 
+# Every current body starts as the encoder writes a tagged event: a small map whose first
+# key is "type", then the tag. An export of everything needs nothing else of most entries.
+_TYPE_KEY = b"\xa4type"
+_ONE_EVENT_TAGS = frozenset(
+    tag.encode()
+    for tag in _CURRENT_TAGS - {_METRICS_TAG, str(ArtifactLogged.__struct_config__.tag)}
+)
+
+
+def _counts(entry: RawEntry, codec: EventCodec) -> tuple[int, str | None]:
+    """What an export of everything needs of an entry: its events and its artifact's SHA-256."""
+    body = entry.body
+    if entry.version == EVENT_VERSION and body[:1] >= b"\x80" and body.startswith(_TYPE_KEY, 1):
+        size = body[6] - 0xA0 if len(body) > 6 else -1
+        if 0 <= size < 32 and body[7 : 7 + size] in _ONE_EVENT_TAGS:
+            return 1, None
+    facts = _facts(entry, codec)
+    return facts.events, facts.sha256
+
+
 # -- reading raw entries ------------------------------------------------------------------------
-async def _raw_pages(
-    store: Store, after: int, *, until: Cutoff | None = None, end: int | None = None
-) -> AsyncIterator[tuple[int, list[RawEntry]]]:
+_PageReader: TypeAlias = Callable[[int, int], list[RawEntry]]
+
+
+def _page_reader(store: Store) -> _PageReader:
+    """``read(after, limit)`` of raw entries, for a worker thread of anyio.
+
+    An SQLite store reads on that thread itself; any other store is called on
+    the event loop (``anyio.from_thread``). Either way a whole export or import
+    runs on one worker thread, with no hop per page.
+    """
+    if isinstance(store, SqliteBackend):
+        return store.read_journal_raw_blocking
+
+    def read(after: int, limit: int) -> list[RawEntry]:
+        return anyio.from_thread.run(store.read_journal_raw, after, limit)
+
+    return read
+
+
+def _raw_pages(
+    read: _PageReader, after: int, *, until: Cutoff | None = None, end: int | None = None
+) -> Iterator[tuple[int, list[RawEntry]]]:
     """The raw entries after ``after``, page by page, within ``until`` and up to ``end``.
 
     Yields ``(the position read up to, the entries of the page that the cut-off
@@ -411,7 +479,7 @@ async def _raw_pages(
     while not (until is not None and until.passed(cursor)) and (end is None or cursor < end):
         bounds = (end, None if until is None else until.position)
         limit = min([_PAGE, *(bound - cursor for bound in bounds if bound is not None)])
-        page = await store.read_journal_raw(cursor, limit)
+        page = read(cursor, limit)
         if not page:
             return
         cursor = page[-1].position
@@ -522,17 +590,7 @@ async def export_events(
     """
     start = _check_position(after, "after")
     selection = _Selection(experiment_id, run_id)
-    codec = EventCodec()
     async with _using(store_or_path, read_only=True) as store:
-        # A selection needs to know every run's experiment before it meets their entries.
-        end: int | None = None
-        if not selection.everything:
-            end = 0
-            async for read_to, page in _raw_pages(store, 0, until=until):
-                end = read_to
-                await anyio.to_thread.run_sync(_learn_page, selection, page, codec)
-            selection.check_known()
-
         metadata = {"exported_from": store.spec, "after": str(start)}
         if experiment_id is not None:
             metadata["experiment_id"] = experiment_id
@@ -540,64 +598,105 @@ async def export_events(
             metadata["run_id"] = run_id
         if until is not None:
             metadata["until"] = str(until)
-        writer = await anyio.to_thread.run_sync(
-            functools.partial(LogWriter, dest, metadata=metadata)
-        )
-        tally = _Tally(codec)
-        cursor = start
-        try:
-            async for read_to, page in _raw_pages(store, start, until=until, end=end):
-                cursor = read_to
-                await anyio.to_thread.run_sync(tally.write_page, writer, selection, page)
-            blobs = 0
-            for sha in tally.sha256s:
-                blobs += await anyio.to_thread.run_sync(tally.write_content, writer, store, sha)
-            await anyio.to_thread.run_sync(writer.close)
-        except BaseException:
-            writer.abort()
-            raise
-    return ExportResult(tally.entries, tally.events, blobs, max(cursor, start))
+        export = _Export(store, selection)
+        return await anyio.to_thread.run_sync(export.run, dest, metadata, start, until)
 
 
-def _learn_page(selection: _Selection, page: list[RawEntry], codec: EventCodec) -> None:
-    for entry in page:
-        selection.learn(_facts(entry, codec))
+def _block(entries: list[RawEntry]) -> EntriesRecord:
+    """One block of consecutive entries, each source named once."""
+    sources: dict[str, int] = {}
+    index = [sources.setdefault(e.source, len(sources)) for e in entries]
+    return EntriesRecord(
+        list(sources),
+        index,
+        [e.seq for e in entries],
+        [e.recorded_at for e in entries],
+        [e.version for e in entries],
+        [e.body for e in entries],
+    )
 
 
-class _Tally:
-    """The export's running counts, and the encoding of its records (in a worker thread)."""
+class _Export:
+    """One export, run start to end on one worker thread: its reads, counts and records."""
 
-    def __init__(self, codec: EventCodec) -> None:
-        self.codec = codec
+    def __init__(self, store: Store, selection: _Selection) -> None:
+        self.store = store
+        self.read = _page_reader(store)
+        self.selection = selection
+        self.codec = EventCodec()
         self.encode = msgspec.msgpack.Encoder().encode
         self.entries = 0
         self.events = 0
         self.sha256s: dict[str, None] = {}  # an ordered set
         self.chunks: set[bytes] = set()  # written already
 
-    def write_page(self, writer: LogWriter, selection: _Selection, page: list[RawEntry]) -> None:
-        encode = self.encode
-        payloads: list[bytes] = []
-        for entry in page:
-            facts = _facts(entry, self.codec)
-            if not selection.takes(facts):
-                continue
-            payloads.append(
-                encode(
-                    EntryRecord(
-                        entry.source, entry.seq, entry.recorded_at, entry.version, entry.body
-                    )
-                )
-            )
-            self.events += facts.events
-            if facts.sha256 is not None:
-                self.sha256s[facts.sha256] = None
-        writer.write_many(payloads)
-        self.entries += len(payloads)
+    def run(
+        self,
+        dest: str | os.PathLike[str],
+        metadata: dict[str, str],
+        start: int,
+        until: Cutoff | None,
+    ) -> ExportResult:
+        selection = self.selection
+        # A selection needs to know every run's experiment before it meets their entries.
+        end: int | None = None
+        if not selection.everything:
+            end = 0
+            for read_to, page in _raw_pages(self.read, 0, until=until):
+                end = read_to
+                for entry in page:
+                    selection.learn(_facts(entry, self.codec))
+            selection.check_known()
 
-    def write_content(self, writer: LogWriter, store: Store, sha256: str) -> int:
+        writer: LogWriter | None = None
+        cursor = start
+        try:
+            for read_to, page in _raw_pages(self.read, start, until=until, end=end):
+                cursor = read_to
+                blocks = self.blocks(page)
+                if blocks:
+                    if writer is None:
+                        writer = LogWriter(dest, metadata=metadata, format_version=2)
+                    writer.write_many(blocks)
+            if writer is None:
+                # No entry, so no block: format 1, which older runjournal versions read too.
+                writer = LogWriter(dest, metadata=metadata, format_version=1)
+            blobs = sum(self.write_content(writer, sha) for sha in self.sha256s)
+            writer.close()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        return ExportResult(self.entries, self.events, blobs, max(cursor, start))
+
+    def blocks(self, page: list[RawEntry]) -> list[bytes]:
+        """The encoded blocks of the page's selected entries (none if it has none)."""
+        codec = self.codec
+        if self.selection.everything:
+            counts = [_counts(entry, codec) for entry in page]
+        else:
+            takes = self.selection.takes
+            facts = [(entry, _facts(entry, codec)) for entry in page]
+            kept = [(entry, f) for entry, f in facts if takes(f)]
+            page = [entry for entry, _ in kept]
+            counts = [(f.events, f.sha256) for _, f in kept]
+        for events, sha256 in counts:
+            self.events += events
+            if sha256 is not None:
+                self.sha256s[sha256] = None
+        blocks: list[bytes] = []
+        start = size = 0
+        for end, entry in enumerate(page, 1):
+            size += len(entry.body)
+            if size >= _BLOCK_BYTES or end == len(page):
+                blocks.append(self.encode(_block(page[start:end])))
+                start, size = end, 0
+        self.entries += len(page)
+        return blocks
+
+    def write_content(self, writer: LogWriter, sha256: str) -> int:
         """Write one content's new chunks, then its record; 0 if the store lacks it."""
-        content = store.content(sha256)
+        content = self.store.content(sha256)
         if content is None:
             return 0
         digests: list[bytes] = []
@@ -687,14 +786,70 @@ def _read_eventlog(path: str) -> _Source:
             piece = (b"", offset, len(payload))
             contents.append(_FileContent(path, record.sha256, len(record.data), [piece]))
             continue
+        if isinstance(record, EntryRecord):
+            rows: Iterable[tuple[str, int, float, int, bytes]] = [
+                (record.source, record.seq, record.recorded_at, record.version, record.body)
+            ]
+        else:
+            rows = _block_rows(path, index, record)
         try:
-            event = codec.decode(record.body, record.version)
-        except (msgspec.DecodeError, ValueError, TypeError, KeyError) as exc:
-            reason = f"event (version {record.version}) cannot be decoded: {exc}"
-            raise CorruptLogFile(path, reason, record=index) from None
-        entries.append(NewEntry(record.source, record.seq, event, record.recorded_at))
-        events += _event_count(event)
+            for new in _new_entries(codec, rows):
+                entries.append(new)
+                events += _event_count(new.event)
+        except _Undecodable as exc:
+            where = (
+                f"entry {exc.number} of the block: " if isinstance(record, EntriesRecord) else ""
+            )
+            raise CorruptLogFile(path, f"{where}{exc.reason}", record=index) from None
     return _Source(path, "eventlog", entries, contents, events)
+
+
+def _block_rows(
+    path: str, index: int, block: EntriesRecord
+) -> Iterable[tuple[str, int, float, int, bytes]]:
+    """The entries of a block as ``(source, seq, recorded_at, version, body)``, checked."""
+    size = len(block.body)
+    columns = (block.source, block.seq, block.recorded_at, block.version)
+    if any(len(column) != size for column in columns):
+        raise CorruptLogFile(path, "a block's columns differ in length", record=index)
+    sources = block.sources
+    if size and not 0 <= min(block.source) <= max(block.source) < len(sources):
+        raise CorruptLogFile(path, "a block names a source it lacks", record=index)
+    return zip(
+        [sources[i] for i in block.source],
+        block.seq,
+        block.recorded_at,
+        block.version,
+        block.body,
+        strict=True,
+    )
+
+
+class _Undecodable(Exception):
+    """The ``number``-th of the entries to import has an event that cannot be decoded."""
+
+    def __init__(self, number: int, reason: str) -> None:
+        super().__init__(reason)
+        self.number = number
+        self.reason = reason
+
+
+def _new_entries(
+    codec: EventCodec, rows: Iterable[tuple[str, int, float, int, bytes]]
+) -> Iterator[NewEntry]:
+    """The entries to import, each event decoded (validated, upcast) and its body kept.
+
+    A body at the current event version is carried to the store as it is: it
+    decodes to the event, so the store need not encode that again.
+    """
+    decode = codec.decode
+    for number, (source, seq, recorded_at, version, body) in enumerate(rows):
+        try:
+            event = decode(body, version)
+        except (msgspec.DecodeError, ValueError, TypeError, KeyError) as exc:
+            reason = f"event (version {version}) cannot be decoded: {exc}"
+            raise _Undecodable(number, reason) from None
+        yield NewEntry(source, seq, event, recorded_at, body if version == EVENT_VERSION else None)
 
 
 async def _read_store(store: Store, name: str, until: Cutoff | None) -> _Source:
@@ -702,38 +857,33 @@ async def _read_store(store: Store, name: str, until: Cutoff | None) -> _Source:
 
     The contents are read from ``store`` when they are stored: keep it open until then.
     """
-    raw: list[RawEntry] = []
-    async for _, page in _raw_pages(store, 0, until=until):
-        raw.extend(page)
     if until is not None:
         name = f"{name} up to {until}"
+    read = _page_reader(store)
 
-    def decode() -> tuple[list[NewEntry], int]:
+    def collect() -> _Source:
         codec = EventCodec()
         entries: list[NewEntry] = []
         events = 0
-        for entry in raw:
-            try:
-                event = codec.decode(entry.body, entry.version)
-            except (msgspec.DecodeError, ValueError) as exc:
-                raise StoreError(
-                    f"{name}: journal entry {entry.position} cannot be decoded: {exc}"
-                ) from exc
-            entries.append(NewEntry(entry.source, entry.seq, event, entry.recorded_at))
-            events += _event_count(event)
-        return entries, events
-
-    entries, events = await anyio.to_thread.run_sync(decode)
-    shas = list(
-        dict.fromkeys(e.event.sha256 for e in entries if isinstance(e.event, ArtifactLogged))
-    )
-
-    def find() -> list[Content]:
+        shas: dict[str, None] = {}  # an ordered set
+        for _, page in _raw_pages(read, 0, until=until):
+            for entry in page:
+                row = (entry.source, entry.seq, entry.recorded_at, entry.version, entry.body)
+                try:
+                    (new,) = _new_entries(codec, [row])
+                except _Undecodable as exc:
+                    raise StoreError(
+                        f"{name}: journal entry {entry.position}: {exc.reason}"
+                    ) from exc
+                entries.append(new)
+                events += _event_count(new.event)
+                if isinstance(new.event, ArtifactLogged):
+                    shas[new.event.sha256] = None
         found = (store.content(sha) for sha in shas)
-        return [content for content in found if content is not None]
+        contents = [content for content in found if content is not None]
+        return _Source(name, "database", entries, contents, events)
 
-    contents = await anyio.to_thread.run_sync(find)
-    return _Source(name, "database", entries, contents, events)
+    return await anyio.to_thread.run_sync(collect)
 
 
 @contextlib.asynccontextmanager

@@ -3,11 +3,12 @@
 Every series (run, key) is summarised at :data:`LEVELS`: level 0 is one bucket
 holding the whole series (the run table's summary), and level ``l`` ≥ 1 cuts
 the steps into aligned buckets of ``256**l`` steps (bucket ``step >> 8*l``). A
-chart of a range wider than 256 steps per output bucket reads stored buckets, a
-few thousand rows, never a million points; a narrower zoom reads the raw points
-of that window only. The widths are coarse on purpose: the writer maintains
-every level in the commit of each batch, and a finer first level (16 steps)
-cost a row per point for series logged every 100 steps.
+chart of a range wider than 64 steps per output bucket reads stored buckets (a
+few thousand rows, never a million points, see :data:`COARSER`); a narrower
+zoom reads the raw points of that window only. The widths are coarse on
+purpose: the writer maintains every level in the commit of each batch, and a
+finer first level (16 steps) cost a row per point for series logged every 100
+steps.
 
 A bucket is an :class:`Aggregate` keyed by its step range, so it never needs
 to be recomputed: two aggregates of the same bucket combine exactly
@@ -29,6 +30,7 @@ from runjournal.model import MetricBucket, MetricPoint
 
 __all__ = [
     "BITS",
+    "COARSER",
     "LEVELS",
     "TOP_LEVEL",
     "Aggregate",
@@ -46,6 +48,15 @@ TOP_LEVEL = 3
 """The widest stepped level: buckets of ``256**3`` (about 16.8 million) steps."""
 LEVELS = tuple(range(TOP_LEVEL + 1))
 """Level 0 (the whole series as one bucket) and the stepped levels 1..TOP_LEVEL."""
+COARSER = 4
+"""How much coarser than asked :func:`downsample` may answer to read stored buckets.
+
+A range is answered from the coarsest level whose buckets are at most ``COARSER``
+times wider than the equal-width buckets asked for, so a request for ``points``
+buckets gets at least about ``points / COARSER`` of them. Without this slack, a
+100,000-step series at ``points=1000`` (100 steps a bucket, under the 256 of level 1)
+would read and bucket every raw point; with it, it reads 391 stored buckets.
+"""
 
 
 class Aggregate(NamedTuple):
@@ -209,42 +220,158 @@ class Source(Protocol):
     def buckets(self, level: int, low: int, high: int) -> Sequence[Piece]:
         """The stored aggregates of ``level`` with bucket number in ``[low, high]``, by step."""
 
-    def points(self, low: int, high: int) -> list[tuple[int, float]]:
-        """The raw ``(step, value)`` points with step in ``[low, high]``, in get_metrics order."""
+    def points(self, low: int, high: int) -> tuple[Sequence[int], Sequence[float]]:
+        """The steps and values of the raw points with step in ``[low, high]``.
+
+        Two parallel sequences, in get_metrics order.
+        """
 
 
 _STEP_MAX = 2**63 - 1
 _NAN = float("nan")
+_INF = float("inf")
 
 
-def _by_step(points: list[tuple[int, float]]) -> list[Piece]:
-    """One aggregate per distinct step of points given in get_metrics order."""
-    out: list[Piece] = []
-    for step, value in points:
-        one = _single(step, value)
-        if out and out[-1][0] == step:
-            out[-1] = merge(Aggregate(*out[-1]), one)  # type: ignore[arg-type]
-        else:
-            out.append(one)
-    return out
+class _Stored(NamedTuple):
+    level: int
+    rows: Sequence[Piece]
 
 
-def _pieces(source: Source, low: int, high: int, level: int) -> list[Piece]:
-    """Aggregates with disjoint steps that cover exactly ``[low, high]``, coarsest first."""
+class _Raw(NamedTuple):
+    steps: Sequence[int]
+    values: Sequence[float]
+
+
+_Segment: TypeAlias = _Stored | _Raw
+
+
+def _segments(source: Source, low: int, high: int, level: int) -> list[_Segment]:
+    """Stored buckets and raw points that cover exactly the points in ``[low, high]``, by step.
+
+    A stored bucket is used whenever its points all lie in the range, even if its
+    nominal width pokes out (the last bucket of a series is usually such); only
+    a bucket that holds points on both sides of a bound is read one level finer.
+    """
     if low > high:
         return []
     if level == 0:
-        return list(_by_step(source.points(low, high)))
+        steps, values = source.points(low, high)
+        return [_Raw(steps, values)] if steps else []
     shift = BITS * level
-    first_full = -((-low) >> shift)  # ceil(low / width)
-    end_full = (high + 1) >> shift  # buckets first_full .. end_full - 1 lie inside
-    if first_full >= end_full:
-        return _pieces(source, low, high, level - 1)
-    return [
-        *_pieces(source, low, (first_full << shift) - 1, level - 1),
-        *source.buckets(level, first_full, end_full - 1),
-        *_pieces(source, end_full << shift, high, level - 1),
-    ]
+    rows = list(source.buckets(level, low >> shift, high >> shift))
+    if not rows:
+        return []  # every point lies in some stored bucket: none here means no points
+    left: list[_Segment] = []
+    right: list[_Segment] = []
+    if rows[0][0] < low:  # bucket low >> shift, straddling low
+        rows.pop(0)
+        left = _segments(source, low, min(high, (((low >> shift) + 1) << shift) - 1), level - 1)
+    if rows and rows[-1][1] > high:  # bucket high >> shift, straddling high
+        rows.pop()
+        right = _segments(source, max(low, (high >> shift) << shift), high, level - 1)
+    middle: list[_Segment] = [_Stored(level, rows)] if rows else []
+    return [*left, *middle, *right]
+
+
+def _split_head(source: Source, segments: list[_Segment]) -> None:
+    """Make the first piece hold one step only, reading finer levels as needed."""
+    while segments:
+        head = segments[0]
+        if isinstance(head, _Raw):
+            return
+        first = head.rows[0]
+        if first[0] == first[1]:
+            return
+        finer = _segments(source, first[0], first[1], head.level - 1)
+        rest = [_Stored(head.level, head.rows[1:])] if len(head.rows) > 1 else []
+        segments[:1] = [*finer, *rest]
+
+
+class _Columns:
+    """The pieces of a range as parallel lists, so that C builtins summarise slices of them.
+
+    A raw point is a piece of one point. ``lows`` and ``highs`` hold +inf and -inf
+    for a piece without finite values; ``counts`` and ``nonfinite`` are running
+    sums (``counts[j] - counts[i]`` is the size of pieces ``i..j-1``).
+    """
+
+    def __init__(self, segments: list[_Segment]) -> None:
+        self.first_steps: list[int] = []
+        self.last_steps: list[int] = []
+        self.lows: list[float] = []
+        self.highs: list[float] = []
+        self.firsts: list[float | None] = []
+        self.lasts: list[float | None] = []
+        sizes: list[int] = []
+        bad: list[int] = []
+        for segment in segments:
+            if isinstance(segment, _Raw):
+                self._add_raw(segment, sizes, bad)
+            else:
+                self._add_stored(segment.rows, sizes, bad)
+        self.counts = [0, *itertools.accumulate(sizes)]
+        self.nonfinite = [0, *itertools.accumulate(bad)]
+
+    def _add_raw(self, raw: _Raw, sizes: list[int], bad: list[int]) -> None:
+        steps, values = raw
+        self.first_steps += steps
+        self.last_steps += steps
+        self.firsts += values
+        self.lasts += values
+        sizes += itertools.repeat(1, len(steps))
+        total = sum(values)
+        if total - total == 0.0:  # every value finite (an overflow to inf takes the long way)
+            self.lows += values
+            self.highs += values
+            bad += itertools.repeat(0, len(steps))
+        else:
+            self.lows += [v if v - v == 0.0 else _INF for v in values]
+            self.highs += [v if v - v == 0.0 else -_INF for v in values]
+            bad += [0 if v - v == 0.0 else 1 for v in values]
+
+    def _add_stored(self, rows: Sequence[Piece], sizes: list[int], bad: list[int]) -> None:
+        first_steps, last_steps, lows, highs, firsts, lasts, counts, nonfinite = zip(
+            *rows, strict=True
+        )
+        self.first_steps += first_steps
+        self.last_steps += last_steps
+        self.lows += [_INF if v is None else v for v in lows] if None in lows else lows
+        self.highs += [-_INF if v is None else v for v in highs] if None in highs else highs
+        self.firsts += firsts
+        self.lasts += lasts
+        sizes += counts
+        bad += nonfinite
+
+    def buckets(self, begins: list[int], ends: list[int]) -> list[MetricBucket]:
+        """The bucket of pieces ``begins[i]..ends[i]-1``, for each ``i``."""
+        spans = list(map(slice, begins, ends))
+        lows = [None if v == _INF else v for v in map(min, map(self.lows.__getitem__, spans))]
+        highs = [None if v == -_INF else v for v in map(max, map(self.highs.__getitem__, spans))]
+        lasts_at = [end - 1 for end in ends]
+        firsts = list(map(self.firsts.__getitem__, begins))
+        lasts = list(map(self.lasts.__getitem__, lasts_at))
+        if None in firsts:
+            firsts = [_NAN if v is None else v for v in firsts]
+        if None in lasts:
+            lasts = [_NAN if v is None else v for v in lasts]
+        counts, nonfinite = self.counts, self.nonfinite
+        return list(
+            map(
+                MetricBucket,
+                map(self.first_steps.__getitem__, begins),
+                map(self.last_steps.__getitem__, lasts_at),
+                lows,
+                highs,
+                firsts,
+                lasts,
+                map(operator.sub, map(counts.__getitem__, ends), map(counts.__getitem__, begins)),
+                map(
+                    operator.sub,
+                    map(nonfinite.__getitem__, ends),
+                    map(nonfinite.__getitem__, begins),
+                ),
+            )
+        )
 
 
 def downsample(
@@ -255,7 +382,9 @@ def downsample(
     ``whole`` is the series' level-0 aggregate (None: no such series). The first
     bucket holds the range's first step alone; the last ends at the range's last
     point; bucket steps strictly increase; every point of the range is in
-    exactly one bucket, so the range's true min and max always appear.
+    exactly one bucket, so the range's true min and max always appear. Stored
+    buckets up to :data:`COARSER` times wider than asked are used as they are,
+    so there may be fewer than ``points`` buckets although the range holds more.
     """
     if points < 2:
         raise ValueError(f"points must be at least 2, got {points}")
@@ -265,60 +394,31 @@ def downsample(
     high = min(whole[1], _STEP_MAX if end is None else end)
     if low > high:
         return []
-    level = _level_for((high - low + 1) / (points - 1))
-    pieces = _pieces(source, low, high, level)
-    if not pieces:
+    level = _level_for(COARSER * (high - low + 1) / (points - 1))
+    segments = _segments(source, low, high, level)
+    _split_head(source, segments)
+    if not segments:
         return []
-    head = pieces[0]
-    if head[0] != head[1]:
-        # The first bucket must hold the range's first step alone: split the piece there.
-        pieces[:1] = [
-            *_by_step(source.points(head[0], head[0])),
-            *_pieces(source, head[0] + 1, head[1], level),
-        ]
-    out = [_bucket(pieces, 0, 1)]
-    if len(pieces) == 1:
-        return out
-    # The pieces cover disjoint steps in order: each output bucket is a run of them, by the
-    # equal-width slot of its first step.
-    origin = pieces[1][0]
-    # Integer ceiling division: steps reach 2**63, past where floats hold every integer.
-    width = -(-(pieces[-1][1] - origin + 1) // (points - 1))
-    begin = 1
-    slot = 0
-    for index in range(2, len(pieces)):
-        here = (pieces[index][0] - origin) // width
-        if here != slot:
-            out.append(_bucket(pieces, begin, index))
-            begin, slot = index, here
-    out.append(_bucket(pieces, begin, len(pieces)))
-    return out
-
-
-def _bucket(pieces: list[Piece], begin: int, end: int) -> MetricBucket:
-    """The bucket of ``pieces[begin:end]``, which cover disjoint steps in order."""
-    first = pieces[begin]
-    last = pieces[end - 1]
-    if end - begin == 1:
-        lo, hi, count, nonfinite = first[2], first[3], first[6], first[7]
-    else:
-        group = pieces[begin:end]
-        lows = [p[2] for p in group if p[2] is not None]
-        highs = [p[3] for p in group if p[3] is not None]
-        lo = min(lows) if lows else None
-        hi = max(highs) if highs else None
-        count = sum(p[6] for p in group)
-        nonfinite = sum(p[7] for p in group)
-    return MetricBucket(
-        first[0],
-        last[1],
-        lo,
-        hi,
-        _NAN if first[4] is None else first[4],
-        _NAN if last[5] is None else last[5],
-        count,
-        nonfinite,
-    )
+    columns = _Columns(segments)
+    steps = columns.first_steps
+    count = len(steps)
+    # The first bucket: the range's first step alone (every raw point logged at that step).
+    head = bisect.bisect_right(steps, steps[0])
+    begins, ends = [0], [head]
+    if head < count:
+        # The other pieces cover disjoint steps in order: each output bucket is a run of them,
+        # by the equal-width slot of its first step.
+        origin = steps[head]
+        # Integer ceiling division: steps reach 2**63, past where floats hold every integer.
+        width = -(-(columns.last_steps[-1] - origin + 1) // (points - 1))
+        begin = head
+        while begin < count:
+            boundary = origin + ((steps[begin] - origin) // width + 1) * width
+            stop = bisect.bisect_left(steps, boundary, begin + 1)
+            begins.append(begin)
+            ends.append(stop)
+            begin = stop
+    return columns.buckets(begins, ends)
 
 
 def _level_for(steps_per_bucket: float) -> int:

@@ -1,6 +1,6 @@
 """The static files as shipped: vendored uPlot matches VENDORED.md, and nothing builds markup.
 
-These need no browser: they read the files in the package.
+These need no browser: they read the files in the package, and serve them through the app.
 """
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ import hashlib
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
+from runjournal import Tracker
+from runjournal.ui import create_app
 from runjournal.ui.pages import STATIC_DIR, render_shell
 
 UPLOT = STATIC_DIR / "vendor" / "uplot"
@@ -55,3 +58,28 @@ def test_modules_never_parse_strings_as_markup_or_code(module: Path) -> None:
     for banned in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
                    "new Function", "setAttribute(\"style\"", "cssText"):  # fmt: skip
         assert banned not in source, banned
+
+
+async def test_every_shipped_file_is_served_as_it_is_on_disk_and_nothing_else() -> None:
+    async with (
+        Tracker.open_in_memory() as tracker,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(tracker)), base_url="http://127.0.0.1"
+        ) as client,
+    ):
+        for path in sorted(p for p in STATIC_DIR.rglob("*") if p.is_file()):
+            url = "/static/" + path.relative_to(STATIC_DIR).as_posix()
+            response = await client.get(url)
+            assert response.status_code == 200, url
+            assert response.content == path.read_bytes(), url
+        module = await client.get("/static/app.js")
+        assert module.headers["content-type"].startswith("text/javascript")
+        assert module.headers["x-content-type-options"] == "nosniff"
+        again = await client.get(
+            "/static/app.js", headers={"If-None-Match": module.headers["etag"]}
+        )
+        assert again.status_code == 304
+        assert again.content == b""
+        for missing in ("/static/nope.js", "/static/../pages.py", "/static/%2e%2e/pages.py",
+                        "/static/vendor", "/static//etc/passwd"):  # fmt: skip
+            assert (await client.get(missing)).status_code == 404, missing

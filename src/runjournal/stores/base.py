@@ -95,6 +95,9 @@ class NewEntry(msgspec.Struct, frozen=True):
     seq: int
     event: Event
     recorded_at: float
+    body: bytes | None = None
+    """The event already encoded at ``EVENT_VERSION`` (an import's bytes), which a store
+    may keep instead of encoding ``event`` again; it must decode to ``event``."""
 
 
 class JournalEntry(msgspec.Struct, frozen=True):

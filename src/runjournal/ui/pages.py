@@ -7,12 +7,13 @@ read everything through the JSON API, so the pages carry no user data and no inl
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, NamedTuple
 
-from litestar import MediaType, Response, Router, get
+from litestar import MediaType, Request, Response, Router, get
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
-from litestar.static_files import create_static_files_router
 
 __all__ = ["STATIC_DIR", "page_routes", "render_shell", "static_files_router"]
 
@@ -100,8 +101,49 @@ page_routes: Final = Router(
 """The page handlers, mounted at the root by the app."""
 
 
+_MEDIA_TYPES: Final = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".md": "text/plain",
+}
+
+
+class _StaticFile(NamedTuple):
+    body: bytes
+    media_type: str
+    etag: str
+
+
+def _load_static_files() -> dict[str, _StaticFile]:
+    """Every file under ``STATIC_DIR`` by its URL path, read once: they are few and small."""
+    files: dict[str, _StaticFile] = {}
+    for path in sorted(STATIC_DIR.rglob("*")):
+        if path.is_file():
+            body = path.read_bytes()
+            media_type = _MEDIA_TYPES.get(path.suffix, "text/plain")
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            files[path.relative_to(STATIC_DIR).as_posix()] = _StaticFile(body, media_type, etag)
+    return files
+
+
 def static_files_router() -> Router:
-    """``/static/...``: the files under ``STATIC_DIR``, served as they ship in the wheel."""
-    return create_static_files_router(
-        path="/static", directories=[STATIC_DIR], name="static", include_in_schema=False
-    )
+    """``/static/...``: the files under ``STATIC_DIR``, served as they ship in the wheel.
+
+    They are read into memory when the app is made, so a page's dozen modules cost no file
+    system work per request (the compare page waits for all of them before its first fetch),
+    and a URL only ever names one of them: no request path reaches the file system.
+    """
+    files = _load_static_files()
+
+    @get("/{path:path}", include_in_schema=False, sync_to_thread=False)
+    def static_file(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[bytes]:
+        found = files.get(path.lstrip("/"))
+        if found is None:
+            raise NotFoundException(f"no static file {path!r}")
+        headers = {"ETag": found.etag, "Cache-Control": "no-cache"}
+        if request.headers.get("if-none-match") == found.etag:
+            return Response(b"", status_code=304, headers=headers)
+        return Response(found.body, media_type=found.media_type, headers=headers)
+
+    return Router(path="/static", route_handlers=[static_file], include_in_schema=False)

@@ -6,7 +6,8 @@ of the range (``get_metrics_downsampled``); their counts give the range's
 ``get_metrics`` gives it (repeated steps included, with timestamps); a longer
 one as its buckets: ``step`` the bucket's last step, ``value`` its last value,
 ``min`` and ``max`` its finite extremes. NaN and ±inf become ``null``, counted
-in ``nonfinite``.
+in ``nonfinite``. A window of at most ``points`` steps (a zoom) is read raw first,
+since it can hold more points than that only through repeated steps.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 
 import msgspec
 
+from runjournal.model import MetricPoint
 from runjournal.stores.base import Queries
 
 __all__ = ["MAX_POINTS", "MAX_RUNS", "Series", "SeriesResponse", "series_of"]
@@ -58,25 +60,18 @@ async def series_of(
     queries: Queries, run_id: str, key: str, points: int, start: int | None, end: int | None
 ) -> Series:
     """The series of one run, exact or downsampled (see the module)."""
+    if start is not None and end is not None and end - start < points:
+        # A window of at most `points` steps (a zoom) usually holds at most `points` points:
+        # read them at once instead of counting them from the rollups first.
+        raw = await queries.get_metrics_between(run_id, key, start, end)
+        if len(raw) <= points:
+            return _exact(run_id, raw)
     buckets = await queries.get_metrics_downsampled(run_id, key, points, start, end)
     total = sum(b.count for b in buckets)
     if total <= points:
         if start is None and end is None:
-            raw = await queries.get_metrics(run_id, key)
-        else:
-            raw = await queries.get_metrics_between(run_id, key, start, end)
-        values = [_finite(p.value) for p in raw]
-        return Series(
-            run_id=run_id,
-            total=len(raw),
-            exact=True,
-            step=[p.step for p in raw],
-            value=values,
-            min=values,
-            max=values,
-            nonfinite=sum(v is None for v in values),
-            time=[p.timestamp for p in raw],
-        )
+            return _exact(run_id, await queries.get_metrics(run_id, key))
+        return _exact(run_id, await queries.get_metrics_between(run_id, key, start, end))
     return Series(
         run_id=run_id,
         total=total,
@@ -86,4 +81,19 @@ async def series_of(
         min=[b.min for b in buckets],
         max=[b.max for b in buckets],
         nonfinite=sum(b.nonfinite for b in buckets),
+    )
+
+
+def _exact(run_id: str, raw: list[MetricPoint]) -> Series:
+    values = [_finite(p.value) for p in raw]
+    return Series(
+        run_id=run_id,
+        total=len(raw),
+        exact=True,
+        step=[p.step for p in raw],
+        value=values,
+        min=values,
+        max=values,
+        nonfinite=sum(v is None for v in values),
+        time=[p.timestamp for p in raw],
     )

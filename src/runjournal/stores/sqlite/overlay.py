@@ -11,8 +11,8 @@ events then costs a handful of statements, not five per event, and
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -83,10 +83,15 @@ def run_row(row: Sequence[Any]) -> RunRow:
 
 
 class Overlay:
-    """The state one transaction folds events into (a ``projection.View``)."""
+    """The state one transaction folds events into (a ``projection.View``).
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    ``empty=True`` says the projection tables are empty (a rebuild just made them):
+    the overlay then holds the whole state and never looks a row up.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, empty: bool = False) -> None:
         self._conn = conn
+        self._empty = empty
         # None marks a row known to be absent.
         self._experiments: dict[str, Experiment | None] = {}
         self._runs: dict[str, RunRow | None] = {}
@@ -107,17 +112,15 @@ class Overlay:
     # -- the View the fold reads ----------------------------------------------------------
     def experiment(self, experiment_id: str) -> Experiment | None:
         if experiment_id not in self._experiments:
-            row = self._conn.execute(
+            row = self._one(
                 f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (experiment_id,)
-            ).fetchone()
+            )
             self._experiments[experiment_id] = None if row is None else experiment_row(row)
         return self._experiments[experiment_id]
 
     def run(self, run_id: str) -> RunRow | None:
         if run_id not in self._runs:
-            row = self._conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
+            row = self._one(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
             loaded = None if row is None else run_row(row)
             if loaded is not None and self.is_deleted(loaded.experiment_id):
                 loaded = None  # its experiment was deleted earlier in this transaction
@@ -127,55 +130,91 @@ class Overlay:
     def is_deleted(self, entity_id: str) -> bool:
         known = self._tombstones.get(entity_id)
         if known is None:
-            conn = self._conn
-            known = conn.execute("SELECT 1 FROM tombstones WHERE id = ?", (entity_id,)).fetchone()
-            known = known is not None
+            known = self._one("SELECT 1 FROM tombstones WHERE id = ?", (entity_id,)) is not None
             if not known and self._deleted_experiments:
                 # A run of an experiment deleted earlier in this transaction.
-                row = conn.execute(
-                    "SELECT experiment_id FROM runs WHERE id = ?", (entity_id,)
-                ).fetchone()
+                row = self._one("SELECT experiment_id FROM runs WHERE id = ?", (entity_id,))
                 known = row is not None and row[0] in self._deleted_experiments
             self._tombstones[entity_id] = known
         return known
 
+    def _one(self, sql: str, args: tuple[str]) -> Any:
+        """The first row of a lookup in the tables, or None (always, when they are empty)."""
+        if self._empty:
+            return None
+        return self._conn.execute(sql, args).fetchone()
+
     # -- changes ----------------------------------------------------------------------------
     def apply(self, changes: Iterable[Change], position: int) -> None:
         """Apply the changes of the journal entry at ``position`` to the in-memory state."""
+        handlers = self._handlers
         for change in changes:
-            match change:
-                case AddMetrics(run_id=run_id, key=key, points=points):
-                    self._add_metrics(run_id, key, position, points)
-                case SetParams(run_id=run_id, params=params):
-                    self._run_params(run_id).update(params)
-                    self._dirty_params.setdefault(run_id, {}).update(params)
-                case PutRun(row=run):
-                    self._runs[run.id] = run
-                    self._dirty_runs[run.id] = run
-                case PutExperiment(row=exp):
-                    self._experiments[exp.id] = exp
-                    self._dirty_experiments[exp.id] = exp
-                case SetSpanId(run_id=run_id, span_id=span_id):
-                    self._span_ids[run_id] = span_id
-                case AddArtifact(ref=ref):
-                    self._artifact_rows.append(
-                        (ref.run_id, position, ref.name, ref.sha256, ref.size_bytes, ref.created_at)
-                    )
-                case DeleteRun(run_id=run_id):
-                    self._runs[run_id] = None
-                    self._tombstones[run_id] = True
-                    self._deleted_runs.append(run_id)
-                case MarkDeleted(entity_id=entity_id, kind=kind):
-                    self._tombstones[entity_id] = True
-                    self._marked.append((entity_id, kind))
-                case DeleteExperiment(experiment_id=exp_id):
-                    self._experiments[exp_id] = None
-                    self._tombstones[exp_id] = True
-                    self._deleted_experiments.append(exp_id)
-                    for run_id, known in list(self._runs.items()):
-                        if known is not None and known.experiment_id == exp_id:
-                            self._runs[run_id] = None
-                            self._tombstones[run_id] = True
+            handlers[type(change)](self, change, position)
+
+    def _put_run(self, change: PutRun, position: int) -> None:
+        run = change.row
+        self._runs[run.id] = run
+        self._dirty_runs[run.id] = run
+
+    def _set_params(self, change: SetParams, position: int) -> None:
+        run_id, params = change.run_id, change.params
+        self._run_params(run_id).update(params)
+        dirty = self._dirty_params.get(run_id)
+        if dirty is None:
+            self._dirty_params[run_id] = dict(params)
+        else:
+            dirty.update(params)
+
+    def _put_experiment(self, change: PutExperiment, position: int) -> None:
+        exp = change.row
+        self._experiments[exp.id] = exp
+        self._dirty_experiments[exp.id] = exp
+
+    def _metrics(self, change: AddMetrics, position: int) -> None:
+        self._add_metrics(change.run_id, change.key, position, change.points)
+
+    def _span_id(self, change: SetSpanId, position: int) -> None:
+        self._span_ids[change.run_id] = change.span_id
+
+    def _artifact(self, change: AddArtifact, position: int) -> None:
+        ref = change.ref
+        self._artifact_rows.append(
+            (ref.run_id, position, ref.name, ref.sha256, ref.size_bytes, ref.created_at)
+        )
+
+    def _delete_run(self, change: DeleteRun, position: int) -> None:
+        run_id = change.run_id
+        self._runs[run_id] = None
+        self._tombstones[run_id] = True
+        self._deleted_runs.append(run_id)
+
+    def _mark_deleted(self, change: MarkDeleted, position: int) -> None:
+        self._tombstones[change.entity_id] = True
+        self._marked.append((change.entity_id, change.kind))
+
+    def _delete_experiment(self, change: DeleteExperiment, position: int) -> None:
+        exp_id = change.experiment_id
+        self._experiments[exp_id] = None
+        self._tombstones[exp_id] = True
+        self._deleted_experiments.append(exp_id)
+        for run_id, known in list(self._runs.items()):
+            if known is not None and known.experiment_id == exp_id:
+                self._runs[run_id] = None
+                self._tombstones[run_id] = True
+
+    # One method per kind of change: a lookup by type, not a match down a list of cases,
+    # since a replay applies a change or two for every entry of the journal.
+    _handlers: ClassVar[dict[type[Change], Callable[[Overlay, Any, int], None]]] = {
+        PutRun: _put_run,
+        SetParams: _set_params,
+        PutExperiment: _put_experiment,
+        AddMetrics: _metrics,
+        SetSpanId: _span_id,
+        AddArtifact: _artifact,
+        DeleteRun: _delete_run,
+        MarkDeleted: _mark_deleted,
+        DeleteExperiment: _delete_experiment,
+    }
 
     def _add_metrics(
         self, run_id: str, key: str, position: int, points: Sequence[MetricPoint]
@@ -196,7 +235,7 @@ class Overlay:
     def _run_params(self, run_id: str) -> dict[str, Any]:
         params = self._params.get(run_id)
         if params is None:
-            row = self._conn.execute("SELECT params FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = self._one("SELECT params FROM runs WHERE id = ?", (run_id,))
             params = {} if row is None else decode_params(row[0])
             self._params[run_id] = params
         return params

@@ -44,6 +44,7 @@ from runjournal.stores.sqlite.overlay import (
 __all__ = ["SqliteQueries"]
 
 _step = operator.attrgetter("step")
+_value = operator.attrgetter("value")
 
 
 class SqliteQueries:
@@ -371,12 +372,15 @@ class SqliteQueries:
         rows = await self._read_journal(after, limit)
         return [RawEntry(p, s, q, t, v, b) for p, s, q, t, v, b in rows]
 
-    async def _read_journal(self, after: int, limit: int | None) -> list[Any]:
-        return await self._connections.read(
-            "SELECT position, source, seq, recorded_at, version, body FROM journal "
-            "WHERE position > ? ORDER BY position LIMIT ?",
-            (after, -1 if limit is None else limit),
+    def read_journal_raw_blocking(self, after: int = 0, limit: int | None = None) -> list[RawEntry]:
+        """:meth:`read_journal_raw` on the calling thread (an export reads every page on one)."""
+        rows = self._connections.read_blocking(
+            _JOURNAL_PAGE, (after, -1 if limit is None else limit)
         )
+        return [RawEntry(p, s, q, t, v, b) for p, s, q, t, v, b in rows]
+
+    async def _read_journal(self, after: int, limit: int | None) -> list[Any]:
+        return await self._connections.read(_JOURNAL_PAGE, (after, -1 if limit is None else limit))
 
     async def head(self) -> int:
         """The position of the newest entry (0 for an empty journal)."""
@@ -384,6 +388,10 @@ class SqliteQueries:
         return int(row[0])
 
 
+_JOURNAL_PAGE = (
+    "SELECT position, source, seq, recorded_at, version, body FROM journal "
+    "WHERE position > ? ORDER BY position LIMIT ?"
+)
 _AGGREGATE_COLUMNS = (
     "first_step, last_step, min_value, max_value, first_value, last_value, count, nonfinite"
 )
@@ -431,7 +439,7 @@ class _SeriesSource:
         )
         return rows
 
-    def points(self, low: int, high: int) -> list[tuple[int, float]]:
+    def points(self, low: int, high: int) -> tuple[list[int], list[float]]:
         queries = self._queries
         rows = queries._connections.read_blocking(
             "SELECT position FROM metrics "
@@ -447,14 +455,22 @@ class _SeriesSource:
             )
             for position, version, body in found:
                 self._decoded[position] = queries._decode_points([(version, body)])
-        # Entries in journal order, each already by step: a stable sort keeps logging order.
-        chosen: list[MetricPoint] = []
+        # Entries in journal order, each already by step.
+        slices: list[list[MetricPoint]] = []
         for (position,) in rows:
             entry = self._decoded[position]
             first = bisect.bisect_left(entry, low, key=_step)
-            chosen += entry[first : bisect.bisect_right(entry, high, lo=first, key=_step)]
-        chosen.sort(key=_step)
-        return [(p.step, p.value) for p in chosen]
+            chosen = entry[first : bisect.bisect_right(entry, high, lo=first, key=_step)]
+            if chosen:
+                slices.append(chosen)
+        ordered = all(
+            before[-1].step <= after[0].step for before, after in itertools.pairwise(slices)
+        )
+        if ordered:  # nearly always: the entries follow each other by step
+            chosen = list(itertools.chain.from_iterable(slices))
+        else:  # a stable sort keeps logging order among equal steps
+            chosen = sorted(itertools.chain.from_iterable(slices), key=_step)
+        return list(map(_step, chosen)), list(map(_value, chosen))
 
 
 _VIEWS = {RunView.ACTIVE: " AND hidden = 0", RunView.HIDDEN: " AND hidden = 1", RunView.ALL: ""}

@@ -161,16 +161,19 @@ def append(
     for content in contents:
         store_content(conn, content)
     seen = _journaled(conn, entries)
-    overlay = Overlay(conn)
     # Positions are ours to assign: BEGIN IMMEDIATE holds the write lock, and the
     # journal only ever grows, so the next position is max + 1.
     position = conn.execute("SELECT coalesce(max(position), 0) FROM journal").fetchone()[0]
+    # The projections are the fold of the journal: an empty journal has nothing to look up.
+    overlay = Overlay(conn, empty=position == 0)
+    apply = overlay.apply
     rows: list[tuple[int, str, int, float, int, bytes]] = []
     duplicates = 0
     rejected: list[tuple[int, str]] = []
     encode = codec.encode
     for index, entry in enumerate(entries):
-        if (entry.source, entry.seq) in seen:
+        identity = (entry.source, entry.seq)
+        if identity in seen:
             duplicates += 1
             continue
         try:
@@ -179,16 +182,17 @@ def append(
             rejected.append((index, str(exc)))
             continue
         position += 1
-        overlay.apply(changes, position)
-        seen.add((entry.source, entry.seq))
+        apply(changes, position)
+        seen.add(identity)
+        body = entry.body
         rows.append(
             (
                 position,
-                entry.source,
-                entry.seq,
+                identity[0],
+                identity[1],
                 entry.recorded_at,
                 EVENT_VERSION,
-                encode(entry.event),
+                encode(entry.event) if body is None else body,
             )
         )
     conn.executemany(
@@ -220,9 +224,10 @@ def refold(conn: sqlite3.Connection, codec: EventCodec, where: str) -> None:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     for statement in statements(PROJECTIONS):
         conn.execute(statement)
-    overlay = Overlay(conn)
+    overlay = Overlay(conn, empty=True)
     rows = conn.execute("SELECT position, version, body FROM journal ORDER BY position")
     decode = codec.decode
+    apply = overlay.apply
     while chunk := rows.fetchmany(10_000):
         for position, version, body in chunk:
             try:
@@ -231,20 +236,24 @@ def refold(conn: sqlite3.Connection, codec: EventCodec, where: str) -> None:
                 raise StoreError(
                     f"{where}: journal entry {position} no longer applies: {exc}"
                 ) from exc
-            overlay.apply(changes, position)
+            apply(changes, position)
     overlay.write()
 
 
 def _journaled(conn: sqlite3.Connection, entries: Sequence[NewEntry]) -> set[tuple[str, int]]:
     """The ``(source, seq)`` of ``entries`` that the journal already holds: one query a source."""
-    spans: dict[str, tuple[int, int]] = {}
+    seqs: dict[str, list[int]] = {}
     for entry in entries:
-        low, high = spans.get(entry.source, (entry.seq, entry.seq))
-        spans[entry.source] = (min(low, entry.seq), max(high, entry.seq))
+        found = seqs.get(entry.source)
+        if found is None:
+            seqs[entry.source] = [entry.seq]
+        else:
+            found.append(entry.seq)
     seen: set[tuple[str, int]] = set()
-    for source, (low, high) in spans.items():
+    for source, numbers in seqs.items():
         rows = conn.execute(
-            "SELECT seq FROM journal WHERE source = ? AND seq BETWEEN ? AND ?", (source, low, high)
+            "SELECT seq FROM journal WHERE source = ? AND seq BETWEEN ? AND ?",
+            (source, min(numbers), max(numbers)),
         )
         seen.update((source, seq) for (seq,) in rows.fetchall())
     return seen

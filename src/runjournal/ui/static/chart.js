@@ -102,6 +102,20 @@ export class Chart {
     return Math.max(300, this.plotBox.clientWidth || 600);
   }
 
+  /**
+   * Fetch now if the chart is already on screen (or within the observer's margin), without
+   * waiting a frame for the observer's first report: the first chart of a page is what its
+   * reader waits for.
+   */
+  loadIfInView() {
+    if (this.loaded || this.loading || !this.root.isConnected) return;
+    const box = this.root.getBoundingClientRect();
+    if (box.bottom >= -200 && box.top <= window.innerHeight + 200) {
+      observer?.unobserve(this.root);
+      this.visible();
+    }
+  }
+
   /** First time in view: fetch the whole range. */
   visible() {
     if (!this.loaded && !this.loading) this.load(null);

@@ -75,6 +75,7 @@ export async function main(root) {
 
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics ?? {})))].sort();
   for (const key of keys) addChart(key);
+  for (const chart of charts.values()) chart.loadIfInView();
   if (!keys.length) chartsBox.append(h("p", { class: "muted", text: "no metrics" }));
   document.body.dataset.ready = "true";
 

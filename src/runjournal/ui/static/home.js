@@ -89,6 +89,7 @@ export async function main(root) {
 
   function restart() {
     cursors = [null];
+    pages.clear();
     writeState(state);
     load(null);
   }
@@ -149,27 +150,58 @@ export async function main(root) {
     );
   }
 
-  async function load(cursor) {
+  // Pages by their query: the next page is fetched while the reader looks at this one, so
+  // "next" draws at once; a filter, sort or live change empties it.
+  const pages = new Map();
+  let loads = 0;
+
+  function query(cursor) {
+    return {
+      experiment: state.experiment,
+      filter: state.filters,
+      sort: state.sort,
+      desc: state.desc,
+      limit: PAGE_SIZE,
+      cursor,
+    };
+  }
+
+  function fetchPage(cursor) {
+    const params = query(cursor);
+    const key = url("/api/runs", params);
+    let pending = pages.get(key);
+    if (!pending) {
+      pending = getJSON("/api/runs", params);
+      pages.set(key, pending);
+      pending.catch(() => pages.delete(key));
+      while (pages.size > 4) pages.delete(pages.keys().next().value);
+    }
+    return pending;
+  }
+
+  /** Show the page at `cursor`; a click that comes while a page loads wins over it. */
+  async function load(cursor, fetched = fetchPage(cursor)) {
+    const mine = ++loads;
+    // Until this page is drawn, "next" would name the page after the one on screen.
+    for (const button of pager.querySelectorAll("button")) button.disabled = true;
     error.hidden = true;
     renderChips();
+    let next;
     try {
-      page = await getJSON("/api/runs", {
-        experiment: state.experiment,
-        filter: state.filters,
-        sort: state.sort,
-        desc: state.desc,
-        limit: PAGE_SIZE,
-        cursor,
-      });
+      next = await fetched;
     } catch (err) {
-      page = { runs: [], next: null, total: 0 };
+      if (mine !== loads) return;
+      next = { runs: [], next: null, total: 0 };
       error.textContent = err instanceof ApiError ? `${err.code}: ${err.message}` : String(err);
       error.hidden = false;
     }
+    if (mine !== loads) return;
+    page = next;
     pickDefaults();
     renderColumns();
     renderTable();
     renderPager();
+    if (page.next != null) fetchPage(page.next).catch(() => {});
   }
 
   /** Keys seen on this page, most common first; the first few are shown unless the user picked. */
@@ -350,6 +382,8 @@ export async function main(root) {
     if (compareLink.getAttribute("aria-disabled")) event.preventDefault();
   });
 
+  // The experiments and the first page at once: neither needs the other's answer.
+  const firstPage = fetchPage(null);
   try {
     const list = await getJSON("/api/experiments");
     experiments = new Map(list.map((e) => [e.id, e]));
@@ -359,7 +393,7 @@ export async function main(root) {
   }
   renderExperiments();
   renderCompareLink();
-  await load(null);
+  await load(null, firstPage);
   document.body.dataset.ready = "true";
 
   // New runs and status changes show up without a reload; a burst of events costs one refresh.
@@ -375,6 +409,7 @@ export async function main(root) {
       } catch {
         // The table refresh below reports errors.
       }
+      pages.clear();
       load(cursors[cursors.length - 1]);
     }, REFRESH_MS);
   });

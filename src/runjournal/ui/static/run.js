@@ -57,6 +57,7 @@ export async function main(root) {
   nameExperiment(header, run.experiment_id);
   const keys = Object.keys(run.metrics ?? {}).sort();
   for (const key of keys) addChart(key);
+  for (const chart of charts.values()) chart.loadIfInView();
   if (!keys.length) chartsBox.append(h("p", { class: "muted", text: "no metrics" }));
   document.body.dataset.ready = "true";
 
