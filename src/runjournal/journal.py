@@ -88,7 +88,7 @@ from runjournal.model import (
 from runjournal.projection import Rejected, State
 from runjournal.stores.base import Content, JournalEntry, NewEntry, PurgeResult, RawEntry, Store
 from runjournal.stores.memory import StateReader
-from runjournal.stores.sqlite import is_sqlite_file
+from runjournal.stores.sqlite import SqliteBackend, is_sqlite_file
 from runjournal.stores.urls import is_postgres_url, store_for
 
 __all__ = [

@@ -438,7 +438,7 @@ class _SeriesSource:
         pieces: list[Piece] = rows
         return pieces
 
-    def points(self, low: int, high: int) -> list[tuple[int, float]]:
+    def points(self, low: int, high: int) -> tuple[list[int], list[float]]:
         q = self._queries
         rows = q._connections.read_blocking(
             f"SELECT position FROM {q._s}.metrics WHERE run_id = %s AND key = %s "
@@ -458,8 +458,8 @@ class _SeriesSource:
             entry = self._decoded[int(position)]
             first = bisect.bisect_left(entry, low, key=_step)
             chosen += entry[first : bisect.bisect_right(entry, high, lo=first, key=_step)]
-        chosen.sort(key=_step)
-        return [(p.step, p.value) for p in chosen]
+        chosen.sort(key=_step)  # stable: logging order among equal steps
+        return [p.step for p in chosen], [p.value for p in chosen]
 
 
 _VIEWS = {RunView.ACTIVE: " AND NOT hidden", RunView.HIDDEN: " AND hidden", RunView.ALL: ""}
