@@ -11,7 +11,7 @@ COVERAGE_FLOOR := 92
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ".[cli,ui,postgres]" --group test --group lint --group bench --group frameworks
+	$(BIN)/python -m pip install --quiet -e ".[cli,ui,postgres]" --group test --group lint --group bench --group frameworks --group mlflow
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -57,7 +57,7 @@ bench-peers: $(STAMP)
 	$(PYTHON) -m venv .venv-peers
 	.venv-peers/bin/python -m pip install --quiet --upgrade "pip>=25.1"
 	.venv-peers/bin/python -m pip install --quiet -e . --group bench-peers
-	$(BIN)/python -m benchmarks --only peers --peers-python .venv-peers/bin/python $(ARGS)
+	$(BIN)/python -m benchmarks --only peers,mlflow-server --peers-python .venv-peers/bin/python $(ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-peers .venv-wheel dist .mypy_cache .pytest_cache .ruff_cache .coverage

@@ -11,6 +11,7 @@ from benchmarks import (
     case_faces,
     case_many_writers,
     case_memory,
+    case_mlflow_server,
     case_peers,
     case_pg,
     case_read,
@@ -37,6 +38,7 @@ CASES = (
     case_ui_browser.CASE,
     case_artifacts.CASE,
     case_pg.CASE,
+    case_mlflow_server.CASE,
 )
 
 if __name__ == "__main__":

@@ -11,9 +11,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+import anyio.to_thread
 
 from benchmarks._harness import (
     Case,
@@ -27,12 +31,15 @@ from benchmarks._harness import (
     spread,
     tracked_run,
 )
-from runjournal import FilterOp, ParamFilter, Tracker
+from runjournal import FilterOp, ParamFilter, Run, Tracker
+from runjournal.stores.sqlite.filters import select_matching
 
 __all__ = ["CASE", "params_for"]
 
 SERIES_TARGET_S = 0.3
 FILTER_TARGET_S = 0.050
+LIST_RUNS_TARGET_S = 0.025
+WIDE_FILTER_TARGET_S = 0.100
 READS = 5
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "lion")
@@ -178,11 +185,21 @@ async def _runs(context: Context, result: CaseResult) -> None:
         times, found = await _timed(lambda: tracker.list_runs(experiment_id))
         if found != runs:
             raise AssertionError(f"list_runs returned {found} runs, expected {runs}")
-        result.rows.append(
+        base, _ = await _timed(functools.partial(_fetch_rows, path))
+        result.rows += [
             Row(
-                f"list_runs, {runs:,} runs × 20 params", median(times), "s", note=spread(times, "s")
-            )
-        )
+                f"list_runs, {runs:,} runs × 20 params",
+                median(times) * 1e3,
+                "ms",
+                at_most(LIST_RUNS_TARGET_S * 1e3),
+                f"{median(times) / median(base):.2f}× the baseline; {spread(times, 's')}",
+            ),
+            Row(
+                "baseline: the same rows fetched with sqlite3, nothing decoded",
+                median(base) * 1e3,
+                "ms",
+            ),
+        ]
         for query in _queries(runs):
             expected = sum(query.expect(p) for p in all_params)
             for scope, label in ((experiment_id, "experiment"), (None, "all")):
@@ -208,6 +225,93 @@ async def _runs(context: Context, result: CaseResult) -> None:
     )
 
 
+async def _fetch_rows(path: Path) -> list[Any]:
+    """The runs' rows as ``sqlite3`` fetches them: what list_runs reads, before any decoding."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows: list[Any] = conn.execute(
+            "SELECT id, experiment_id, name, status, created_at, start_time, end_time, tags, "
+            "last_activity, params FROM runs ORDER BY created_at, id"
+        ).fetchall()
+        return rows
+    finally:
+        conn.close()
+
+
+def _decoded_match(path: Path, filters: Sequence[ParamFilter]) -> list[str]:
+    """The filters matched by decoding every value of their keys in Python (the old way)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        keys = sorted({f.key for f in filters})
+        rows = conn.execute(
+            f"SELECT key, run_id, value FROM params WHERE key IN ({','.join('?' * len(keys))})",
+            keys,
+        ).fetchall()
+    finally:
+        conn.close()
+    return sorted(select_matching(filters, rows, None))
+
+
+async def _wide(context: Context, result: CaseResult) -> None:
+    """filter_runs and search_runs over 100,000 runs × 20 params."""
+    runs = context.config.n(100_000, 10_000)
+    path = context.path("read-wide.db")
+    all_params = [params_for(i) for i in range(runs)]
+    # About 1 % of the runs match, as in the 10,000-run queries above.
+    query = (
+        ParamFilter("learning_rate", FilterOp.LT, 2e-5),
+        ParamFilter("model", FilterOp.STARTS_WITH, "llama-1"),
+    )
+    expected = sum(
+        p["learning_rate"] < 2e-5 and p["model"].startswith("llama-1") for p in all_params
+    )
+    async with Tracker.open(path) as tracker:
+        experiment_id = await tracker.create_experiment("sweep")
+        for i, params in enumerate(all_params):
+            run_id = await tracker.create_run(experiment_id, name=f"trial-{i}")
+            tracker.log_params_nowait(run_id, params)
+        await tracker.flush()
+        times, found = await _timed(functools.partial(tracker.filter_runs, None, query))
+        if found != expected:
+            raise AssertionError(f"range and prefix: {found} runs, expected {expected}")
+        base = []
+        for _ in range(READS):
+            start = time.perf_counter()
+            matched = await anyio.to_thread.run_sync(_decoded_match, path, query)
+            base.append(time.perf_counter() - start)
+        if len(matched) != expected:
+            raise AssertionError(f"the baseline found {len(matched)} runs, expected {expected}")
+
+        async def first_page() -> list[Run]:
+            page = await tracker.search_runs(None, order_by="param:learning_rate", desc=True)
+            return page.runs
+
+        paged, found = await _timed(first_page)
+        if found != 100:
+            raise AssertionError(f"search_runs: a page of {found} runs")
+    result.rows += [
+        Row(
+            f"filter_runs (all): learning_rate < 2e-5 and model starts with llama-1, "
+            f"{runs:,} runs × 20 params",
+            median(times) * 1e3,
+            "ms",
+            at_most(WIDE_FILTER_TARGET_S * 1e3),
+            f"{expected:,} runs match; {median(times) / median(base):.2f}× the baseline",
+        ),
+        Row(
+            "baseline: the same, decoding both keys' values in Python",
+            median(base) * 1e3,
+            "ms",
+        ),
+        Row(
+            f"search_runs, first 100 of {runs:,} runs by param:learning_rate desc",
+            median(paged) * 1e3,
+            "ms",
+            note=spread(paged, "s"),
+        ),
+    ]
+
+
 def run(context: Context) -> CaseResult:
     series = context.config.n(1_000_000, 100_000)
     runs = context.config.n(10_000, 1_000)
@@ -220,6 +324,7 @@ def run(context: Context) -> CaseResult:
     )
     run_async(_series(context, result))
     run_async(_runs(context, result))
+    run_async(_wide(context, result))
     return result
 
 

@@ -110,6 +110,11 @@ CONFUSABLE: list[Any] = [
     *(0, 0.0, -0.0, 1, 1.0, True, False, None, 64, 64.0, -1, -1.0, 1e-4, 0.5),
     *(2**53 + 1, float(2**53), 2**63 - 1, float(2**63), -(2**63), float("nan")),
     *(float("inf"), "", "a", "adamw", "adam", [1], [1.0], [True], {"a": 1}),
+    # Strings at the edges of the text index: a NUL, the last code point (a prefix of it
+    # has no successor), the one before the surrogates, non-ASCII and case.
+    *("\x00", "a\x00b", "\U0010ffff", "a\U0010ffff", "\ud7ff", "\ud7ffx", "é", "A"),
+    # Lists whose bytes hold another value's encoding without holding that value.
+    *(float("-inf"), ["\x01"], ["adam", 1], [[1]], [None], []),
 ]
 confusable = st.sampled_from(CONFUSABLE)
 filter_values: st.SearchStrategy[Any] = confusable | param_values

@@ -143,6 +143,7 @@ def test_the_sync_face_hides_and_restores() -> None:
 def _as_schema_3(path: Path) -> None:
     """Turn a fresh database into one of schema 3 (today's without ``runs.hidden``)."""
     with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("DROP INDEX runs_by_creation")  # of schema 5: it names runs.hidden
         conn.execute("ALTER TABLE runs DROP COLUMN hidden")
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
         conn.commit()

@@ -108,3 +108,21 @@ async def test_a_resume_that_no_longer_applies_is_rejected_alone(tracker: Tracke
         await tracker.flush()
     assert await tracker.get_run_status(run_id) is RunStatus.RUNNING
     assert len(await tracker.get_metrics(run_id, "loss")) == 1
+
+
+async def test_lifecycle_calls_take_the_time_it_happened(tracker: Tracker) -> None:
+    """For importers and the MLflow face: a run keeps the times it came with."""
+    exp = await tracker.create_experiment("imported")
+    run_id = await tracker.create_run(exp, at=1_700_000_000.5)
+    await tracker.start_run(run_id, at=1_700_000_001.25)
+    await tracker.complete_run(run_id, "FAILED", at=1_700_000_100.125)
+    run = await tracker.get_run(run_id)
+    assert (run.created_at, run.start_time, run.end_time) == (
+        1_700_000_000.5,
+        1_700_000_001.25,
+        1_700_000_100.125,
+    )
+    with pytest.raises(ValueError, match="finite"):
+        await tracker.create_run(exp, at=float("nan"))
+    with pytest.raises(TypeError, match="timestamp"):
+        await tracker.start_run(run_id, at="yesterday")  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runjournal import FilterOp, ParamFilter, RunStatus, Tracker
-from runjournal.events import Event, ExperimentCreated, ParamsLogged, RunCreated
+from runjournal.events import Event, ExperimentCreated, MetricsLogged, ParamsLogged, RunCreated
 from runjournal.model import MetricPoint, same_value
 from runjournal.stores import NewEntry, Store
 from runjournal.stores.base import recorded_at
@@ -206,5 +206,72 @@ def test_every_store_filters_confusable_values_alike(tmp_path: Path) -> None:
         assert await answers(make_store("postgres", tmp_path)) == reference
         # The reference finds 64.0 for 64, -0.0 for 0, and nothing for NaN: the cases in play.
         assert any(isinstance(hits, list) and len(hits) > 1 for hits in reference)
+
+    asyncio.run(check())
+
+
+_orders = st.sampled_from(["created_at", "name", "status", "param:x", "param:y", "metric:m"])
+
+
+@settings(SETTINGS, max_examples=200)
+@given(
+    runs=st.lists(
+        st.tuples(
+            st.sampled_from(["E0", "E1"]),
+            st.none() | st.sampled_from(["a", "b", "é", ""]),
+            st.fixed_dictionaries({}, optional={"x": confusable, "y": filter_values}),
+            st.lists(st.tuples(st.integers(0, 3), confusable.filter(lambda v: type(v) is float))),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    filters=st.lists(
+        st.builds(ParamFilter, st.sampled_from(["x", "y"]), _filter_ops, confusable), max_size=1
+    ),
+    order=_orders,
+    desc=st.booleans(),
+    limit=st.integers(1, 4),
+    scope=st.sampled_from(["E0", None]),
+)
+def test_every_store_searches_and_pages_alike(
+    runs: list[tuple[str, str | None, dict[str, Any], list[tuple[int, float]]]],
+    filters: list[ParamFilter],
+    order: str,
+    desc: bool,
+    limit: int,
+    scope: str | None,
+) -> None:
+    """SQLite (sorting and cutting pages in SQL) pages through runs as the reference does."""
+    history: list[Event] = [ExperimentCreated(e, e, 1e9) for e in ("E0", "E1")]
+    for i, (experiment_id, name, params, points) in enumerate(runs):
+        run_id = f"R{(i * 7) % 10}{i}"  # ids out of creation order
+        history += [RunCreated(run_id, experiment_id, 1e9 + i % 3, name=name)]
+        history += [ParamsLogged(run_id, params, 2e9)] if params else []
+        if points:
+            mp = [MetricPoint(step, value, 3e9) for step, value in points]
+            history.append(MetricsLogged(run_id, "m", mp, 3e9))
+
+    async def answer(store: Store) -> list[tuple[list[str], int]] | str:
+        await store.open()
+        try:
+            await _fold(store, history, 50)
+            pages = []
+            after = None
+            while True:
+                page = await store.search_runs(scope, filters, order, desc, limit, after)
+                pages.append(([run.id for run in page.runs], page.total))
+                after = page.next
+                if after is None:
+                    return pages
+        except (ValueError, TypeError) as exc:
+            return type(exc).__name__
+        finally:
+            await store.close()
+
+    async def check() -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            sqlite = await answer(make_store("sqlite-file", Path(folder)))
+            reference = await answer(make_store("memory", Path(folder)))
+            assert sqlite == reference
 
     asyncio.run(check())

@@ -100,6 +100,7 @@ LAYER = {
     "filtering": 1,
     "filter": 1,  # filter_syntax: the grammar both faces parse
     "rollups": 1,
+    "mlflow": 1,  # MLflow's search grammar and value mapping, pure (the server builds on them)
     "events": 1,
     "eventlog": 1,
     "projection": 2,
@@ -119,9 +120,20 @@ LAYER = {
     "journal": 6,
     "cli": 7,
     "ui": 7,
+    "server": 7,  # runjournal server: MLflow's REST API and artifact proxy beside the dashboard
     "integrations": 8,  # framework adapters over the faces
 }
-PURE = {"model", "errors", "ids", "filtering", "filter", "rollups", "events", "projection"}
+PURE = {
+    "model",
+    "errors",
+    "ids",
+    "filtering",
+    "filter",
+    "rollups",
+    "mlflow",
+    "events",
+    "projection",
+}
 
 
 def _layer_of(module: str) -> str:

@@ -24,6 +24,7 @@ from runjournal.errors import (
     StoreReadOnly,
     StoreUnavailable,
 )
+from runjournal.filtering import RunPage
 from runjournal.model import (
     ArtifactRef,
     Experiment,
@@ -59,6 +60,7 @@ __all__ = [
     "RunHandle",
     "RunJournalError",
     "RunNotFound",
+    "RunPage",
     "RunStatus",
     "RunView",
     "StoreError",

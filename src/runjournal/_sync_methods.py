@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from runjournal.filtering import RunPage
     from runjournal.model import (
         ArtifactRef,
         Experiment,
@@ -128,16 +129,28 @@ class SyncTrackerMethods(SyncFace):
         return self._call("delete_experiment", self._tracker.delete_experiment, experiment_id)
 
     def create_run(
-        self, experiment_id: str, *, name: str | None = None, tags: Mapping[str, str] | None = None
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        at: float | None = None,
     ) -> str:
-        """Create a PENDING run in an experiment and return its id."""
+        """Create a PENDING run in an experiment and return its id.
+
+        ``at`` (Unix seconds, default now) is when it was created: for importers
+        and the MLflow face, which bring runs with their own times.
+        """
         return self._call(
-            "create_run", self._tracker.create_run, experiment_id, name=name, tags=tags
+            "create_run", self._tracker.create_run, experiment_id, name=name, tags=tags, at=at
         )
 
-    def start_run(self, run_id: str) -> None:
-        """PENDING to RUNNING; raises :class:`InvalidStateError` otherwise."""
-        return self._call("start_run", self._tracker.start_run, run_id)
+    def start_run(self, run_id: str, *, at: float | None = None) -> None:
+        """PENDING to RUNNING; raises :class:`InvalidStateError` otherwise.
+
+        ``at`` (Unix seconds, default now) is the start time, for importers.
+        """
+        return self._call("start_run", self._tracker.start_run, run_id, at=at)
 
     def resume_run(self, run_id: str) -> None:
         """An ended run (SUCCESS, FAILED or CANCELLED) becomes RUNNING again.
@@ -150,16 +163,19 @@ class SyncTrackerMethods(SyncFace):
         """
         return self._call("resume_run", self._tracker.resume_run, run_id)
 
-    def complete_run(self, run_id: str, status: RunStatus | str) -> None:
+    def complete_run(
+        self, run_id: str, status: RunStatus | str, *, at: float | None = None
+    ) -> None:
         """End a run: RUNNING to SUCCESS, FAILED or CANCELLED (PENDING to CANCELLED).
 
         Meant to work where a run most often ends, in an ``except`` block after
         Ctrl-C or a cancellation: it is not a cancellation point. Its waits run to
         their end even if the task is cancelled (or its cancellation is still
         pending); a cancellation that arrives meanwhile stays pending for the
-        caller's next ``await``.
+        caller's next ``await``. ``at`` (Unix seconds, default now) is the end
+        time, for importers.
         """
-        return self._call("complete_run", self._tracker.complete_run, run_id, status)
+        return self._call("complete_run", self._tracker.complete_run, run_id, status, at=at)
 
     def get_run(self, run_id: str) -> Run:
         """The run with this id; raises :class:`RunNotFound`."""
@@ -221,6 +237,36 @@ class SyncTrackerMethods(SyncFace):
         """
         return self._call(
             "filter_runs", self._tracker.filter_runs, experiment_id, filters, view=view
+        )
+
+    def search_runs(
+        self,
+        experiment_id: str | None = None,
+        filters: Sequence[ParamFilter] = (),
+        *,
+        order_by: str = "created_at",
+        desc: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+        view: RunView | str = "ACTIVE",
+    ) -> RunPage:
+        """One page of the runs that :meth:`filter_runs` finds, sorted; see ``RunPage``.
+
+        ``order_by`` is ``created_at``, ``name``, ``status``, ``param:KEY`` or
+        ``metric:KEY`` (by last value); runs without it come last, ties go by run
+        id. Pass a page's ``next`` as ``after`` for the page that follows. Hidden
+        runs are left out unless ``view`` is ``"HIDDEN"`` or ``"ALL"``.
+        """
+        return self._call(
+            "search_runs",
+            self._tracker.search_runs,
+            experiment_id,
+            filters,
+            order_by=order_by,
+            desc=desc,
+            limit=limit,
+            after=after,
+            view=view,
         )
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:

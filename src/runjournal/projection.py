@@ -42,7 +42,16 @@ from runjournal.events import (
     SpanIdSet,
     TagSet,
 )
-from runjournal.filtering import matches, validate_filters
+from runjournal.filtering import (
+    RunPage,
+    SortKey,
+    check_page,
+    matches,
+    metric_sort_key,
+    run_sort_key,
+    sort_page,
+    validate_filters,
+)
 from runjournal.ids import name_id
 from runjournal.model import (
     ArtifactRef,
@@ -650,6 +659,31 @@ class State:
             and all(matches(self.params.get(r.id, {}), f) for f in checked)
         ]
         return [self._public_run(r) for r in sorted(rows, key=_by_creation)]
+
+    def search_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        order_by: str,
+        desc: bool,
+        limit: int,
+        after: str | None,
+        view: RunView = RunView.ACTIVE,
+    ) -> RunPage:
+        """A page of the runs that :meth:`filter_runs` finds, in a search order (``filtering``)."""
+        order, cursor = check_page(order_by, desc, limit, after)
+        runs = self.filter_runs(experiment_id, filters, view)
+        keyed: list[tuple[SortKey, Run]]
+        if order.startswith("metric:"):
+            key = order[len("metric:") :]
+            keyed = []
+            for run in runs:
+                levels = self.rollups.get(run.id, {}).get(key)
+                last = levels[0][0].last if levels and 0 in levels[0] else None
+                keyed.append((metric_sort_key(last), run))
+        else:
+            keyed = [(run_sort_key(run, order), run) for run in runs]
+        return sort_page(keyed, desc, cursor, limit, order)
 
     def _public_run(self, row: RunRow) -> Run:
         return row.to_public(_copy(self.params.get(row.id, {})))

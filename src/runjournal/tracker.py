@@ -45,6 +45,7 @@ from runjournal.events import (
     SpanIdSet,
     TagSet,
 )
+from runjournal.filtering import RunPage
 from runjournal.ids import name_id, new_id
 from runjournal.model import (
     ArtifactRef,
@@ -422,8 +423,14 @@ class Tracker:
         *,
         name: str | None = None,
         tags: Mapping[str, str] | None = None,
+        at: float | None = None,
     ) -> str:
-        """Create a PENDING run in an experiment and return its id."""
+        """Create a PENDING run in an experiment and return its id.
+
+        ``at`` (Unix seconds, default now) is when it was created: for importers
+        and the MLflow face, which bring runs with their own times.
+        """
+        when = _when(at)
         if experiment_id not in self._known_experiments:
             await self.get_experiment(experiment_id)
             self._known_experiments.add(experiment_id)
@@ -432,15 +439,19 @@ class Tracker:
                 raise TypeError(f"run name must be a str or None, not {type(name).__name__}")
             check_name(name, "run name")
         run_id = new_id()
-        await self._put(RunCreated(run_id, experiment_id, _time(), name, check_tags(tags)))
+        await self._put(RunCreated(run_id, experiment_id, when, name, check_tags(tags)))
         self._known_runs.add(run_id)
         return run_id
 
-    async def start_run(self, run_id: str) -> None:
-        """PENDING to RUNNING; raises :class:`InvalidStateError` otherwise."""
+    async def start_run(self, run_id: str, *, at: float | None = None) -> None:
+        """PENDING to RUNNING; raises :class:`InvalidStateError` otherwise.
+
+        ``at`` (Unix seconds, default now) is the start time, for importers.
+        """
+        when = _when(at)
         current = await self.get_run_status(run_id)
         check_transition(run_id, current, RunStatus.RUNNING)
-        await self._put(RunStarted(run_id, _time()))
+        await self._put(RunStarted(run_id, when))
 
     async def resume_run(self, run_id: str) -> None:
         """An ended run (SUCCESS, FAILED or CANCELLED) becomes RUNNING again.
@@ -455,26 +466,30 @@ class Tracker:
         check_resume(run_id, current)
         await self._put(RunResumed(run_id, _time()))
 
-    async def complete_run(self, run_id: str, status: RunStatus | str) -> None:
+    async def complete_run(
+        self, run_id: str, status: RunStatus | str, *, at: float | None = None
+    ) -> None:
         """End a run: RUNNING to SUCCESS, FAILED or CANCELLED (PENDING to CANCELLED).
 
         Meant to work where a run most often ends, in an ``except`` block after
         Ctrl-C or a cancellation: it is not a cancellation point. Its waits run to
         their end even if the task is cancelled (or its cancellation is still
         pending); a cancellation that arrives meanwhile stays pending for the
-        caller's next ``await``.
+        caller's next ``await``. ``at`` (Unix seconds, default now) is the end
+        time, for importers.
         """
         final = check_final_status(status, "complete_run")
         _check_id(run_id, "run id")
-        await _finish(lambda: self._complete_blocking(run_id, final))
+        when = None if at is None else _when(at)
+        await _finish(lambda: self._complete_blocking(run_id, final, when))
 
-    def _complete_blocking(self, run_id: str, final: RunStatus) -> None:
+    def _complete_blocking(self, run_id: str, final: RunStatus, at: float | None = None) -> None:
         self._writer.flush_blocking(report=False)  # read-your-writes, as get_run
         row = self._store.lookup_run(run_id)
         if row is None:
             raise RunNotFound(run_id)
         check_transition(run_id, row.status, final)
-        self._put_blocking(RunCompleted(run_id, final, _time()))
+        self._put_blocking(RunCompleted(run_id, final, _time() if at is None else at))
 
     async def get_run(self, run_id: str) -> Run:
         """The run with this id; raises :class:`RunNotFound`."""
@@ -580,6 +595,32 @@ class Tracker:
             _check_id(experiment_id, "experiment id")
         await self._read_barrier()
         return await self._store.filter_runs(experiment_id, list(filters), checked)
+
+    async def search_runs(
+        self,
+        experiment_id: str | None = None,
+        filters: Sequence[ParamFilter] = (),
+        *,
+        order_by: str = "created_at",
+        desc: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+        view: RunView | str = "ACTIVE",
+    ) -> RunPage:
+        """One page of the runs that :meth:`filter_runs` finds, sorted; see ``RunPage``.
+
+        ``order_by`` is ``created_at``, ``name``, ``status``, ``param:KEY`` or
+        ``metric:KEY`` (by last value); runs without it come last, ties go by run
+        id. Pass a page's ``next`` as ``after`` for the page that follows. Hidden
+        runs are left out unless ``view`` is ``"HIDDEN"`` or ``"ALL"``.
+        """
+        checked = check_view(view)
+        if experiment_id is not None:
+            _check_id(experiment_id, "experiment id")
+        await self._read_barrier()
+        return await self._store.search_runs(
+            experiment_id, list(filters), order_by, desc, limit, after, checked
+        )
 
     # -- params ----------------------------------------------------------------------------------
     async def log_param(self, run_id: str, key: str, value: Any) -> None:
@@ -916,6 +957,11 @@ class Tracker:
         """The run's span id, or None."""
         await self._read_barrier()
         return await self._store.get_span_id(_check_id(run_id, "run id"))
+
+
+def _when(at: float | None) -> float:
+    """``at`` checked as a timestamp (Unix seconds), or now."""
+    return _time() if at is None else check_timestamp(at)
 
 
 def _check_step_bound(bound: object, what: str) -> None:

@@ -280,3 +280,30 @@ async def test_a_silent_running_run_is_marked_stale(
     assert runs["live"]["stale_for"] is None
     detail = (await client.get(f"/api/runs/{silent}")).json()
     assert 700 < detail["stale_for"] < 800
+
+
+async def test_runs_pages_are_cut_by_opaque_cursors_of_one_order(
+    tracker: Tracker, client: httpx.AsyncClient
+) -> None:
+    """A cursor continues its own order only; a run added meanwhile is not seen twice."""
+    for i, lr in enumerate([0.5, 0.1, "x", 0.3, None]):
+        await _run(tracker, name=f"r{i}", **({} if lr is None else {"lr": lr}))
+    await tracker.flush()
+    query: dict[str, Any] = {"sort": "param:lr", "desc": "true", "limit": 2}
+    first = (await client.get("/api/runs", params=query)).json()
+    assert [r["name"] for r in first["runs"]] == ["r2", "r0"]  # strings rank above numbers
+    assert first["total"] == 5
+    await _run(tracker, name="late", lr=0.9)  # sorts before the cursor: not on a later page
+    await tracker.flush()
+    rest = (await client.get("/api/runs", params={**query, "cursor": first["next"]})).json()
+    assert [r["name"] for r in rest["runs"]] == ["r3", "r1"]
+    last = (await client.get("/api/runs", params={**query, "cursor": rest["next"]})).json()
+    assert [r["name"] for r in last["runs"]] == ["r4"]  # no lr: last
+    assert last["next"] is None
+    assert last["total"] == 6
+    message = _error(
+        await client.get("/api/runs", params={"sort": "name", "cursor": first["next"]}),
+        400,
+        "BAD_REQUEST",
+    )
+    assert "param:lr" in message

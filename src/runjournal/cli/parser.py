@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_artifacts_command(commands)
     _add_journal_commands(commands)
     _add_ui_command(commands)
+    _add_server_command(commands)
     return parser
 
 
@@ -443,6 +444,30 @@ def _add_journal_commands(commands: _Commands) -> None:
         _example("verify"),
     )
 
+    from runjournal.cli.import_mlflow import import_mlflow
+
+    from_mlflow = commands.add(
+        "import-mlflow",
+        import_mlflow,
+        "Bring the experiments and runs of an MLflow store into --db (created if missing): "
+        "status, times, params, tags, whole metric histories and, with --artifacts, artifacts. "
+        "Idempotent: each run remembers its MLflow run id (tag rj.mlflow.run_id), so importing "
+        "again adds only new runs. Needs the MLflow client: pip install 'runjournal[mlflow]'.",
+        _example(
+            "import-mlflow ./mlruns",
+            "--db experiments.db import-mlflow sqlite:///mlflow.db --artifacts",
+        ),
+        formats=(),
+    )
+    from_mlflow.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="an MLflow tracking URI: a ./mlruns folder, sqlite:///mlflow.db or http://host:port",
+    )
+    from_mlflow.add_argument(
+        "--artifacts", action="store_true", help="import the runs' artifacts too"
+    )
+
     from runjournal.cli.purge import purge
 
     _add_yes(
@@ -520,6 +545,22 @@ def _add_ui_command(commands: _Commands) -> None:
             "Serve the read-only dashboard (the `ui` extra). The first stdout line is its "
             "address; Ctrl-C or SIGTERM stops it.",
             _example("ui", "ui --port 0 --open", "ui --host 0.0.0.0 --token SECRET"),
+            formats=(),
+        )
+    )
+
+
+def _add_server_command(commands: _Commands) -> None:
+    from runjournal.cli import server
+
+    server.add_arguments(
+        commands.add(
+            "server",
+            server.server,
+            "Serve the dashboard and MLflow's tracking API, which accepts writes (the `ui` "
+            "extra): MLFLOW_TRACKING_URI=http://127.0.0.1:5000. The first stdout line is its "
+            "address; Ctrl-C or SIGTERM stops it.",
+            _example("server", "server --port 0", "server --host 0.0.0.0 --token SECRET"),
             formats=(),
         )
     )

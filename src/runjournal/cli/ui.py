@@ -23,7 +23,14 @@ from runjournal.tracker import Tracker
 if TYPE_CHECKING:
     from runjournal.cli.output import Output
 
-__all__ = ["DEFAULT_PORT", "TOKEN_ENV", "add_arguments", "ui"]
+__all__ = [
+    "DEFAULT_PORT",
+    "TOKEN_ENV",
+    "add_arguments",
+    "add_binding_arguments",
+    "serving_token",
+    "ui",
+]
 
 DEFAULT_PORT = 8765
 TOKEN_ENV = "RUNJOURNAL_UI_TOKEN"
@@ -32,20 +39,27 @@ _MISSING_EXTRA = "runjournal ui needs the 'ui' extra: pip install 'runjournal[ui
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``runjournal ui``."""
+    add_binding_arguments(parser, default_port=DEFAULT_PORT, port_note="", token_env=TOKEN_ENV)
+    parser.add_argument("--open", action="store_true", help="open the dashboard in a browser")
+
+
+def add_binding_arguments(
+    parser: argparse.ArgumentParser, *, default_port: int, port_note: str, token_env: str
+) -> None:
+    """``--host``, ``--port``, ``--token`` and ``--allowed-hosts``: shared by ``ui`` and ``server``."""
     parser.add_argument(
         "--host", default="127.0.0.1", help="the address to bind (default: %(default)s)"
     )
     parser.add_argument(
         "--port",
         type=int,
-        default=DEFAULT_PORT,
-        help="the port (default: %(default)s; 0: any free one)",
+        default=default_port,
+        help=f"the port (default: %(default)s{port_note}; 0: any free one)",
     )
-    parser.add_argument("--open", action="store_true", help="open the dashboard in a browser")
     parser.add_argument(
         "--token",
         default=None,
-        help=f"a secret every request must carry (default: ${TOKEN_ENV}); "
+        help=f"a secret every request must carry (default: ${token_env}); "
         "required to bind an address other than loopback",
     )
     parser.add_argument(
@@ -57,21 +71,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def serving_token(args: argparse.Namespace, *, token_env: str, exposes: str) -> str | None:
+    """The token from ``--token`` or ``$token_env``; refuse a non-loopback bind without one.
+
+    ``exposes`` says what another machine could do (``"read"``, ``"read and write"``).
+    """
+    from runjournal.ui.security import is_loopback
+
+    token: str | None = args.token or os.environ.get(token_env) or None
+    if not token and not is_loopback(args.host):
+        raise ValueError(
+            f"binding {args.host} would let other machines {exposes} every experiment: "
+            f"give --token (or ${token_env}), or bind 127.0.0.1"
+        )
+    return token
+
+
 async def ui(args: argparse.Namespace, out: Output) -> int:
     """Serve the dashboard until Ctrl-C or SIGTERM."""
     del out
     try:
         from runjournal.ui import create_app
-        from runjournal.ui.security import is_loopback
         from runjournal.ui.server import bind, serve
     except ImportError:
         raise ValueError(_MISSING_EXTRA) from None
-    token = args.token or os.environ.get(TOKEN_ENV) or None
-    if not token and not is_loopback(args.host):
-        raise ValueError(
-            f"binding {args.host} would let other machines read every experiment: "
-            f"give --token (or ${TOKEN_ENV}), or bind 127.0.0.1"
-        )
+    token = serving_token(args, token_env=TOKEN_ENV, exposes="read")
     require_database(args.db)
     # Read-only: it never writes, never creates the file, never switches the journal mode.
     async with Tracker.open(args.db, read_only=True) as tracker:

@@ -16,6 +16,7 @@ import msgspec
 
 from runjournal._forks import Participant
 from runjournal.events import Event
+from runjournal.filtering import RunPage
 from runjournal.model import (
     ArtifactRef,
     Experiment,
@@ -212,6 +213,27 @@ class Queries(Protocol):
         view: RunView = RunView.ACTIVE,
     ) -> list[Run]:
         """Runs (of one experiment, or of all) in ``view`` whose params match every filter."""
+
+    async def search_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        order_by: str = "created_at",
+        desc: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+        view: RunView = RunView.ACTIVE,
+    ) -> RunPage:
+        """One page of the runs that :meth:`filter_runs` finds, sorted, and how many there are.
+
+        ``order_by`` is ``created_at``, ``name``, ``status``, ``param:KEY`` or
+        ``metric:KEY`` (by the last value in step order); ``desc`` reverses it. Runs
+        without the key (no such param, no name, no finite last value) come last
+        either way; ties go by run id, in the same direction. Param values order
+        as :data:`runjournal.filtering.SortKey` says. ``after`` is the ``next`` of
+        the previous page: an opaque cursor, valid for the same order only
+        (``ValueError`` otherwise). Only the page's runs are decoded.
+        """
 
 
 class Store(Queries, Participant, Protocol):

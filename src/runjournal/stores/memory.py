@@ -18,6 +18,7 @@ from typing import Any
 from runjournal import _forks
 from runjournal.errors import ArtifactNotFound
 from runjournal.events import EVENT_VERSION, ArtifactLogged, EventCodec
+from runjournal.filtering import RunPage
 from runjournal.ids import new_id
 from runjournal.model import (
     ArtifactRef,
@@ -163,6 +164,22 @@ class StateReader:
         """Runs in ``view`` whose params match every filter (of one experiment, or all if None)."""
         with self._lock:
             return self._state.filter_runs(experiment_id, filters, view)
+
+    async def search_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        order_by: str = "created_at",
+        desc: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+        view: RunView = RunView.ACTIVE,
+    ) -> RunPage:
+        """A page of the matching runs in a search order (see ``Queries.search_runs``)."""
+        with self._lock:
+            return self._state.search_runs(
+                experiment_id, filters, order_by, desc, limit, after, view
+            )
 
 
 _codec = EventCodec()

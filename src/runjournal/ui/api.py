@@ -26,6 +26,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, NotFoundError, RunNotFound
 from runjournal.filter_syntax import parse_filter
+from runjournal.filtering import check_order
 from runjournal.model import ArtifactRef, MetricBucket, Run
 from runjournal.stores.base import Store
 from runjournal.ui.series import MAX_POINTS, MAX_RUNS, SeriesResponse, series_of
@@ -204,17 +205,6 @@ def _run_out(run: Run, metrics: dict[str, MetricBucket]) -> RunOut:
     )
 
 
-def _value_rank(value: Any) -> tuple[int, Any]:
-    """An order over param values of any type: numbers, then strings, then booleans, then JSON."""
-    if isinstance(value, bool):
-        return (2, value)
-    if isinstance(value, int | float):
-        return (0, value) if not math.isnan(value) else (3, "")
-    if isinstance(value, str):
-        return (1, value)
-    return (3, msgspec.json.encode(value).decode())
-
-
 # -- handlers --------------------------------------------------------------------------------
 @get("/api/experiments", summary="Every experiment, with its run count")
 async def list_experiments(state: State) -> Response[list[ExperimentOut]]:
@@ -262,57 +252,23 @@ async def list_runs(
     store = _store(state)
     try:
         filters = [parse_filter(f) for f in request.query_params.getall("filter", [])]
+        check_order(sort)
     except ValueError as exc:
         raise bad_request(str(exc)) from None
-    offset = 0
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise bad_request(f"not a cursor of this API: {cursor!r}")
-        offset = int(cursor)
-    if not (sort in ("created_at", "name", "status") or sort.startswith(("param:", "metric:"))):
-        raise bad_request(
-            f"cannot sort by {sort!r}: use created_at, name, status, param:KEY or metric:KEY"
-        )
 
     async def build() -> RunPage:
-        runs = await store.filter_runs(experiment, filters)
-        ordered = await _sorted(store, runs, sort, desc)
-        page = ordered[offset : offset + limit]
-        summaries = await store.metric_summaries([r.id for r in page])
-        more = offset + limit < len(ordered)
+        try:
+            found = await store.search_runs(experiment, filters, sort, desc, limit, cursor)
+        except ValueError as exc:  # a cursor of another order, a filter that makes no sense
+            raise bad_request(str(exc)) from None
+        summaries = await store.metric_summaries([r.id for r in found.runs])
         return RunPage(
-            runs=[_run_out(r, summaries.get(r.id, {})) for r in page],
-            next=str(offset + limit) if more else None,
-            total=len(ordered),
+            runs=[_run_out(r, summaries.get(r.id, {})) for r in found.runs],
+            next=found.next,
+            total=found.total,
         )
 
     return await _answer(store, build)
-
-
-async def _sorted(store: Store, runs: list[Run], sort: str, desc: bool) -> list[Run]:
-    """``runs`` (in creation order) sorted by ``sort``; runs without the key last."""
-    if sort == "created_at":
-        return runs[::-1] if desc else runs
-    values: dict[str, Any] = {}
-    if sort == "name":
-        values = {r.id: r.name for r in runs if r.name is not None}
-    elif sort == "status":
-        values = {r.id: r.status.value for r in runs}
-    elif sort.startswith("param:"):
-        key = sort[len("param:") :]
-        values = {r.id: r.params[key] for r in runs if key in r.params}
-    else:
-        key = sort[len("metric:") :]
-        summaries = await store.metric_summaries([r.id for r in runs], [key])
-        for run_id, by_key in summaries.items():
-            bucket = by_key.get(key)
-            if bucket is not None and math.isfinite(bucket.last):
-                values[run_id] = bucket.last
-    having = [r for r in runs if r.id in values]
-    missing = [r for r in runs if r.id not in values]
-    # Stable sorts over creation order: equal values keep it (reversed with desc).
-    having.sort(key=lambda r: _value_rank(values[r.id]), reverse=desc)
-    return having + missing
 
 
 @get("/api/runs/{run_id:str}", summary="One run, with its artifacts and span id")

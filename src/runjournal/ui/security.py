@@ -8,6 +8,8 @@ checks and headers as the API:
   another site that rebinds its DNS name to 127.0.0.1 cannot read the API. With a
   token, ``allowed_hosts`` (default: any) decides, so that remote use works.
 - **Methods.** Only GET and HEAD; anything else gets 405. The dashboard changes nothing.
+  ``runjournal server`` names ``writable`` path prefixes (the MLflow API) where
+  every method is let through; the rest of the app stays read-only.
 - **Token.** When set, every request must carry it: ``Authorization: Bearer T``,
   the ``runjournal_token`` cookie, or ``?token=T``, which also sets that cookie
   (HttpOnly, SameSite=Strict) so the browser's next requests carry it.
@@ -93,8 +95,10 @@ class Guard:
         token: str | None = None,
         allowed_hosts: Iterable[str] | None = None,
         position: Callable[[], Awaitable[int]] | None = None,
+        writable: Iterable[str] = (),
     ) -> None:
         self.app = app
+        self._writable = tuple(writable)
         self._position = position
         self._token = token.encode() if token else None
         if token:
@@ -114,7 +118,8 @@ class Guard:
         if self._hosts is not None and host_name(headers.get("host", "")) not in self._hosts:
             await _error(send, 403, "FORBIDDEN_HOST", "this Host is not served here")
             return
-        if scope["method"] not in _ALLOWED_METHODS:
+        writable = bool(self._writable) and scope["path"].startswith(self._writable)
+        if scope["method"] not in _ALLOWED_METHODS and not writable:
             await _error(
                 send,
                 405,
@@ -140,7 +145,8 @@ class Guard:
                     f"{TOKEN_COOKIE}={self._token.decode()}; HttpOnly; SameSite=Strict; Path=/"
                 ).encode()
 
-        position = self._position
+        # The writable API answers in its own protocol, which has no journal position.
+        position = None if writable else self._position
         head = scope["method"] == "HEAD"
         if head:  # answered as GET without its body: the handlers only declare GET
             scope = {**scope, "method": "GET"}

@@ -23,10 +23,12 @@ import anyio.to_thread
 from runjournal.errors import StoreReadOnly
 from runjournal.ids import new_id
 from runjournal.stores.sqlite.errors import translated
+from runjournal.stores.sqlite.filters import typed_params_view
 from runjournal.stores.sqlite.forks import Locks, abandon
 from runjournal.stores.sqlite.migrations import sweep_at_open, upgrade
 from runjournal.stores.sqlite.schema import (
     SCHEMA_VERSION,
+    TYPED_PARAMS_SINCE,
     check_schema,
     ensure_schema,
     refuse_foreign,
@@ -151,13 +153,16 @@ def _connect_read_only(settings: Settings) -> sqlite3.Connection:
 def _open_checked(uri: str, settings: Settings) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, timeout=settings.busy_timeout, check_same_thread=False, uri=True)
     try:
-        conn.execute("PRAGMA query_only=1")
-        if check_schema(conn, settings.path) < SCHEMA_VERSION:
+        version = check_schema(conn, settings.path)
+        if version == TYPED_PARAMS_SINCE - 1:
+            typed_params_view(conn)  # before query_only, which forbids even temp objects
+        elif version < SCHEMA_VERSION:
             # The queries read the current schema; a read-only open must not migrate.
             raise StoreReadOnly(
                 f"{settings.path} was written by an older runjournal (schema "
                 f"{schema_version(conn)}); open it once with write access to upgrade it"
             )
+        conn.execute("PRAGMA query_only=1")
     except BaseException:
         conn.close()
         raise

@@ -31,6 +31,7 @@ from runjournal.projection import (
     SetSpanId,
 )
 from runjournal.rollups import LEVELS, Aggregate, merge, rollup
+from runjournal.stores.sqlite.filters import param_columns
 
 __all__ = [
     "EXPERIMENT_COLUMNS",
@@ -292,9 +293,10 @@ class Overlay:
                 [(_encode(self._params[run_id]), run_id) for run_id in self._dirty_params],
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO params (key, run_id, value) VALUES (?, ?, ?)",
+                "INSERT OR REPLACE INTO params (key, run_id, value, kind, num, text) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (key, run_id, _encode(value))
+                    (key, run_id, _encode(value), *param_columns(value))
                     for run_id, changed in self._dirty_params.items()
                     for key, value in changed.items()
                 ],

@@ -9,6 +9,7 @@ after the read lock is released.
 from __future__ import annotations
 
 import bisect
+import gc
 import itertools
 import json
 import operator
@@ -16,10 +17,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
 from runjournal.events import EventCodec, MetricLogged, MetricsLogged
-from runjournal.filtering import validate_filters
+from runjournal.filtering import RunPage, SortKey, check_page, encode_cursor, validate_filters
 from runjournal.model import (
     ArtifactRef,
     Experiment,
@@ -27,18 +29,18 @@ from runjournal.model import (
     MetricPoint,
     ParamFilter,
     Run,
+    RunStatus,
     RunView,
 )
 from runjournal.rollups import Aggregate, Piece, downsample
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.sqlite.connection import Connections
-from runjournal.stores.sqlite.filters import equal_encodings, select_matching
+from runjournal.stores.sqlite.filters import BOOL, STR, Condition, condition, select_matching
 from runjournal.stores.sqlite.overlay import (
     EXPERIMENT_COLUMNS,
     RUN_COLUMNS,
     decode_params,
     experiment_row,
-    run_row,
 )
 
 __all__ = ["SqliteQueries"]
@@ -103,12 +105,12 @@ class SqliteQueries:
 
     async def list_runs(self, experiment_id: str, view: RunView = RunView.ACTIVE) -> list[Run]:
         await self._require_experiment(experiment_id)
-        rows = await self._connections.read(
+        return await self._connections.read_then(
             f"SELECT {RUN_COLUMNS}, params FROM runs WHERE experiment_id = ?{_VIEWS[view]} "
             "ORDER BY created_at, id",
             (experiment_id,),
+            _public_runs,
         )
-        return [_public_run(r) for r in rows]
 
     async def get_params(self, run_id: str) -> dict[str, Any]:
         row = await self._fetchone("SELECT params FROM runs WHERE id = ?", (run_id,))
@@ -284,82 +286,133 @@ class SqliteQueries:
         filters: Sequence[ParamFilter],
         view: RunView = RunView.ACTIVE,
     ) -> list[Run]:
-        found = await self._filter_runs(experiment_id, filters)
-        return found if view is RunView.ALL else [r for r in found if view.shows(r.hidden)]
-
-    async def _filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
-    ) -> list[Run]:
         checked = validate_filters(filters)
         if experiment_id is not None:
             await self._require_experiment(experiment_id)
-        scope, args = (
-            ("r.experiment_id = ?", [experiment_id]) if experiment_id is not None else ("1", [])
-        )
-        read = self._connections.read
-        if not checked:
-            rows = await read(
-                f"SELECT {RUN_COLUMNS}, params FROM runs r WHERE {scope} ORDER BY created_at, id",
-                args,
-            )
-            return [_public_run(r) for r in rows]
-        # SQL answers the EQ filters on scalars by comparing stored bytes; what it narrows
-        # them to is all that Python then decodes for the other filters.
-        in_sql: list[tuple[ParamFilter, list[bytes]]] = []
-        in_python: list[ParamFilter] = []
-        for flt in checked:
-            codes = equal_encodings(flt)
-            if codes is None:
-                in_python.append(flt)
-            else:
-                in_sql.append((flt, codes))
-        candidates: set[str] | None = None
-        if in_sql:
-            parts: list[str] = []
-            codes_args: list[Any] = []
-            for flt, codes in in_sql:  # no codes (NaN): IN () matches nothing
-                parts.append(
-                    "SELECT run_id FROM params WHERE key = ? AND value IN "
-                    f"({','.join('?' * len(codes))})"
-                )
-                codes_args += [flt.key, *codes]
-            rows = await read(" INTERSECT ".join(parts), codes_args)
-            candidates = {r[0] for r in rows}
-        if in_python and candidates != set():
-            keys = sorted({f.key for f in in_python})
-            marks = ",".join("?" * len(keys))
-            if candidates is None:
-                if experiment_id is not None:
-                    ids = await read(
-                        "SELECT id FROM runs WHERE experiment_id = ?", (experiment_id,)
-                    )
-                    candidates = {r[0] for r in ids}
-                sql = f"SELECT key, run_id, value FROM params WHERE key IN ({marks})"
-                sql_args: list[Any] = keys
-            else:
-                sql = (
-                    f"SELECT key, run_id, value FROM params WHERE key IN ({marks}) "
-                    "AND run_id IN (SELECT value FROM json_each(?))"
-                )
-                sql_args = [*keys, _json_list(candidates)]
-            scope_ids = candidates
+        return await anyio.to_thread.run_sync(self._filter_blocking, experiment_id, checked, view)
 
-            def matching(values: list[tuple[str, str, bytes]]) -> set[str]:
-                return select_matching(in_python, values, scope_ids)
-
-            candidates = await self._connections.read_then(sql, sql_args, matching)
-        if not candidates:
+    def _filter_blocking(
+        self, experiment_id: str | None, checked: list[ParamFilter], view: RunView
+    ) -> list[Run]:
+        selection = self._selection_blocking(checked)
+        if selection is None:
             return []
-        found = await read(
-            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE id IN (SELECT value FROM json_each(?))",
-            [_json_list(candidates)],
+        where, args = _scope(experiment_id, selection, view)
+        rows = self._connections.read_blocking(
+            f"SELECT {RUN_COLUMNS}, params FROM runs WHERE {where} ORDER BY created_at, id", args
         )
+        return _public_runs(rows)
+
+    def _selection_blocking(self, checked: list[ParamFilter]) -> tuple[str, list[Any]] | None:
+        """SQL that selects the ids of the runs matching every filter (``"1"``: no filters).
+
+        The exact conditions intersect in SQL. The rows that the other filters' conditions
+        select (among those runs) are then decoded and matched here. None: nothing matches.
+        """
+        parts: list[str] = []
+        args: list[Any] = []
+        narrowed: list[tuple[ParamFilter, Condition]] = []
+        for flt in checked:
+            cond = condition(flt)
+            if cond.exact:
+                parts.append(f"SELECT run_id FROM params WHERE key = ? AND ({cond.sql})")
+                args += [flt.key, *cond.args]
+            else:
+                narrowed.append((flt, cond))
+        if narrowed:
+            exact = " INTERSECT ".join(parts)
+            among = f" AND run_id IN ({exact})" if parts else ""
+            sql = " UNION ALL ".join(
+                f"SELECT key, run_id, value FROM params WHERE key = ? AND ({cond.sql}){among}"
+                for _, cond in narrowed
+            )
+            sql_args: list[Any] = []
+            for flt, cond in narrowed:
+                sql_args += [flt.key, *cond.args, *(args if parts else ())]
+            rows = self._connections.read_blocking(sql, sql_args)
+            found = select_matching([flt for flt, _ in narrowed], rows, None)
+            if not found:
+                return None
+            parts = ["SELECT value FROM json_each(?)"]
+            args = [_json_list(found)]
+        if not parts:
+            return "1", []
+        return "id IN (" + " INTERSECT ".join(parts) + ")", args
+
+    async def search_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        order_by: str = "created_at",
+        desc: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+        view: RunView = RunView.ACTIVE,
+    ) -> RunPage:
+        """A page of the matching runs in a search order, sorted and cut in SQL."""
+        checked = validate_filters(filters)
+        order, cursor = check_page(order_by, desc, limit, after)
         if experiment_id is not None:
-            # Here, not in SQL: given the experiment, SQLite would scan all of its runs
-            # through runs_by_experiment instead of looking up the few candidates.
-            found = [r for r in found if r[1] == experiment_id]
-        found.sort(key=lambda r: (r[4], r[0]))
-        return [_public_run(r) for r in found]
+            await self._require_experiment(experiment_id)
+        return await anyio.to_thread.run_sync(
+            self._search_blocking, experiment_id, checked, order, desc, limit, cursor, view
+        )
+
+    def _search_blocking(
+        self,
+        experiment_id: str | None,
+        checked: list[ParamFilter],
+        order: str,
+        desc: bool,
+        limit: int,
+        cursor: tuple[SortKey, str] | None,
+        view: RunView,
+    ) -> RunPage:
+        selection = self._selection_blocking(checked)
+        if selection is None:
+            return RunPage([], None, 0)
+        where, args = _scope(experiment_id, selection, view)
+        read = self._connections.read_blocking
+        total = int(read(f"SELECT count(*) FROM runs WHERE {where}", args)[0][0])
+        join, m, r, v, join_args = _sort_columns(order)
+        direction = "DESC" if desc else "ASC"
+        # The sort runs over narrow rows (id and key); only the page's runs are then read
+        # whole, by id, and decoded.
+        keyed = f"SELECT runs.id AS id, {m} AS m, {r} AS r, {v} AS v FROM runs {join} WHERE {where}"
+        page_args = [*join_args, *args]
+        cut = ""
+        after = "<" if desc else ">"
+        if m == "0" and r == "0":
+            # Every run has the key: in this form, a search by created_at walks
+            # runs_by_creation from the cursor and stops at the page's end.
+            ordering = f"ORDER BY v {direction}, id {direction}"
+            if cursor is not None:
+                (_, _, cv), cursor_id = cursor
+                cut = f" WHERE (v, id) {after} (?, ?)"
+                page_args += [cv, cursor_id]
+        else:
+            ordering = f"ORDER BY m, r {direction}, v {direction}, id {direction}"
+            if cursor is not None:
+                (cm, cr, cv), cursor_id = cursor
+                cut = f" WHERE m > ? OR (m = ? AND (r, v, id) {after} (?, ?, ?))"
+                page_args += [cm, cm, cr, cv, cursor_id]
+        sql = (
+            f"SELECT {_RUN_COLUMNS_OF_R}, r.params, k.m, k.r, k.v "
+            f"FROM (SELECT * FROM ({keyed}){cut} {ordering} LIMIT ?) k "
+            f"JOIN runs r ON r.id = k.id "
+            f"ORDER BY k.m, k.r {direction}, k.v {direction}, k.id {direction}"
+        )
+        rows = read(sql, [*page_args, limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        runs = _public_runs(rows)
+        last = rows[-1] if rows else None
+        following = (
+            encode_cursor(order, desc, (last[-3], last[-2], last[-1]), last[0])
+            if more and last is not None
+            else None
+        )
+        return RunPage(runs, following, total)
 
     async def read_journal(self, after: int = 0, limit: int | None = None) -> list[JournalEntry]:
         """Committed entries with ``position > after``, in order."""
@@ -473,13 +526,87 @@ class _SeriesSource:
         return list(map(_step, chosen)), list(map(_value, chosen))
 
 
+def _public_run(row: Sequence[Any]) -> Run:
+    """A ``runs`` row selected as ``RUN_COLUMNS, params`` (and maybe more)."""
+    # Straight to a Run: through a RunRow, its tags would be decoded, then copied.
+    return Run(
+        row[0],
+        row[1],
+        row[2],
+        _STATUS[row[3]],
+        row[4],
+        row[5],
+        row[6],
+        decode_params(row[10]),
+        _decode_tags(row[7]),
+        row[8],
+        bool(row[9]),
+    )
+
+
+_STATUS = {status.value: status for status in RunStatus}
+_RUN_COLUMNS_OF_R = ", ".join(f"r.{column.strip()}" for column in RUN_COLUMNS.split(","))
+_decode_tags = msgspec.msgpack.Decoder(dict[str, str]).decode
+
+
+def _public_runs(rows: list[Any]) -> list[Run]:
+    """``runs`` rows selected as ``RUN_COLUMNS, params`` (and maybe more), decoded."""
+    # Thousands of small dicts at once: the cyclic collector, which would run many times
+    # over them meanwhile, finds nothing to collect in freshly decoded data.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return [_public_run(row) for row in rows]
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _scope(
+    experiment_id: str | None, selection: tuple[str, list[Any]], view: RunView
+) -> tuple[str, list[Any]]:
+    """The WHERE clause over ``runs`` of a selection, within one experiment or all, in ``view``."""
+    where, args = selection
+    where += _VIEWS[view]
+    if experiment_id is None:
+        return where, args
+    if not args:  # no filters
+        return f"experiment_id = ? AND {where}", [experiment_id]
+    # The unary + keeps SQLite from walking all of the experiment's runs through
+    # runs_by_experiment: it looks up the selected ones, then checks their experiment.
+    return f"{where} AND +experiment_id = ?", [*args, experiment_id]
+
+
 _VIEWS = {RunView.ACTIVE: " AND hidden = 0", RunView.HIDDEN: " AND hidden = 1", RunView.ALL: ""}
 """The ``WHERE`` clause that a :class:`RunView` adds to a query of ``runs``."""
 
 
-def _public_run(row: Sequence[Any]) -> Run:
-    """A ``runs`` row selected as ``RUN_COLUMNS, params``."""
-    return run_row(row).to_public(decode_params(row[10]))
+def _sort_columns(order: str) -> tuple[str, str, str, str, list[Any]]:
+    """``(join, missing, rank, value, join args)``: the SQL of ``filtering.SortKey`` for an order."""
+    if order in ("created_at", "status"):
+        return "", "0", "0", order, []
+    if order == "name":
+        return "", "name IS NULL", "0", "coalesce(name, 0)", []
+    if order.startswith("metric:"):
+        # The whole-series rollup (level 0, bucket 0) holds the last value; NaN is NULL
+        # there, and 9e999 is +inf.
+        join = (
+            "LEFT JOIN rollups u ON u.level = 0 AND u.run_id = runs.id AND u.key = ? "
+            "AND u.bucket = 0"
+        )
+        finite = "coalesce(abs(u.last_value) < 9e999, 0)"
+        value = f"CASE WHEN {finite} THEN u.last_value ELSE 0 END"
+        return join, f"NOT {finite}", "0", value, [order[len("metric:") :]]
+    join = "LEFT JOIN params p ON p.key = ? AND p.run_id = runs.id"
+    rank = (
+        f"CASE WHEN p.kind IS NULL OR p.num IS NOT NULL THEN 0 WHEN p.kind = {STR} THEN 1 "
+        f"WHEN p.kind = {BOOL} THEN 2 ELSE 3 END"
+    )
+    value = (  # msgpack's true is the byte C3
+        f"CASE WHEN p.num IS NOT NULL THEN p.num WHEN p.kind = {STR} THEN p.text "
+        f"WHEN p.kind = {BOOL} THEN p.value = X'C3' ELSE 0 END"
+    )
+    return join, "p.kind IS NULL", rank, value, [order[len("param:") :]]
 
 
 def _json_list(items: set[str]) -> str:

@@ -14,6 +14,8 @@ __all__ = [
     "PROJECTION_TABLES",
     "SCHEMA_VERSION",
     "SQLITE_MAGIC",
+    "TYPED_PARAMS",
+    "TYPED_PARAMS_SINCE",
     "check_schema",
     "ensure_schema",
     "is_sqlite_file",
@@ -26,11 +28,16 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
 APPLICATION_ID = 0x524A524E  # "RJRN" in the SQLite header, so tools can tell the file apart
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: the first format. 2: ``runs.last_activity``, ``experiments_by_name``, the ``rollups``
 table and the step span of each ``metrics`` row (all projections). 3: artifact content in
 chunks (``chunks``, ``contents``, ``content_chunks``) instead of one ``blobs`` row each (see
-``migrations``). 4: ``runs.hidden`` (a projection: 1 while the run is hidden)."""
+``migrations``). 4: ``runs.hidden`` (a projection: 1 while the run is hidden). 5: the typed
+params index (``params.kind``, ``num`` and ``text``, and their indexes; see ``filters``), and
+``runs_by_creation`` for searches across experiments."""
+TYPED_PARAMS_SINCE = 5
+"""The version that added the typed params index; a read-only open of the one before adds
+it as a temporary view (``filters.typed_params_view``)."""
 
 _JOURNAL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -95,13 +102,21 @@ CREATE TABLE IF NOT EXISTS runs (
     hidden        INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment_id, created_at, id);
+CREATE INDEX IF NOT EXISTS runs_by_creation ON runs (created_at, id, hidden);
 CREATE TABLE IF NOT EXISTS params (
-    key    TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    value  BLOB NOT NULL,
+    key    TEXT    NOT NULL,
+    run_id TEXT    NOT NULL,
+    value  BLOB    NOT NULL,
+    kind   INTEGER NOT NULL,
+    num,
+    text   TEXT,
     PRIMARY KEY (key, run_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS params_by_run ON params (run_id);
+-- The typed params index (filters.py). num has no declared type, so that an int stays an
+-- exact INTEGER (REAL affinity would round one beyond 2**53), and NaN is NULL there.
+CREATE INDEX IF NOT EXISTS params_by_num ON params (key, num) WHERE num IS NOT NULL;
+CREATE INDEX IF NOT EXISTS params_by_text ON params (key, text) WHERE text IS NOT NULL;
 CREATE TABLE IF NOT EXISTS metrics (
     run_id     TEXT    NOT NULL,
     key        TEXT    NOT NULL,
@@ -138,6 +153,10 @@ CREATE TABLE IF NOT EXISTS artifacts (
 CREATE TABLE IF NOT EXISTS span_ids (run_id TEXT PRIMARY KEY, span_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID;
 """
+
+TYPED_PARAMS = PROJECTIONS.split("CREATE TABLE IF NOT EXISTS params", 1)[1]
+TYPED_PARAMS = "CREATE TABLE IF NOT EXISTS params" + TYPED_PARAMS.split("CREATE TABLE", 1)[0]
+"""The params table of schema 4 and its indexes (for ``migrations``)."""
 
 PROJECTION_TABLES = (
     "experiments",

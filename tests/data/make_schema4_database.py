@@ -1,0 +1,61 @@
+"""Write ``schema4.db``, a database of SQLite schema version 4, and ``schema4.expected.json``.
+
+    PYTHONPATH=/path/to/runjournal-with-schema-4/src .venv/bin/python tests/data/make_schema4_database.py
+
+Run once, with the runjournal whose SQLite schema is version 4 (``runs.hidden``; before the
+typed params index of version 5). It fills the database exactly as ``make_v1_database.py`` fills
+``format1.db`` and records every answer through the same ``collect_answers``. The two
+files are then committed and never regenerated: ``tests/test_schema4_database.py`` opens
+copies with the code of the day, migrated and read-only. It refuses to overwrite them,
+and to run with code of another schema version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from runjournal import Tracker
+from runjournal.stores.sqlite.schema import SCHEMA_VERSION
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.data.make_v1_database import _fill, collect_answers
+
+HERE = Path(__file__).resolve().parent
+DATABASE = HERE / "schema4.db"
+EXPECTED = HERE / "schema4.expected.json"
+
+
+async def _write() -> dict[str, Any]:
+    async with Tracker.open(DATABASE) as tracker:
+        experiment_ids, run_ids = await _fill(tracker)
+        return await collect_answers(tracker, experiment_ids, run_ids)
+
+
+def main() -> int:
+    if SCHEMA_VERSION != 4:
+        print(f"this runjournal writes schema {SCHEMA_VERSION}; run it with one of schema 4")
+        return 1
+    for path in (DATABASE, EXPECTED):
+        if path.exists():
+            print(f"{path} exists; it is a committed fixture and is never regenerated")
+            return 1
+    answers = asyncio.run(_write())
+    conn = sqlite3.connect(DATABASE)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    EXPECTED.write_bytes(msgspec.json.format(msgspec.json.encode(answers), indent=1) + b"\n")
+    print(f"wrote {DATABASE} ({DATABASE.stat().st_size:,} bytes) and {EXPECTED}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
