@@ -15,14 +15,24 @@ import subprocess
 import sys
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from runjournal import StoreReadOnly, StoreUnavailable, SyncTracker, Tracker, journal
+from runjournal import (
+    FilterOp,
+    ParamFilter,
+    StoreReadOnly,
+    StoreUnavailable,
+    SyncTracker,
+    Tracker,
+    journal,
+)
 from runjournal.errors import NotARunJournalDatabase
 from runjournal.events import MetricsLogged
+from runjournal.filtering import matches, param_sort_key
 from runjournal.stores import JournalEntry, PostgresBackend, store_for
 from runjournal.stores.postgres.schema import SCHEMA_VERSION, lock_key
 from tests import pg
@@ -83,6 +93,112 @@ async def test_a_newer_schema_version_is_refused() -> None:
     with pytest.raises(NotARunJournalDatabase, match="version 99"):
         await store.open()
     await store.close()
+
+
+_MIXED_PARAMS: list[dict[str, object]] = [
+    {"x": 2**63 - 1, "tag": "a\x00b", "flag": True},
+    {"x": 0.1, "tag": "a", "flag": False},
+    {"x": float("nan"), "tag": "ab", "flag": None},
+    {"x": -0.0, "tag": ["a", 1], "flag": 1},
+    {"x": 9223372036854775808.0, "tag": "é", "flag": 1.0},
+]
+_MIXED_FILTERS = [
+    ParamFilter("x", FilterOp.GT, 0),
+    ParamFilter("x", FilterOp.EQ, 0),
+    ParamFilter("x", FilterOp.NE, 0.1),
+    ParamFilter("x", FilterOp.GTE, 2**63 - 1),
+    ParamFilter("x", FilterOp.EQ, 2**63 - 1),
+    ParamFilter("tag", FilterOp.STARTS_WITH, "a"),
+    ParamFilter("tag", FilterOp.CONTAINS, "a"),
+    ParamFilter("tag", FilterOp.GT, "a"),
+    ParamFilter("flag", FilterOp.EQ, True),
+    ParamFilter("flag", FilterOp.NE, 1),
+]
+
+
+async def _mixed_answers(tracker: Tracker, names: dict[str, int]) -> list[list[int]]:
+    out = [
+        sorted(names[r.id] for r in await tracker.filter_runs(None, [flt]))
+        for flt in _MIXED_FILTERS
+    ]
+    page = await tracker.search_runs(None, [], order_by="param:x")
+    out.append([names[r.id] for r in page.runs])
+    return out
+
+
+async def test_a_version_1_schema_is_upgraded_to_the_typed_params_index_by_a_writer() -> None:
+    dsn = pg.fresh_dsn()
+    schema = _schema_of(dsn)
+    names: dict[str, int] = {}
+    async with Tracker.open(dsn) as tracker:
+        exp = await tracker.create_experiment("e")
+        for i, params in enumerate(_MIXED_PARAMS):
+            run_id = await tracker.create_run(exp)
+            await tracker.log_params(run_id, params)
+            names[run_id] = i
+        await tracker.flush()
+        before = await _mixed_answers(tracker, names)
+    # The same answers as the rules every store shares (runjournal.filtering) give.
+    by_id = {i: run_id for run_id, i in names.items()}
+    expected = [
+        [i for i, params in enumerate(_MIXED_PARAMS) if matches(params, flt)]
+        for flt in _MIXED_FILTERS
+    ]
+    order = sorted(
+        range(len(_MIXED_PARAMS)), key=lambda i: (param_sort_key(_MIXED_PARAMS[i], "x"), by_id[i])
+    )
+    assert before == [*expected, order]
+    # What version 1 wrote: params without the typed columns, nor their indexes.
+    with psycopg.connect(_base(dsn), autocommit=True) as conn:
+        conn.execute(f"DROP INDEX {schema}.runs_by_creation")
+        conn.execute(
+            f"ALTER TABLE {schema}.params DROP COLUMN kind, DROP COLUMN num, DROP COLUMN utf8"
+        )
+        conn.execute(f"UPDATE {schema}.meta SET value = '1' WHERE key = 'schema_version'")
+    reader = PostgresBackend(dsn, read_only=True)
+    with pytest.raises(StoreReadOnly, match="schema version 1"):
+        await reader.open()
+    await reader.close()
+    async with Tracker.open(dsn) as tracker:
+        assert await _mixed_answers(tracker, names) == before
+    async with Tracker.open(dsn, read_only=True) as again:
+        assert await _mixed_answers(again, names) == before
+    with psycopg.connect(_base(dsn)) as conn:
+        version = conn.execute(
+            f"SELECT value FROM {schema}.meta WHERE key = 'schema_version'"
+        ).fetchone()
+        indexes = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s ORDER BY indexname", (schema,)
+        ).fetchall()
+    assert version == (str(SCHEMA_VERSION),)
+    assert {"params_by_num", "params_by_utf8", "runs_by_creation"} <= {i[0] for i in indexes}
+
+
+def test_the_typed_params_index_answers_range_filters_through_its_indexes() -> None:
+    dsn = pg.fresh_dsn()
+    schema = _schema_of(dsn)
+    with SyncTracker.open(dsn) as tracker:
+        exp = tracker.create_experiment("e")
+        for i in range(2_000):
+            tracker.log_params_nowait(
+                tracker.create_run(exp), {"lr": i / 1000, "model": f"m-{i % 50}"}
+            )
+        tracker.flush()
+    with psycopg.connect(_base(dsn), autocommit=True) as conn:
+        conn.execute(f"ANALYZE {schema}.params")
+        conn.execute("SET enable_seqscan = off")  # the plan that exists, not the cheapest guess
+        plans = [
+            "\n".join(
+                row[0]
+                for row in conn.execute(
+                    f"EXPLAIN SELECT run_id FROM {schema}.params WHERE key = %s AND {cond}",
+                    ["lr" if "num" in cond else "model", value],
+                )
+            )
+            for cond, value in (("num < %s", Decimal("0.01")), ("utf8 >= %s", b"m-4"))
+        ]
+    assert "params_by_num" in plans[0]
+    assert "params_by_utf8" in plans[1]
 
 
 async def test_read_only_never_creates_the_schema_and_refuses_writes() -> None:

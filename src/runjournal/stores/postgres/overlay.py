@@ -29,6 +29,7 @@ from runjournal.projection import (
     SetSpanId,
 )
 from runjournal.rollups import Aggregate, merge, rollup
+from runjournal.stores.postgres.filters import typed_columns
 
 if TYPE_CHECKING:
     import psycopg
@@ -257,10 +258,12 @@ class Overlay:
                 [(_encode(self._params[run_id]), run_id) for run_id in self._dirty_params],
             )
             cur.executemany(
-                f"INSERT INTO {s}.params (key, run_id, value) VALUES (%s, %s, %s) "
-                "ON CONFLICT (key, run_id) DO UPDATE SET value = excluded.value",
+                f"INSERT INTO {s}.params (key, run_id, value, kind, num, utf8) "
+                "VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (key, run_id) DO UPDATE SET value = excluded.value, "
+                "kind = excluded.kind, num = excluded.num, utf8 = excluded.utf8",
                 [
-                    (key, run_id, _encode(value))
+                    (key, run_id, _encode(value), *typed_columns(value))
                     for run_id, changed in self._dirty_params.items()
                     for key, value in changed.items()
                 ],

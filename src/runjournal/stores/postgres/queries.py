@@ -9,16 +9,27 @@ long answers happens on that same thread. The SQL mirrors the SQLite store's
 from __future__ import annotations
 
 import bisect
+import gc
 import itertools
 import operator
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 import anyio.to_thread
+import msgspec
 
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
 from runjournal.events import EventCodec, MetricLogged, MetricsLogged
-from runjournal.filtering import validate_filters
+from runjournal.filtering import (
+    RunPage,
+    SortKey,
+    check_page,
+    encode_cursor,
+    metric_sort_key,
+    run_sort_key,
+    validate_filters,
+)
 from runjournal.model import (
     ArtifactRef,
     Experiment,
@@ -26,19 +37,20 @@ from runjournal.model import (
     MetricPoint,
     ParamFilter,
     Run,
+    RunStatus,
     RunView,
 )
 from runjournal.rollups import Aggregate, Piece, downsample
+from runjournal.stores._search import BOOL, STR, select_matching
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.postgres.connection import Connections
+from runjournal.stores.postgres.filters import Condition, condition
 from runjournal.stores.postgres.overlay import (
     EXPERIMENT_COLUMNS,
     RUN_COLUMNS,
     decode_params,
     experiment_row,
-    run_row,
 )
-from runjournal.stores.sqlite.filters import equal_encodings, select_matching
 
 __all__ = ["PostgresQueries"]
 
@@ -293,78 +305,138 @@ class PostgresQueries:
         filters: Sequence[ParamFilter],
         view: RunView = RunView.ACTIVE,
     ) -> list[Run]:
-        found = await self._filter_runs(experiment_id, filters)
-        return found if view is RunView.ALL else [r for r in found if view.shows(r.hidden)]
-
-    async def _filter_runs(
-        self, experiment_id: str | None, filters: Sequence[ParamFilter]
-    ) -> list[Run]:
         checked = validate_filters(filters)
         if experiment_id is not None:
             await self._require_experiment(experiment_id)
-        s = self._s
-        read = self._connections.read
-        if not checked:
-            scope, args = (
-                ("experiment_id = %s", [experiment_id])
-                if experiment_id is not None
-                else ("true", [])
-            )
-            rows = await read(
-                f"SELECT {RUN_COLUMNS}, params FROM {s}.runs WHERE {scope} ORDER BY created_at, id",
-                args,
-            )
-            return [_public_run(r) for r in rows]
-        # SQL answers the EQ filters on scalars by comparing stored bytes; Python decodes
-        # only what they narrow the runs to, for the other filters.
-        in_sql: list[tuple[ParamFilter, list[bytes]]] = []
-        in_python: list[ParamFilter] = []
-        for flt in checked:
-            codes = equal_encodings(flt)
-            if codes is None:
-                in_python.append(flt)
-            else:
-                in_sql.append((flt, codes))
-        candidates: set[str] | None = None
-        if in_sql:
-            parts: list[str] = []
-            codes_args: list[Any] = []
-            for flt, codes in in_sql:  # no codes (NaN): = ANY('{}') matches nothing
-                parts.append(f"SELECT run_id FROM {s}.params WHERE key = %s AND value = ANY(%s)")
-                codes_args += [flt.key, codes]
-            rows = await read(" INTERSECT ".join(parts), codes_args)
-            candidates = {r[0] for r in rows}
-        if in_python and candidates != set():
-            keys = sorted({f.key for f in in_python})
-            if candidates is None:
-                if experiment_id is not None:
-                    ids = await read(
-                        f"SELECT id FROM {s}.runs WHERE experiment_id = %s", (experiment_id,)
-                    )
-                    candidates = {r[0] for r in ids}
-                sql = f"SELECT key, run_id, value FROM {s}.params WHERE key = ANY(%s)"
-                sql_args: list[Any] = [keys]
-            else:
-                sql = (
-                    f"SELECT key, run_id, value FROM {s}.params "
-                    "WHERE key = ANY(%s) AND run_id = ANY(%s)"
-                )
-                sql_args = [keys, sorted(candidates)]
-            scope_ids = candidates
+        return await anyio.to_thread.run_sync(self._filter_blocking, experiment_id, checked, view)
 
-            def matching(values: list[tuple[str, str, bytes]]) -> set[str]:
-                return select_matching(in_python, values, scope_ids)
-
-            candidates = await self._connections.read_then(sql, sql_args, matching)
-        if not candidates:
+    def _filter_blocking(
+        self, experiment_id: str | None, checked: list[ParamFilter], view: RunView
+    ) -> list[Run]:
+        selection = self._selection_blocking(checked)
+        if selection is None:
             return []
-        found = await read(
-            f"SELECT {RUN_COLUMNS}, params FROM {s}.runs WHERE id = ANY(%s)", [sorted(candidates)]
+        where, args = _scope(experiment_id, selection, view)
+        rows = self._connections.read_blocking(
+            f"SELECT {RUN_COLUMNS}, params FROM {self._s}.runs WHERE {where} "
+            "ORDER BY created_at, id",
+            args,
         )
+        return _public_runs(rows)
+
+    def _selection_blocking(self, checked: list[ParamFilter]) -> tuple[str, list[Any]] | None:
+        """SQL over ``runs`` that selects the runs matching every filter (``true``: no filters).
+
+        The exact conditions intersect in SQL. The rows that the other filters' conditions
+        select (among those runs) are then decoded and matched here. None: nothing matches.
+        """
+        s = self._s
+        parts: list[str] = []
+        args: list[Any] = []
+        narrowed: list[tuple[ParamFilter, Condition]] = []
+        for flt in checked:
+            cond = condition(flt)
+            if cond.exact:
+                parts.append(f"SELECT run_id FROM {s}.params WHERE key = %s AND ({cond.sql})")
+                args += [flt.key, *cond.args]
+            else:
+                narrowed.append((flt, cond))
+        if narrowed:
+            exact = " INTERSECT ".join(parts)
+            among = f" AND run_id IN ({exact})" if parts else ""
+            sql = " UNION ALL ".join(
+                f"SELECT key, run_id, value FROM {s}.params WHERE key = %s AND ({cond.sql}){among}"
+                for _, cond in narrowed
+            )
+            sql_args: list[Any] = []
+            for flt, cond in narrowed:
+                sql_args += [flt.key, *cond.args, *(args if parts else ())]
+            rows = self._connections.read_blocking(sql, sql_args)
+            found = select_matching([flt for flt, _ in narrowed], rows, None)
+            if not found:
+                return None
+            parts = ["SELECT unnest(%s::text[])"]
+            args = [sorted(found)]
+        if not parts:
+            return "true", []
+        return "id IN (" + " INTERSECT ".join(parts) + ")", args
+
+    async def search_runs(
+        self,
+        experiment_id: str | None,
+        filters: Sequence[ParamFilter],
+        order_by: str = "created_at",
+        desc: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+        view: RunView = RunView.ACTIVE,
+    ) -> RunPage:
+        """A page of the matching runs in a search order, sorted and cut in SQL."""
+        checked = validate_filters(filters)
+        order, cursor = check_page(order_by, desc, limit, after)
         if experiment_id is not None:
-            found = [r for r in found if r[1] == experiment_id]
-        found.sort(key=lambda r: (r[4], r[0]))
-        return [_public_run(r) for r in found]
+            await self._require_experiment(experiment_id)
+        return await anyio.to_thread.run_sync(
+            self._search_blocking, experiment_id, checked, order, desc, limit, cursor, view
+        )
+
+    def _search_blocking(
+        self,
+        experiment_id: str | None,
+        checked: list[ParamFilter],
+        order: str,
+        desc: bool,
+        limit: int,
+        cursor: tuple[SortKey, str] | None,
+        view: RunView,
+    ) -> RunPage:
+        selection = self._selection_blocking(checked)
+        if selection is None:
+            return RunPage([], None, 0)
+        where, args = _scope(experiment_id, selection, view)
+        read = self._connections.read_blocking
+        s = self._s
+        total = int(read(f"SELECT count(*) FROM {s}.runs WHERE {where}", args)[0][0])
+        sort = _sort_sql(order, s)
+        direction = "DESC" if desc else "ASC"
+        values = ", ".join(f"v{i}" for i in range(len(sort.values)))
+        # The sort runs over narrow rows (id and key); only the page's runs are then read
+        # whole, by id, and decoded.
+        keyed = (
+            f"SELECT runs.id AS id, ({sort.missing})::int AS m, "
+            + "".join(f"{value} AS v{i}, " for i, value in enumerate(sort.values))
+            + f"{sort.last} AS last FROM {s}.runs {sort.join} WHERE {where}"
+        )
+        page_args = [*sort.join_args, *args]
+        cut = ""
+        if cursor is not None:
+            key, cursor_id = cursor
+            marks = ", ".join(["%s"] * len(sort.values))
+            cut = (
+                f" WHERE m > %s OR (m = %s AND ({values}, id) {'<' if desc else '>'} ({marks}, %s))"
+            )
+            page_args += [key[0], key[0], *sort.cursor_args(key), cursor_id]
+        ordering = ", ".join(f"v{i} {direction}" for i in range(len(sort.values)))
+        sql = (
+            f"SELECT {_RUN_COLUMNS_OF_R}, r.params, k.last "
+            f"FROM (SELECT * FROM ({keyed}) keyed{cut} "
+            f"ORDER BY m, {ordering}, id {direction} LIMIT %s) k "
+            f"JOIN {s}.runs r ON r.id = k.id "
+            f"ORDER BY k.m, {ordering.replace('v', 'k.v')}, k.id {direction}"
+        )
+        rows = read(sql, [*page_args, limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        runs = _public_runs(rows)
+        following = None
+        if more and runs:
+            last = runs[-1]
+            if order.startswith("metric:"):
+                position = metric_sort_key(rows[-1][-1])
+            else:
+                position = run_sort_key(last, order)
+            following = encode_cursor(order, desc, position, last.id)
+        return RunPage(runs, following, total)
 
     async def read_journal(self, after: int = 0, limit: int | None = None) -> list[JournalEntry]:
         """Committed entries with ``position > after``, in order."""
@@ -465,7 +537,116 @@ class _SeriesSource:
 _VIEWS = {RunView.ACTIVE: " AND NOT hidden", RunView.HIDDEN: " AND hidden", RunView.ALL: ""}
 """The ``WHERE`` clause that a :class:`RunView` adds to a query of ``runs``."""
 
+_STATUS = {status.value: status for status in RunStatus}
+_RUN_COLUMNS_OF_R = ", ".join(f"r.{column.strip()}" for column in RUN_COLUMNS.split(","))
+_decode_tags = msgspec.msgpack.Decoder(dict[str, str]).decode
+
 
 def _public_run(row: Sequence[Any]) -> Run:
-    """A ``runs`` row selected as ``RUN_COLUMNS, params``."""
-    return run_row(row).to_public(decode_params(row[10]))
+    """A ``runs`` row selected as ``RUN_COLUMNS, params`` (and maybe more)."""
+    # Straight to a Run: through a RunRow, its tags would be decoded, then copied.
+    return Run(
+        row[0],
+        row[1],
+        row[2],
+        _STATUS[row[3]],
+        row[4],
+        row[5],
+        row[6],
+        decode_params(row[10]),
+        _decode_tags(row[7]),
+        row[8],
+        bool(row[9]),
+    )
+
+
+def _public_runs(rows: list[Any]) -> list[Run]:
+    """``runs`` rows selected as ``RUN_COLUMNS, params`` (and maybe more), decoded."""
+    # Thousands of small dicts at once: the cyclic collector, which would run many times
+    # over them meanwhile, finds nothing to collect in freshly decoded data.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return [_public_run(row) for row in rows]
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _scope(
+    experiment_id: str | None, selection: tuple[str, list[Any]], view: RunView
+) -> tuple[str, list[Any]]:
+    """The WHERE clause over ``runs`` of a selection, within one experiment or all, in ``view``."""
+    where, args = selection
+    where += _VIEWS[view]
+    if experiment_id is None:
+        return where, args
+    return f"{where} AND experiment_id = %s", [*args, experiment_id]
+
+
+class _Sort(NamedTuple):
+    """The SQL of ``filtering.SortKey`` for one search order.
+
+    ``missing`` is true for a run without the key; ``values`` order the others (each
+    in the search's direction), with no NULLs, so that a row comparison can resume
+    after a cursor; ``cursor_args`` turns a cursor's key into the same values.
+    ``last`` is the metric's last value (for the next cursor), else NULL.
+    """
+
+    join: str
+    join_args: list[Any]
+    missing: str
+    values: list[str]
+    cursor_args: Callable[[SortKey], list[Any]]
+    last: str = "NULL::float8"
+
+
+def _first(key: SortKey) -> list[Any]:
+    return [key[2]]
+
+
+def _name_arg(key: SortKey) -> list[Any]:
+    return [key[2] if isinstance(key[2], str) else ""]
+
+
+def _metric_arg(key: SortKey) -> list[Any]:
+    return [float(key[2])]
+
+
+def _param_args(key: SortKey) -> list[Any]:
+    _, rank, value = key
+    if isinstance(value, str):
+        return [rank, Decimal(0), value.encode()]
+    return [rank, Decimal(value), b""]
+
+
+def _sort_sql(order: str, s: str) -> _Sort:
+    if order == "created_at":
+        return _Sort("", [], "false", ["created_at"], _first)
+    if order == "status":
+        return _Sort("", [], "false", ['status COLLATE "C"'], _first)
+    if order == "name":
+        # Text in the C collation orders as code points do (UTF-8 bytes).
+        return _Sort("", [], "name IS NULL", ["coalesce(name, '') COLLATE \"C\""], _name_arg)
+    if order.startswith("metric:"):
+        # The whole-series rollup (level 0, bucket 0) holds the last value; NaN sorts
+        # above Infinity in PostgreSQL, so this range leaves out NaN, ±Infinity and NULL.
+        join = (
+            f"LEFT JOIN {s}.rollups u ON u.run_id = runs.id AND u.key = %s "
+            "AND u.level = 0 AND u.bucket = 0"
+        )
+        finite = "coalesce(u.last_value > '-Infinity' AND u.last_value < 'Infinity', false)"
+        value = f"CASE WHEN {finite} THEN u.last_value ELSE 0 END"
+        return _Sort(
+            join, [order[len("metric:") :]], f"NOT {finite}", [value], _metric_arg, "u.last_value"
+        )
+    join = f"LEFT JOIN {s}.params p ON p.key = %s AND p.run_id = runs.id"
+    rank = (
+        f"CASE WHEN p.kind IS NULL OR p.num IS NOT NULL THEN 0 WHEN p.kind = {STR} THEN 1 "
+        f"WHEN p.kind = {BOOL} THEN 2 ELSE 3 END"
+    )
+    num = (  # msgpack's true is the byte C3
+        f"coalesce(p.num, CASE WHEN p.kind = {BOOL} AND p.value = '\\xc3'::bytea THEN 1 ELSE 0 END)"
+    )
+    utf8 = "coalesce(p.utf8, ''::bytea)"
+    return _Sort(join, [order[len("param:") :]], "p.kind IS NULL", [rank, num, utf8], _param_args)

@@ -14,7 +14,10 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from runjournal.errors import NotARunJournalDatabase
+import msgspec
+
+from runjournal.errors import NotARunJournalDatabase, StoreReadOnly
+from runjournal.stores.postgres.filters import typed_columns
 
 if TYPE_CHECKING:
     import psycopg
@@ -30,8 +33,11 @@ __all__ = [
     "notify_channel",
 ]
 
-SCHEMA_VERSION = 1
-"""1: the first PostgreSQL format (the tables of SQLite's schema version 4)."""
+SCHEMA_VERSION = 2
+"""1: the first PostgreSQL format (the tables of SQLite's schema version 4). 2: the typed
+params index (``params.kind``, ``num`` and ``utf8``, and their indexes; see ``filters``),
+and ``runs_by_creation`` for searches across experiments: :func:`ensure_schema` upgrades
+a version 1 schema in place."""
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -64,6 +70,15 @@ CREATE TABLE IF NOT EXISTS {s}.content_chunks (
 CREATE INDEX IF NOT EXISTS content_chunks_by_chunk ON {s}.content_chunks (chunk);
 """
 
+# The typed params index (filters.py). num is numeric, so that an int of any size and a
+# float (bound as its exact decimal expansion) compare exactly; NaN is NULL there. utf8 is
+# a str's UTF-8 in bytea: bytes order as code points do, whatever the database's
+# collation, and a str may hold NUL, which text may not.
+_TYPED_INDEXES = """
+CREATE INDEX IF NOT EXISTS params_by_num ON {s}.params (key, num) WHERE num IS NOT NULL;
+CREATE INDEX IF NOT EXISTS params_by_utf8 ON {s}.params (key, utf8) WHERE utf8 IS NOT NULL;
+"""
+
 # Projections: derived from the journal, emptied and refolded by rebuild().
 _PROJECTIONS = """
 CREATE TABLE IF NOT EXISTS {s}.experiments (
@@ -90,10 +105,14 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
     hidden        boolean          NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON {s}.runs (experiment_id, created_at, id);
+CREATE INDEX IF NOT EXISTS runs_by_creation ON {s}.runs (created_at, id);
 CREATE TABLE IF NOT EXISTS {s}.params (
-    key    text  NOT NULL,
-    run_id text  NOT NULL,
-    value  bytea NOT NULL,
+    key    text     NOT NULL,
+    run_id text     NOT NULL,
+    value  bytea    NOT NULL,
+    kind   smallint NOT NULL,
+    num    numeric,
+    utf8   bytea,
     PRIMARY KEY (key, run_id)
 );
 CREATE INDEX IF NOT EXISTS params_by_run ON {s}.params (run_id);
@@ -214,26 +233,36 @@ def check_schema(conn: psycopg.Connection[Any], schema: str, where: str) -> int:
     version = _recorded_version(conn, schema, where)
     if version is None:
         raise NotARunJournalDatabase(f"{where}: no runjournal schema {schema!r} in this database")
+    if version < SCHEMA_VERSION:
+        # The queries read the current schema; a read-only open must not upgrade it.
+        raise StoreReadOnly(
+            f"{where}: schema {schema!r} was written by an older runjournal (schema "
+            f"version {version}); open it once with write access to upgrade it"
+        )
     return version
 
 
 def ensure_schema(conn: psycopg.Connection[Any], schema: str, where: str) -> int:
     """Create the schema if it is missing, or check that an existing one is ours.
 
-    Safe when several processes open the same database at once: the creation runs
-    under the schema's advisory lock, and each process looks again once it holds it.
-    ``conn`` is in autocommit mode; this runs its own transaction.
+    Safe when several processes open the same database at once: the creation (or
+    the upgrade of an older schema) runs under the schema's advisory lock, and each
+    process looks again once it holds it. ``conn`` is in autocommit mode; this runs
+    its own transaction.
     """
     version = _recorded_version(conn, schema, where)
-    if version is not None:
+    if version == SCHEMA_VERSION:
         return version
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema),))
         version = _recorded_version(conn, schema, where)
-        if version is not None:
+        if version == SCHEMA_VERSION:
             return version
+        if version is not None:
+            _upgrade(conn, schema, version)
+            return SCHEMA_VERSION
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        for statement in _statements(_JOURNAL + _PROJECTIONS, schema):
+        for statement in _statements(_JOURNAL + _PROJECTIONS + _TYPED_INDEXES, schema):
             conn.execute(statement)
         conn.execute(
             f"INSERT INTO {schema}.meta VALUES ('format', 'runjournal'), "
@@ -241,3 +270,36 @@ def ensure_schema(conn: psycopg.Connection[Any], schema: str, where: str) -> int
             (str(SCHEMA_VERSION),),
         )
     return SCHEMA_VERSION
+
+
+def _upgrade(conn: psycopg.Connection[Any], schema: str, version: int) -> None:
+    """Bring a schema of an older version to :data:`SCHEMA_VERSION`, in the caller's transaction.
+
+    Version 2: every ``params`` row gets its kind and typed copy, each stored value
+    decoded once; then the typed indexes and ``runs_by_creation``.
+    """
+    s = schema
+    if version < 2:
+        conn.execute(
+            f"ALTER TABLE {s}.params ADD COLUMN IF NOT EXISTS kind smallint, "
+            "ADD COLUMN IF NOT EXISTS num numeric, ADD COLUMN IF NOT EXISTS utf8 bytea"
+        )
+        decode = msgspec.msgpack.Decoder().decode
+        with conn.cursor(name="rj_upgrade_params") as rows:
+            rows.execute(f"SELECT key, run_id, value FROM {s}.params")
+            while chunk := rows.fetchmany(10_000):
+                conn.cursor().executemany(
+                    f"UPDATE {s}.params SET kind = %s, num = %s, utf8 = %s "
+                    "WHERE key = %s AND run_id = %s",
+                    [(*typed_columns(decode(v)), key, run_id) for key, run_id, v in chunk],
+                )
+        conn.execute(f"ALTER TABLE {s}.params ALTER COLUMN kind SET NOT NULL")
+        statements = _statements(_TYPED_INDEXES, s)
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS runs_by_creation ON {s}.runs (created_at, id)"
+        )
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(
+        f"UPDATE {s}.meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+    )
