@@ -14,6 +14,7 @@ from benchmarks import (
     case_mlflow_server,
     case_peers,
     case_pg,
+    case_pg_search,
     case_read,
     case_replay,
     case_size,
@@ -38,6 +39,7 @@ CASES = (
     case_ui_browser.CASE,
     case_artifacts.CASE,
     case_pg.CASE,
+    case_pg_search.CASE,
     case_mlflow_server.CASE,
 )
 
