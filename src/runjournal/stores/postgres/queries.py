@@ -417,12 +417,13 @@ class PostgresQueries:
             )
             page_args += [key[0], key[0], *sort.cursor_args(key), cursor_id]
         ordering = ", ".join(f"v{i} {direction}" for i in range(len(sort.values)))
+        again = ", ".join(f"k.v{i} {direction}" for i in range(len(sort.values)))
         sql = (
             f"SELECT {_RUN_COLUMNS_OF_R}, r.params, k.last "
             f"FROM (SELECT * FROM ({keyed}) keyed{cut} "
             f"ORDER BY m, {ordering}, id {direction} LIMIT %s) k "
             f"JOIN {s}.runs r ON r.id = k.id "
-            f"ORDER BY k.m, {ordering.replace('v', 'k.v')}, k.id {direction}"
+            f"ORDER BY k.m, {again}, k.id {direction}"
         )
         rows = read(sql, [*page_args, limit + 1])
         more = len(rows) > limit
