@@ -7,6 +7,7 @@ import sys
 from benchmarks import (
     case_artifacts,
     case_caller_cost,
+    case_chunks,
     case_end_to_end,
     case_faces,
     case_many_writers,
@@ -40,6 +41,7 @@ CASES = (
     case_artifacts.CASE,
     case_pg.CASE,
     case_pg_search.CASE,
+    case_chunks.CASE,
     case_mlflow_server.CASE,
 )
 
