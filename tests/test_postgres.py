@@ -31,8 +31,9 @@ from runjournal import (
     journal,
 )
 from runjournal.errors import NotARunJournalDatabase
-from runjournal.events import MetricsLogged
+from runjournal.events import MetricChunkLogged, MetricLogged, MetricsLogged
 from runjournal.filtering import matches, param_sort_key
+from runjournal.projection import metric_columns
 from runjournal.stores import JournalEntry, PostgresBackend, store_for
 from runjournal.stores.postgres.schema import SCHEMA_VERSION, lock_key
 from tests import pg
@@ -412,7 +413,12 @@ def test_kill_9_of_a_writer_leaves_a_prefix() -> None:
     assert [e.position for e in entries] == list(range(1, len(entries) + 1))
     seqs = sorted(e.seq for e in entries if e.source == entries[-1].source)
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no hole: a prefix
-    steps = [p.step for e in entries if isinstance(e.event, MetricsLogged) for p in e.event.points]
+    steps = [
+        step
+        for e in entries
+        if isinstance(e.event, MetricChunkLogged | MetricsLogged | MetricLogged)
+        for step in metric_columns(e.event)[0].step
+    ]
     assert steps == list(range(len(steps)))
     assert steps, "the writer committed nothing before the kill"
     assert asyncio.run(journal.verify(dsn)).ok

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from runjournal.model import Experiment, MetricPoint, RunStatus
+from runjournal.model import Experiment, MetricArrays, RunStatus
 from runjournal.projection import (
     AddArtifact,
     AddMetrics,
@@ -144,8 +144,8 @@ class Overlay:
         """Apply the changes of the journal entry at ``position`` to the in-memory state."""
         for change in changes:
             match change:
-                case AddMetrics(run_id=run_id, key=key, points=points):
-                    self._add_metrics(run_id, key, position, points)
+                case AddMetrics(run_id=run_id, key=key, columns=columns, ordered=ordered):
+                    self._add_metrics(run_id, key, position, columns, ordered)
                 case SetParams(run_id=run_id, params=params):
                     self._run_params(run_id).update(params)
                     self._dirty_params.setdefault(run_id, {}).update(params)
@@ -178,14 +178,14 @@ class Overlay:
                             self._tombstones[run_id] = True
 
     def _add_metrics(
-        self, run_id: str, key: str, position: int, points: Sequence[MetricPoint]
+        self, run_id: str, key: str, position: int, columns: MetricArrays, ordered: bool
     ) -> None:
-        cells = rollup(points)
+        cells = rollup(columns.step, columns.value, ordered)
         whole = cells.get((0, 0))
         if whole is None:
             return
         self._metric_rows.append(
-            (run_id, key, position, len(points), whole.first_step, whole.last_step)
+            (run_id, key, position, len(columns.step), whole.first_step, whole.last_step)
         )
         pending = self._rollups
         for (level, bucket), agg in cells.items():

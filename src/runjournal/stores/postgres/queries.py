@@ -8,9 +8,7 @@ long answers happens on that same thread. The SQL mirrors the SQLite store's
 
 from __future__ import annotations
 
-import bisect
 import gc
-import itertools
 import operator
 from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
@@ -20,7 +18,7 @@ import anyio.to_thread
 import msgspec
 
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
-from runjournal.events import EventCodec, MetricLogged, MetricsLogged
+from runjournal.events import EventCodec
 from runjournal.filtering import (
     RunPage,
     SortKey,
@@ -33,6 +31,7 @@ from runjournal.filtering import (
 from runjournal.model import (
     ArtifactRef,
     Experiment,
+    MetricArrays,
     MetricBucket,
     MetricPoint,
     ParamFilter,
@@ -40,8 +39,10 @@ from runjournal.model import (
     RunStatus,
     RunView,
 )
+from runjournal.projection import to_points
 from runjournal.rollups import Aggregate, Piece, downsample
 from runjournal.stores._search import BOOL, STR, select_matching
+from runjournal.stores._series import decode_series, slice_entries
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.postgres.connection import Connections
 from runjournal.stores.postgres.filters import Condition, condition
@@ -135,26 +136,23 @@ class PostgresQueries:
 
     async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
         await self._require_run(run_id)
-        s = self._s
         return await self._connections.read_then(
-            f"SELECT j.version, j.body FROM {s}.metrics m JOIN {s}.journal j "
-            "ON j.position = m.position WHERE m.run_id = %s AND m.key = %s ORDER BY m.position",
-            (run_id, key),
-            self._decode_points,
+            _SERIES_SQL.format(s=self._s), (run_id, key), self._decode_points
+        )
+
+    async def get_metric_arrays(self, run_id: str, key: str) -> MetricArrays:
+        """The series as three new columns (``'q'``, ``'d'``, ``'d'``), in get_metrics order."""
+        await self._require_run(run_id)
+        return await self._connections.read_then(
+            _SERIES_SQL.format(s=self._s), (run_id, key), self._decode_arrays
         )
 
     def _decode_points(self, rows: list[tuple[int, bytes]]) -> list[MetricPoint]:
-        points: list[MetricPoint] = []
-        for version, body in rows:
-            event = self._codec.decode(body, version)
-            if isinstance(event, MetricsLogged):
-                points.extend(event.points)
-            elif isinstance(event, MetricLogged):
-                points.append(MetricPoint(event.step, event.value, event.timestamp))
-        steps = list(map(_step, points))
-        if not all(map(operator.le, steps, itertools.islice(steps, 1, None))):
-            points.sort(key=_step)
-        return points
+        return to_points(self._decode_arrays(rows))
+
+    def _decode_arrays(self, rows: list[tuple[int, bytes]]) -> MetricArrays:
+        """The columns of the series' entries (in journal order), put in get_metrics order."""
+        return decode_series(self._codec, rows)
 
     async def get_metrics_between(
         self, run_id: str, key: str, start: int | None, end: int | None
@@ -463,6 +461,10 @@ class PostgresQueries:
         return int(row[0])
 
 
+_SERIES_SQL = (
+    "SELECT j.version, j.body FROM {s}.metrics m JOIN {s}.journal j ON j.position = m.position "
+    "WHERE m.run_id = %s AND m.key = %s ORDER BY m.position"
+)
 _AGGREGATE_COLUMNS = (
     "first_step, last_step, min_value, max_value, first_value, last_value, count, nonfinite"
 )
@@ -498,7 +500,7 @@ class _SeriesSource:
         self._queries = queries
         self._run_id = run_id
         self._key = key
-        self._decoded: dict[int, list[MetricPoint]] = {}
+        self._decoded: dict[int, MetricArrays] = {}
 
     def buckets(self, level: int, low: int, high: int) -> list[Piece]:
         q = self._queries
@@ -525,14 +527,9 @@ class _SeriesSource:
                 (missing,),
             )
             for position, version, body in found:
-                self._decoded[int(position)] = q._decode_points([(version, body)])
-        chosen: list[MetricPoint] = []
-        for (position,) in rows:
-            entry = self._decoded[int(position)]
-            first = bisect.bisect_left(entry, low, key=_step)
-            chosen += entry[first : bisect.bisect_right(entry, high, lo=first, key=_step)]
-        chosen.sort(key=_step)  # stable: logging order among equal steps
-        return [p.step for p in chosen], [p.value for p in chosen]
+                self._decoded[int(position)] = q._decode_arrays([(version, body)])
+        # Entries in journal order, each already by step: slices of their columns.
+        return slice_entries([self._decoded[int(position)] for (position,) in rows], low, high)
 
 
 _VIEWS = {RunView.ACTIVE: " AND NOT hidden", RunView.HIDDEN: " AND hidden", RunView.ALL: ""}
