@@ -15,6 +15,7 @@ from benchmarks import (
     case_mlflow_server,
     case_peers,
     case_pg,
+    case_pg_scale,
     case_pg_search,
     case_read,
     case_replay,
@@ -41,6 +42,7 @@ CASES = (
     case_artifacts.CASE,
     case_pg.CASE,
     case_pg_search.CASE,
+    case_pg_scale.CASE,
     case_chunks.CASE,
     case_mlflow_server.CASE,
 )
