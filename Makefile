@@ -6,12 +6,12 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Branch coverage (child processes included), 93.4 % on 2026-11-30; the floor sits just under it.
 COVERAGE_FLOOR := 92
 
-.PHONY: venv demo test check lint typecheck pytest stress bench bench-peers wheel-check clean
+.PHONY: venv demo test check lint typecheck pytest stress bench bench-peers bench-pg-scale wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ".[cli,ui]" --group test --group lint --group bench --group frameworks --group mlflow
+	$(BIN)/python -m pip install --quiet -e ".[cli,ui,postgres]" --group test --group lint --group bench --group frameworks --group mlflow
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -58,6 +58,10 @@ bench-peers: $(STAMP)
 	.venv-peers/bin/python -m pip install --quiet --upgrade "pip>=25.1"
 	.venv-peers/bin/python -m pip install --quiet -e . --group bench-peers
 	$(BIN)/python -m benchmarks --only peers,mlflow-server --peers-python .venv-peers/bin/python $(ARGS)
+
+## The issue's 50 million points on PostgreSQL beside SQLite (RUNJOURNAL_BENCH_PG_SCALE_POINTS=N for another size).
+bench-pg-scale: $(STAMP)
+	$(BIN)/python -m benchmarks --only pg-scale $(ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-peers .venv-wheel dist .mypy_cache .pytest_cache .ruff_cache .coverage

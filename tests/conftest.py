@@ -12,19 +12,29 @@ import pytest
 from runjournal import Tracker
 from runjournal.model import same_value
 from runjournal.stores import InMemoryStorage, SqliteBackend, Store
+from tests import pg
 
-StoreKind = Literal["sqlite-file", "sqlite-memory", "memory"]
-STORE_KINDS: list[StoreKind] = ["sqlite-file", "sqlite-memory", "memory"]
+StoreKind = Literal["sqlite-file", "sqlite-memory", "memory", "postgres"]
+STORE_KINDS: list[StoreKind] = ["sqlite-file", "sqlite-memory", "memory", "postgres"]
+"""Every store the contract suite runs against. ``postgres`` is a schema of its own on the
+test server (``tests.pg``); without a server, those tests skip with one reason."""
 
 
 def make_store(kind: StoreKind, folder: Path) -> Store:
-    """A fresh, empty store of the given kind (a SQLite file goes in ``folder``)."""
+    """A fresh, empty store of the given kind (a SQLite file goes in ``folder``).
+
+    Persistent kinds (``sqlite-file``, ``postgres``) can be reopened through ``reopener()``.
+    """
     if kind == "sqlite-file":
         return SqliteBackend(folder / "experiments.db")
     if kind == "sqlite-memory":
         return SqliteBackend(":memory:")
     if kind == "memory":
         return InMemoryStorage()
+    if kind == "postgres":
+        from runjournal.stores import PostgresBackend
+
+        return PostgresBackend(pg.fresh_dsn())
     raise ValueError(kind)
 
 

@@ -22,7 +22,8 @@ import pytest
 from runjournal import FilterOp, ParamFilter, RunStatus, Tracker
 from runjournal.filter_syntax import parse_filter
 from runjournal.journal import state_at
-from runjournal.stores import SqliteBackend
+from runjournal.stores import SqliteBackend, store_for
+from tests import pg
 from tests.snapshot import snapshot
 
 # -- running the command --------------------------------------------------------------------------
@@ -80,7 +81,8 @@ def iso(timestamp: float) -> str:
 class Demo:
     """A database with one experiment of three runs, and what was logged into it."""
 
-    db: Path
+    db: Path | str
+    """A SQLite file, or a ``postgresql://`` URL (a schema of the test server)."""
     experiment_id: str = ""
     run_ids: list[str] = field(default_factory=list)
     params: list[dict[str, Any]] = field(default_factory=list)
@@ -125,16 +127,19 @@ async def _fill(demo: Demo) -> None:
         demo.other_experiment_id = await t.create_experiment("empty")
 
 
-def make_demo(db: Path) -> Demo:
+def make_demo(db: Path | str) -> Demo:
     """Build the demo database at ``db`` through the Tracker API."""
     demo = Demo(db)
     asyncio.run(_fill(demo))
     return demo
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    """The demo database, shared by the tests that only read it."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """The demo database, shared by the tests that only read it: a SQLite file, then the same
+    data in PostgreSQL (``--db postgresql://...``), where every such test runs again."""
+    if request.param == "postgres":
+        return make_demo(pg.fresh_dsn())
     return make_demo(tmp_path_factory.mktemp("cli") / "demo.db")
 
 
@@ -480,11 +485,11 @@ def test_without_rich(tmp_path: Path) -> None:
 
 
 # -- export and import ----------------------------------------------------------------------------
-def state(db: Path) -> Any:
+def state(db: Path | str) -> Any:
     """Everything the database answers (read in this process: much faster than the CLI)."""
 
     async def read() -> Any:
-        backend = SqliteBackend(db)
+        backend = store_for(db)
         try:
             return await snapshot(backend)
         finally:
@@ -547,10 +552,11 @@ def test_export_unknown_ids(demo: Demo, tmp_path: Path) -> None:
     assert_error(rj("--db", demo.db, "export", log, "--after", "-1"), "position", code=2)
 
 
-def test_export_never_replaces_a_database(demo: Demo, tmp_path: Path) -> None:
-    before = demo.db.read_bytes()
-    assert_error(rj("--db", demo.db, "export", demo.db), "is an SQLite database")
-    assert demo.db.read_bytes() == before
+def test_export_never_replaces_a_database(scratch: Demo, tmp_path: Path) -> None:
+    assert isinstance(scratch.db, Path)
+    before = scratch.db.read_bytes()
+    assert_error(rj("--db", scratch.db, "export", scratch.db), "is an SQLite database")
+    assert scratch.db.read_bytes() == before
 
 
 def test_import_progress_is_quiet_when_piped(demo: Demo, tmp_path: Path) -> None:
@@ -655,7 +661,7 @@ def test_journal_commands_need_a_database(tmp_path: Path, command: list[str]) ->
 
 
 # -- replay ---------------------------------------------------------------------------------------
-async def _snapshots(replayed: Path, source: Path, **until: Any) -> tuple[Any, Any]:
+async def _snapshots(replayed: Path, source: Path | str, **until: Any) -> tuple[Any, Any]:
     backend = SqliteBackend(replayed)
     try:
         got = await snapshot(backend)
@@ -665,8 +671,8 @@ async def _snapshots(replayed: Path, source: Path, **until: Any) -> tuple[Any, A
     return got, await snapshot(view)
 
 
-async def _journal_length(db: Path) -> int:
-    backend = SqliteBackend(db)
+async def _journal_length(db: Path | str) -> int:
+    backend = store_for(db)
     try:
         return await backend.head()
     finally:

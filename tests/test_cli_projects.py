@@ -412,7 +412,7 @@ def test_log_lists_positions_for_replay(scratch: Demo, tmp_path: Path) -> None:
     assert_error(rj("--db", scratch.db, "log", "--after", "x"), "position", code=2)
 
 
-async def _log_later(db: Path, run_id: str) -> None:
+async def _log_later(db: Path | str, run_id: str) -> None:
     async with Tracker.open(db) as t:
         await t.set_tag(run_id, "followed", "yes")
 

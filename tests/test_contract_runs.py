@@ -335,6 +335,7 @@ async def test_rebuild_reproduces_the_live_projections(tracker: Tracker) -> None
         await tracker.set_tag(run_id, "i", str(i))
     await tracker.set_span_id(runs[2], "span")
     await tracker.delete_run(runs[1])
+    await tracker.flush()  # the store itself is read below: everything must be committed
     before = await snapshot(tracker.store)
     await tracker.store.rebuild()
     assert await snapshot(tracker.store) == before

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from runjournal import Tracker
+from tests import pg
 
 with warnings.catch_warnings():
     # torch warns at import when numpy is missing; that is not what this test is about.
@@ -39,9 +40,13 @@ class LoggingDataset(Dataset[Any]):
         return torch.tensor([index, os.getpid()])
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 @pytest.mark.parametrize("context", ["fork", "spawn"])
-async def test_dataloader_workers_log_every_item(tmp_path: Path, context: str) -> None:
-    async with Tracker.open(tmp_path / "loader.db") as tracker:
+async def test_dataloader_workers_log_every_item(
+    tmp_path: Path, context: str, database: str
+) -> None:
+    db = pg.fresh_dsn() if database == "postgres" else str(tmp_path / "loader.db")
+    async with Tracker.open(db) as tracker:
         experiment_id = await tracker.create_experiment("dataloader")
         run_id = await tracker.create_run(experiment_id)
         if context == "spawn":

@@ -51,7 +51,7 @@ from runjournal.stores.sqlite import SqliteBackend
 from tests.conftest import StoreKind, assert_identical, closing, make_store
 from tests.strategies import param_values
 
-KINDS: list[StoreKind] = ["sqlite-file", "memory"]
+KINDS: list[StoreKind] = ["sqlite-file", "memory", "postgres"]
 NAN, INF = math.nan, math.inf
 
 

@@ -25,7 +25,7 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def _stores(folder: Path) -> list[Store]:
-    """SQLite on file, SQLite in memory and the in-memory store, in that order."""
+    """Every kind of store (``STORE_KINDS``), in that order."""
     return [make_store(kind, folder) for kind in STORE_KINDS]
 
 
@@ -57,6 +57,7 @@ def test_every_store_folds_a_history_alike_and_rebuilds_it(
                     answers.append((rejected, live))
                 assert answers[1] == answers[0], "SQLite in memory differs from SQLite on file"
                 assert answers[2] == answers[0], "the in-memory store differs from SQLite"
+                assert answers[3] == answers[0], "PostgreSQL differs from SQLite"
             finally:
                 for store in stores:
                     await store.close()
@@ -165,6 +166,7 @@ def test_every_store_filters_runs_alike(
             sqlite = await answer(make_store("sqlite-file", Path(folder)))
             reference = await answer(make_store("memory", Path(folder)))
             assert sqlite == reference
+            assert await answer(make_store("postgres", Path(folder))) == reference
 
     asyncio.run(check())
 
@@ -201,6 +203,7 @@ def test_every_store_filters_confusable_values_alike(tmp_path: Path) -> None:
         reference = await answers(make_store("memory", tmp_path))
         assert len(sqlite) == len(FilterOp) * len(values)
         assert sqlite == reference
+        assert await answers(make_store("postgres", tmp_path)) == reference
         # The reference finds 64.0 for 64, -0.0 for 0, and nothing for NaN: the cases in play.
         assert any(isinstance(hits, list) and len(hits) > 1 for hits in reference)
 

@@ -22,6 +22,7 @@ from runjournal.errors import (
     StoreFull,
     StoreLocked,
     StoreReadOnly,
+    StoreUnavailable,
 )
 from runjournal.filtering import RunPage
 from runjournal.model import (
@@ -68,6 +69,7 @@ __all__ = [
     "StoreFull",
     "StoreLocked",
     "StoreReadOnly",
+    "StoreUnavailable",
     "SyncRun",
     "SyncTracker",
     "Tracker",

@@ -22,6 +22,7 @@ __all__ = [
     "StoreFull",
     "StoreLocked",
     "StoreReadOnly",
+    "StoreUnavailable",
 ]
 
 
@@ -95,6 +96,12 @@ class StoreLocked(StoreError):
 
 class StoreReadOnly(StoreError):
     """The database cannot be written (read-only file, directory or mount)."""
+
+    transient = True
+
+
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached now (down, restarting, the network); retried."""
 
     transient = True
 

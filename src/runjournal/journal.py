@@ -91,6 +91,7 @@ from runjournal.projection import Rejected, State
 from runjournal.stores.base import Content, JournalEntry, NewEntry, PurgeResult, RawEntry, Store
 from runjournal.stores.memory import StateReader
 from runjournal.stores.sqlite import SqliteBackend, is_sqlite_file
+from runjournal.stores.urls import is_postgres_url, store_for
 
 __all__ = [
     "BlobRecord",
@@ -344,10 +345,11 @@ async def _using(
         yield store_or_path
         return
     path = os.fspath(store_or_path)
-    exists = await anyio.to_thread.run_sync(os.path.exists, path)
+    url = is_postgres_url(path)
+    exists = url or await anyio.to_thread.run_sync(os.path.exists, path)
     if not create and path != ":memory:" and not exists:
         raise FileNotFoundError(f"no runjournal database at {path!r}")
-    store = SqliteBackend(path, read_only=read_only and path != ":memory:")
+    store = store_for(path, read_only=read_only and path != ":memory:")
     try:
         await store.open()
         yield store
@@ -902,7 +904,7 @@ async def _load(source: StoreOrPath, until: Cutoff | None) -> AsyncGenerator[_So
         yield await _read_store(source, repr(source), until)
         return
     path = os.fspath(source)
-    if await anyio.to_thread.run_sync(is_sqlite_file, path):
+    if is_postgres_url(path) or await anyio.to_thread.run_sync(is_sqlite_file, path):
         async with _using(path, read_only=True) as store:
             yield await _read_store(store, path, until)
         return
@@ -1340,10 +1342,15 @@ async def _follow(
     store_or_path: StoreOrPath, cursor: int, poll_interval: float
 ) -> AsyncGenerator[tuple[int, Event], None]:
     async with _using(store_or_path, read_only=True) as store:
+        # A store that announces its appends (PostgreSQL's NOTIFY) wakes the follower itself.
+        wait = getattr(store, "wait_for_append", None)
         while True:
             page = await store.read_journal(cursor, _PAGE)
             if not page:
-                await anyio.sleep(poll_interval)
+                if wait is not None:
+                    await wait(cursor)
+                else:
+                    await anyio.sleep(poll_interval)
                 continue
             for entry in page:
                 cursor = entry.position

@@ -71,7 +71,8 @@ from runjournal.projection import check_resume, check_transition
 from runjournal.run import RunHandle
 from runjournal.stores.base import Content, Store
 from runjournal.stores.memory import InMemoryStorage
-from runjournal.stores.sqlite import Durability, SqliteBackend
+from runjournal.stores.sqlite import Durability
+from runjournal.stores.urls import store_for
 from runjournal.uploads import (
     StreamedContent,
     Upload,
@@ -142,12 +143,16 @@ class Tracker:
     ) -> Tracker:
         """A tracker on the SQLite database at ``path``, created if missing.
 
+        A ``postgresql://`` URL opens the PostgreSQL store instead
+        (:class:`~runjournal.stores.PostgresBackend`, the ``postgres`` extra); its
+        tables are created in the schema ``runjournal`` (``?schema=NAME`` names another).
+
         With ``read_only=True`` the database must exist (else ``FileNotFoundError``)
         and is only read: queries work, even on a file in a read-only directory or
         one that other processes are writing, and every logging call raises
         :class:`~runjournal.errors.StoreReadOnly` at the call.
         """
-        store = SqliteBackend(
+        store = store_for(
             path, durability=durability, busy_timeout=busy_timeout, read_only=read_only
         )
         return cls(store, **options)

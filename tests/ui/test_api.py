@@ -248,9 +248,9 @@ def test_event_messages() -> None:
     assert b'"run_id":"r"' in event_message(2, TagSet("r", "k", "v", 0.0))
 
 
-async def test_the_app_serves_a_store_directly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite-file", "postgres"])
+async def test_the_app_serves_a_store_directly(tmp_path: Path, kind: StoreKind) -> None:
     """Not only a tracker: any store (so PostgreSQL serves it unchanged)."""
-    kind: StoreKind = "sqlite-file"
     store = make_store(kind, tmp_path)
     async with Tracker(store) as tracker:
         await _run(tracker)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from runjournal.errors import NotARunJournalDatabase
+from runjournal.stores import is_postgres_url
 from runjournal.tracker import Tracker
 
 __all__ = [
@@ -29,12 +30,19 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def default_db() -> str:
-    """``$RUNJOURNAL_DB`` if set, else ``./experiments.db``."""
-    return os.path.expanduser(os.environ.get(DB_ENV) or "experiments.db")
+    """``$RUNJOURNAL_DB`` if set (a path or a ``postgresql://`` URL), else ``./experiments.db``."""
+    db = os.environ.get(DB_ENV) or "experiments.db"
+    return db if is_postgres_url(db) else os.path.expanduser(db)
 
 
 def require_database(path: str) -> None:
-    """Refuse a path that holds no database, rather than create an empty one there."""
+    """Refuse a path that holds no database, rather than create an empty one there.
+
+    A ``postgresql://`` URL passes: its store checks the schema when it opens
+    (read-only, a missing schema is ``NotARunJournalDatabase``).
+    """
+    if is_postgres_url(path):
+        return
     if not os.path.exists(path):
         raise FileNotFoundError(f"no database at {path!r} (give --db PATH or set ${DB_ENV})")
     if os.path.isdir(path):

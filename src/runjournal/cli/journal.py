@@ -24,6 +24,7 @@ from runjournal.cli.database import (
 )
 from runjournal.cli.output import Output, format_value, key_value_table, table
 from runjournal.cli.resolve import resolve_experiment, resolve_run
+from runjournal.stores import is_postgres_url
 
 __all__ = ["Rebuilt", "export", "import_", "parse_until", "rebuild", "replay", "verify"]
 
@@ -154,8 +155,11 @@ async def replay(args: argparse.Namespace, out: Output) -> int:
 
 @contextlib.contextmanager
 def _removed_on_error(path: str) -> Iterator[None]:
-    """If the block fails, remove the database it created at ``path`` (with its WAL files)."""
-    existed = os.path.exists(path)
+    """If the block fails, remove the database it created at ``path`` (with its WAL files).
+
+    A PostgreSQL schema is left as it is: each source is one transaction there.
+    """
+    existed = is_postgres_url(path) or os.path.exists(path)
     try:
         yield
     except BaseException:

@@ -8,19 +8,16 @@ after the read lock is released.
 
 from __future__ import annotations
 
-import bisect
 import gc
 import json
-from array import array
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio.to_thread
 import msgspec
 
-from runjournal.chunks import decode_chunks
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
-from runjournal.events import EventCodec, MetricChunkLogged, MetricLogged, MetricsLogged
+from runjournal.events import EventCodec
 from runjournal.filtering import RunPage, SortKey, check_page, encode_cursor, validate_filters
 from runjournal.model import (
     ArtifactRef,
@@ -33,8 +30,9 @@ from runjournal.model import (
     RunStatus,
     RunView,
 )
-from runjournal.projection import by_step, metric_columns, to_points
+from runjournal.projection import to_points
 from runjournal.rollups import Aggregate, Piece, downsample
+from runjournal.stores._series import decode_series, slice_entries
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.sqlite.connection import Connections
 from runjournal.stores.sqlite.filters import BOOL, STR, Condition, condition, select_matching
@@ -131,28 +129,7 @@ class SqliteQueries:
 
     def _decode_arrays(self, rows: list[tuple[int, bytes]]) -> MetricArrays:
         """The columns of the series' entries (in journal order), put in get_metrics order."""
-        decode = self._codec.decode
-        events = [decode(body, version) for version, body in rows]
-        chunks = [event.chunk for event in events if isinstance(event, MetricChunkLogged)]
-        if len(chunks) == len(events):
-            # A journal written since chunks: every column is decoded in one pass.
-            steps, values, stamps, ordered = decode_chunks(chunks)
-            return by_step(MetricArrays(steps, values, stamps), ordered)
-        steps, values, stamps = array("q"), array("d"), array("d")
-        ordered = True
-        for event in events:
-            if not isinstance(event, MetricChunkLogged | MetricsLogged | MetricLogged):
-                continue
-            columns, in_order = metric_columns(event)
-            if ordered:
-                # Each chunk says whether it is in step order: only the seams are compared.
-                ordered = in_order and (
-                    not steps or not columns.step or steps[-1] <= columns.step[0]
-                )
-            steps.extend(columns.step)
-            values.extend(columns.value)
-            stamps.extend(columns.timestamp)
-        return by_step(MetricArrays(steps, values, stamps), ordered)
+        return decode_series(self._codec, rows)
 
     async def get_metrics_between(
         self, run_id: str, key: str, start: int | None, end: int | None
@@ -526,24 +503,7 @@ class _SeriesSource:
             for position, version, body in found:
                 self._decoded[position] = queries._decode_arrays([(version, body)])
         # Entries in journal order, each already by step: slices of their columns.
-        steps: list[int] = []
-        values: list[float] = []
-        ordered = True
-        for (position,) in rows:
-            entry = self._decoded[position]
-            first = bisect.bisect_left(entry.step, low)
-            last = bisect.bisect_right(entry.step, high, lo=first)
-            if first == last:
-                continue
-            if ordered and steps and steps[-1] > entry.step[first]:
-                ordered = False
-            steps += entry.step[first:last]
-            values += entry.value[first:last]
-        if ordered:  # nearly always: the entries follow each other by step
-            return steps, values
-        # A stable sort keeps logging order among equal steps.
-        order = sorted(range(len(steps)), key=steps.__getitem__)
-        return [steps[i] for i in order], [values[i] for i in order]
+        return slice_entries([self._decoded[position] for (position,) in rows], low, high)
 
 
 def _public_run(row: Sequence[Any]) -> Run:
