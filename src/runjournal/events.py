@@ -29,6 +29,7 @@ __all__ = [
     "EventCodec",
     "ExperimentCreated",
     "ExperimentDeleted",
+    "ExperimentUpdated",
     "IdsPurged",
     "MetricLogged",
     "MetricsLogged",
@@ -38,10 +39,12 @@ __all__ = [
     "RunDeleted",
     "RunHeartbeat",
     "RunHidden",
+    "RunRenamed",
     "RunRestored",
     "RunResumed",
     "RunStarted",
     "SpanIdSet",
+    "TagDeleted",
     "TagSet",
     "Upcaster",
     "describe",
@@ -73,6 +76,19 @@ class ExperimentDeleted(msgspec.Struct, frozen=True, tag="experiment.deleted"):
 
     experiment_id: str
     at: float
+
+
+class ExperimentUpdated(msgspec.Struct, frozen=True, tag="experiment.updated", omit_defaults=True):
+    """A live experiment renamed (``name``), or tags set on it (merged, a later value wins).
+
+    MLflow's ``experiments/update`` and ``experiments/set-experiment-tag``. Its id
+    stays: an experiment created by name keeps the id derived from its first name.
+    """
+
+    experiment_id: str
+    at: float
+    name: str | None = None
+    tags: dict[str, str] = {}
 
 
 class RunCreated(msgspec.Struct, frozen=True, tag="run.created", omit_defaults=True):
@@ -144,6 +160,14 @@ class RunRestored(msgspec.Struct, frozen=True, tag="run.restored"):
     at: float
 
 
+class RunRenamed(msgspec.Struct, frozen=True, tag="run.renamed"):
+    """A run's name changed (MLflow's ``runs/update`` with ``run_name``)."""
+
+    run_id: str
+    name: str
+    at: float
+
+
 class ParamsLogged(msgspec.Struct, frozen=True, tag="params.logged"):
     """One or more parameters set on a run (last write wins per key)."""
 
@@ -158,6 +182,14 @@ class TagSet(msgspec.Struct, frozen=True, tag="tag.set"):
     run_id: str
     key: str
     value: str
+    at: float
+
+
+class TagDeleted(msgspec.Struct, frozen=True, tag="tag.deleted"):
+    """A tag removed from a run (MLflow's ``runs/delete-tag``); a missing key changes nothing."""
+
+    run_id: str
+    key: str
     at: float
 
 
@@ -220,6 +252,7 @@ class IdsPurged(msgspec.Struct, frozen=True, tag="ids.purged"):
 Event: TypeAlias = (
     ExperimentCreated
     | ExperimentDeleted
+    | ExperimentUpdated
     | RunCreated
     | RunStarted
     | RunCompleted
@@ -230,6 +263,8 @@ Event: TypeAlias = (
     | RunHeartbeat
     | ParamsLogged
     | TagSet
+    | TagDeleted
+    | RunRenamed
     | SpanIdSet
     | ArtifactLogged
     | MetricLogged
