@@ -217,12 +217,14 @@ class Tracker:
         try:
             result = await work()
         except BaseException:
+            writer.close_ticket(ticket)
             # Whatever it queued before failing is still committed; its own error wins.
             with contextlib.suppress(RunJournalError):
-                await anyio.to_thread.run_sync(writer.close_ticket, ticket)
+                await anyio.to_thread.run_sync(writer.wait_ticket, ticket)
             raise
+        writer.close_ticket(ticket)  # here, before another task can queue anything
         # A pooled thread, not _finish's own: a server pays this wait on every request.
-        await anyio.to_thread.run_sync(writer.close_ticket, ticket)
+        await anyio.to_thread.run_sync(writer.wait_ticket, ticket)
         return result
 
     def flush_blocking(self) -> None:

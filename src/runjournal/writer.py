@@ -89,11 +89,12 @@ class Ticket(_Marker):
     ticket's events without yielding to other producers in between.
     """
 
-    __slots__ = ("rejections",)
+    __slots__ = ("failures", "rejections")
 
     def __init__(self) -> None:
         super().__init__()
         self.rejections: list[tuple[str, str]] = []
+        self.failures = 0  # the writer's failed writes when the ticket closed
 
 
 class _Open:
@@ -338,18 +339,22 @@ class Writer:
             if report:
                 self.raise_rejections()
             return True
-        if not self._wait(_Marker(), timeout):
+        marker = _Marker()
+        failures = self._failures
+        self._retry.set()
+        self.queue.push(marker)
+        if not self._wait(marker, failures, timeout):
             return False
         if report:
             self.raise_rejections()
         return True
 
-    def _wait(self, marker: _Marker, timeout: float | None) -> bool:
-        """Queue ``marker`` and block until it is released (False: ``timeout`` passed first)."""
+    def _wait(self, marker: _Marker, failures: int, timeout: float | None) -> bool:
+        """Block until ``marker`` is released (False: ``timeout`` passed first).
+
+        Raises the store's error if a write failed since the writer had ``failures``.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        failures = self._failures
-        self._retry.set()
-        self.queue.push(marker)
         while not marker.done.wait(0.01):
             error = self._error
             if error is not None and self._failures != failures:
@@ -369,15 +374,21 @@ class Writer:
         return ticket
 
     def close_ticket(self, ticket: Ticket) -> None:
-        """Block until the ticket's events are committed; raise for those refused, and only those.
+        """End the ticket's events here (without blocking): later events are not its own."""
+        ticket.failures = self._failures
+        self._retry.set()
+        self.queue.push(ticket)
+
+    def wait_ticket(self, ticket: Ticket) -> None:
+        """Block until a closed ticket's events are committed; raise for its refused ones only.
 
         Raises :class:`RejectedWrites` with the ticket's own rejections (never
         another producer's, which stay for the next :meth:`flush_blocking`), and
         the store's error while it cannot write, as :meth:`flush_blocking` does.
         """
-        if self._closed:
+        if self._closed and not ticket.done.is_set():
             raise RunJournalError(_CLOSED)
-        self._wait(ticket, None)
+        self._wait(ticket, ticket.failures, None)
         if ticket.rejections:
             raise RejectedWrites(ticket.rejections)
 
