@@ -81,7 +81,7 @@ from runjournal.uploads import (
     directory_files,
     safe_file_name,
 )
-from runjournal.writer import OnFull, QueueItem, Writer, WriterStats
+from runjournal.writer import OnFull, QueueItem, Ticket, Writer, WriterStats
 
 __all__ = ["Tracker"]
 
@@ -223,9 +223,34 @@ class Tracker:
                 await anyio.to_thread.run_sync(writer.wait_ticket, ticket)
             raise
         writer.close_ticket(ticket)  # here, before another task can queue anything
-        # A pooled thread, not _finish's own: a server pays this wait on every request.
-        await anyio.to_thread.run_sync(writer.wait_ticket, ticket)
+        await self._settled(ticket)
         return result
+
+    async def _settled(self, ticket: Ticket) -> None:
+        """Wait for a closed ticket; on asyncio the writer wakes this loop, with no thread between.
+
+        A server pays this wait on every request: waking the loop from the writer's
+        thread saves a worker thread's hand-offs (and its fight for the GIL with
+        the writer) on the path of every acknowledgement.
+        """
+        writer = self._writer
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # another event loop (trio): a pooled thread waits
+            await anyio.to_thread.run_sync(writer.wait_ticket, ticket)
+            return
+        while True:
+            woken = loop.create_future()
+            ticket.wake = functools.partial(loop.call_soon_threadsafe, _settle, woken)
+            if writer.ticket_settled(ticket):
+                return
+            # The writer wakes us when done or failing; the timer only guards against a
+            # writer thread that died without either.
+            timer = loop.call_later(0.5, _settle, woken)
+            try:
+                await woken
+            finally:
+                timer.cancel()
 
     def flush_blocking(self) -> None:
         """Blocking :meth:`flush`, for synchronous code (never from the event loop's thread)."""
@@ -1101,6 +1126,11 @@ async def _finish(work: Callable[[], T]) -> T:
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _cancel_again() -> None:

@@ -21,6 +21,7 @@ import threading
 import time
 import typing
 import warnings
+from collections.abc import Callable
 from typing import Any, Literal, TypeAlias
 
 import anyio.to_thread
@@ -89,12 +90,15 @@ class Ticket(_Marker):
     ticket's events without yielding to other producers in between.
     """
 
-    __slots__ = ("failures", "rejections")
+    __slots__ = ("failures", "rejections", "wake")
 
     def __init__(self) -> None:
         super().__init__()
         self.rejections: list[tuple[str, str]] = []
         self.failures = 0  # the writer's failed writes when the ticket closed
+        self.wake: Callable[[], object] | None = None
+        """Called from the writer's thread once the ticket is released, and at each failed
+        write while it waits: lets an event loop wait without a thread of its own."""
 
 
 class _Open:
@@ -281,6 +285,7 @@ class Writer:
         self._batch: list[QueueItem | _Marker | _Open] = []  # taken off the queue, not yet written
         self._open_tickets: dict[Ticket, None] = {}  # opened, not yet closed, in queue order
         self._owners: dict[int, tuple[Ticket, ...]] = {}  # id(entry) -> its tickets, one commit
+        self._waiting: dict[Ticket, None] = {}  # closed, not yet released
         self._busy = False
         self._drop_warned = False
         self._closing = False
@@ -376,6 +381,7 @@ class Writer:
     def close_ticket(self, ticket: Ticket) -> None:
         """End the ticket's events here (without blocking): later events are not its own."""
         ticket.failures = self._failures
+        self._waiting[ticket] = None
         self._retry.set()
         self.queue.push(ticket)
 
@@ -389,8 +395,44 @@ class Writer:
         if self._closed and not ticket.done.is_set():
             raise RunJournalError(_CLOSED)
         self._wait(ticket, ticket.failures, None)
-        if ticket.rejections:
-            raise RejectedWrites(ticket.rejections)
+        self.ticket_settled(ticket)
+
+    def ticket_settled(self, ticket: Ticket) -> bool:
+        """:meth:`wait_ticket` without the wait: False while the ticket's events are pending.
+
+        True once they are committed; raises as :meth:`wait_ticket` does.
+        """
+        if ticket.done.is_set():
+            if ticket.rejections:
+                raise RejectedWrites(ticket.rejections)
+            return True
+        error = self._error
+        if error is not None and self._failures != ticket.failures:
+            raise type(error)(str(error))
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            raise RunJournalError("the writer thread is not running")
+        return False
+
+    def _release(self, marker: _Marker) -> None:
+        marker.done.set()
+        if type(marker) is Ticket:
+            self._waiting.pop(marker, None)
+            self._wake(marker)
+
+    def _wake_waiting(self) -> None:
+        """A write failed: every waiting ticket's owner checks whether to give up."""
+        for ticket in list(self._waiting):
+            self._wake(ticket)
+
+    @staticmethod
+    def _wake(ticket: Ticket) -> None:
+        wake = ticket.wake
+        if wake is not None:
+            try:
+                wake()
+            except Exception:
+                _logger.debug("runjournal writer: a ticket's waiter is gone", exc_info=True)
 
     def raise_rejections(self) -> None:
         with self._stats_lock:
@@ -591,7 +633,7 @@ class Writer:
         finally:
             self._owners = {}
         for marker in releases:
-            marker.done.set()
+            self._release(marker)
 
     def _upload(self, upload: Upload) -> None:
         """Store one artifact and its entry in one transaction; tell its caller the outcome."""
@@ -620,6 +662,7 @@ class Writer:
                 ):
                     self._error = exc
                     self._failures += 1
+                    self._wake_waiting()
                     if self._retry.wait(delay):
                         self._retry.clear()
                     delay = min(delay * 2, 0.5)
@@ -689,6 +732,7 @@ class Writer:
                     )
                 self._error = exc
                 self._failures += 1
+                self._wake_waiting()
                 give_up_at = self._give_up_at
                 if give_up_at is not None and time.monotonic() >= give_up_at:
                     with self._stats_lock:
