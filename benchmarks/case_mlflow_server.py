@@ -72,17 +72,21 @@ def _workload(
 def _serving(
     command: list[str], *, first_line: bool, log: Path | None = None
 ) -> tuple[subprocess.Popen[str], str]:
-    stderr = subprocess.DEVNULL if log is None else log.open("w")
+    # A server whose output nobody reads goes to a file: a pipe would fill up with its access
+    # log and stop it (mlflow server hung after about 1,300 requests that way).
+    output = None if log is None else log.open("w")
     process = subprocess.Popen(
         command,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
+        stdout=subprocess.PIPE if first_line else output,
+        stderr=subprocess.DEVNULL if output is None else output,
         text=True,
         cwd=REPO_ROOT,
         start_new_session=True,  # its own process group: its workers are stopped with it
     )
+    if not first_line:
+        return process, ""
     assert process.stdout is not None
-    return process, (process.stdout.readline().strip().rstrip("/") if first_line else "")
+    return process, process.stdout.readline().strip().rstrip("/")
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
@@ -132,10 +136,6 @@ def _mlflow(context: Context, python: str) -> dict[str, float]:
             "127.0.0.1",
             "--port",
             str(port),
-            # Its default of 4 workers stopped answering (even /health) in the async phase,
-            # twice, after 198 points on this machine; one worker runs the whole workload.
-            "--workers",
-            "1",
             "--backend-store-uri",
             f"sqlite:///{store / 'mlflow.db'}",
             "--artifacts-destination",
