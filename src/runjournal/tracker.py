@@ -200,7 +200,7 @@ class Tracker:
         """
         await _finish(self._writer.flush_blocking)
 
-    async def committed(self, work: Callable[[], Awaitable[T]]) -> T:
+    async def committed(self, work: Callable[[], Awaitable[object]]) -> None:
         """Run ``work``, which logs through this tracker, and return once its events are committed.
 
         Unlike :meth:`flush`, it raises :class:`RejectedWrites` only for the
@@ -215,7 +215,7 @@ class Tracker:
         writer = self._writer
         ticket = writer.open_ticket()
         try:
-            result = await work()
+            await work()
         except BaseException:
             writer.close_ticket(ticket)
             # Whatever it queued before failing is still committed; its own error wins.
@@ -224,7 +224,6 @@ class Tracker:
             raise
         writer.close_ticket(ticket)  # here, before another task can queue anything
         await self._settled(ticket)
-        return result
 
     async def _settled(self, ticket: Ticket) -> None:
         """Wait for a closed ticket; on asyncio the writer wakes this loop, with no thread between.
@@ -451,7 +450,7 @@ class Tracker:
             self._known_experiments.add(found.id)
             return found.id
         generation = 0
-        while await self._id_taken(name_id("experiment", name, generation)):
+        while await self._id_taken(name_id("experiment", name, generation), name):
             generation += 1
         experiment_id = name_id("experiment", name, generation)
         event = self._experiment_event(experiment_id, name, config, description, tags, generation)
@@ -459,15 +458,19 @@ class Tracker:
         self._known_experiments.add(experiment_id)
         return experiment_id
 
-    async def _id_taken(self, experiment_id: str) -> bool:
-        """Deleted, or live under another name (an experiment renamed since its creation)."""
+    async def _id_taken(self, experiment_id: str, name: str) -> bool:
+        """Deleted, or live under another name (an experiment renamed since its creation).
+
+        Live under ``name`` is not taken: another process has just created it, and
+        creating it again is the get-or-create no-op.
+        """
         if await self._store.is_deleted(experiment_id):
             return True
         try:
-            await self._store.get_experiment(experiment_id)
+            found = await self._store.get_experiment(experiment_id)
         except ExperimentNotFound:
             return False
-        return True
+        return found.name != name
 
     async def update_experiment(
         self,

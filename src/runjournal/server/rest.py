@@ -323,7 +323,13 @@ class MlflowApi:
         the rejections of its own events (``RejectedWrites``, a 400), not those of
         another request that shared the commit.
         """
-        return await self.tracker.committed(work)
+        results: list[T] = []
+
+        async def run() -> None:
+            results.append(await work())
+
+        await self.tracker.committed(run)
+        return results[0]
 
     # -- experiments ---------------------------------------------------------------------------
     async def experiment_id(self, given: Any) -> str:
