@@ -7,6 +7,7 @@ import sys
 from benchmarks import (
     case_artifacts,
     case_caller_cost,
+    case_chunks,
     case_end_to_end,
     case_faces,
     case_many_writers,
@@ -36,6 +37,7 @@ CASES = (
     case_ui.CASE,
     case_ui_browser.CASE,
     case_artifacts.CASE,
+    case_chunks.CASE,
     case_mlflow_server.CASE,
 )
 

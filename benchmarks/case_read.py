@@ -37,6 +37,7 @@ from runjournal.stores.sqlite.filters import select_matching
 __all__ = ["CASE", "params_for"]
 
 SERIES_TARGET_S = 0.3
+ARRAYS_TARGET_S = 0.030
 FILTER_TARGET_S = 0.050
 LIST_RUNS_TARGET_S = 0.025
 WIDE_FILTER_TARGET_S = 0.100
@@ -146,9 +147,15 @@ async def _series(context: Context, result: CaseResult) -> None:
         await tracker.flush()
         times, found = await _timed(lambda: tracker.get_metrics(run_id, "loss"))
         series = await tracker.get_metrics(run_id, "loss")
+        array_times, _ = await _timed(lambda: tracker.get_metric_arrays(run_id, "loss"))
+        arrays = await tracker.get_metric_arrays(run_id, "loss")
     if found != points or [p.step for p in series] != list(range(points)):
         raise AssertionError(f"get_metrics returned {found} points, expected {points} in order")
-    del series
+    if arrays.step.tolist() != [p.step for p in series] or arrays.value.tolist() != [
+        p.value for p in series
+    ]:
+        raise AssertionError("get_metric_arrays differs from get_metrics")
+    del series, arrays
     async with Tracker.open(path) as fresh:
         start = time.perf_counter()
         await fresh.get_metrics(run_id, "loss")
@@ -167,6 +174,14 @@ async def _series(context: Context, result: CaseResult) -> None:
             "s",
             note="includes opening the read connection",
         ),
+        Row(
+            f"get_metric_arrays, the same {points:,}-point series",
+            median(array_times),
+            "s",
+            at_most(ARRAYS_TARGET_S),
+            spread(array_times, "s"),
+        ),
+        Row("get_metrics ÷ get_metric_arrays", median(times) / median(array_times), "×"),
     ]
 
 

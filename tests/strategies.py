@@ -6,11 +6,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from runjournal.chunks import encode_chunk
 from runjournal.events import (
     ArtifactLogged,
     Event,
     ExperimentCreated,
     ExperimentDeleted,
+    MetricChunkLogged,
     MetricsLogged,
     ParamsLogged,
     RunCompleted,
@@ -54,6 +56,13 @@ _points = st.lists(
     max_size=4,
 )
 
+
+def _chunk(points: list[MetricPoint]) -> bytes:
+    return encode_chunk(
+        [p.step for p in points], [p.value for p in points], [p.timestamp for p in points]
+    )
+
+
 events: st.SearchStrategy[Event] = st.one_of(
     st.builds(ExperimentCreated, experiment_id=_exp, name=keys, at=_at, config=st.none()),
     st.builds(RunCreated, run_id=_run, experiment_id=_exp, at=_at),
@@ -63,7 +72,18 @@ events: st.SearchStrategy[Event] = st.one_of(
         ParamsLogged, run_id=_run, params=st.dictionaries(keys, param_values, max_size=3), at=_at
     ),
     st.builds(
-        MetricsLogged, run_id=_run, key=st.sampled_from(["loss", "acc"]), points=_points, at=_at
+        MetricsLogged,
+        run_id=_run,
+        key=st.sampled_from(["loss", "acc"]),
+        points=_points,
+        at=_at,
+    ),
+    st.builds(
+        MetricChunkLogged,
+        run_id=_run,
+        key=st.sampled_from(["loss", "acc"]),
+        chunk=_points.map(_chunk),
+        at=_at,
     ),
     st.builds(TagSet, run_id=_run, key=keys, value=st.text(max_size=5), at=_at),
     st.builds(SpanIdSet, run_id=_run, span_id=keys, at=_at),

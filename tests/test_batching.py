@@ -8,10 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runjournal.batching import Batch, to_entries
+from runjournal.chunks import encode_chunk
 from runjournal.events import (
     Event,
+    MetricChunkLogged,
     MetricLogged,
-    MetricsLogged,
     ParamsLogged,
     RunStarted,
 )
@@ -36,7 +37,7 @@ def group(items: Sequence[Event | Marker], next_seq: int = 1) -> Batch[Marker]:
 
 def stretch(entry: NewEntry) -> tuple[str, str, list[int]]:
     event = entry.event
-    assert isinstance(event, MetricsLogged)
+    assert isinstance(event, MetricChunkLogged)
     return event.run_id, event.key, [p.step for p in event.points]
 
 
@@ -44,8 +45,11 @@ def test_consecutive_points_of_one_series_form_one_entry() -> None:
     batch = group([point("r", "loss", s) for s in range(5)])
     assert len(batch.entries) == 1
     event = batch.entries[0].event
-    assert event == MetricsLogged(
-        "r", "loss", [MetricPoint(s, float(s), s / 10) for s in range(5)], 0.4
+    assert isinstance(event, MetricChunkLogged)
+    assert (event.run_id, event.key, event.at) == ("r", "loss", 0.4)
+    assert event.points == [MetricPoint(s, float(s), s / 10) for s in range(5)]
+    assert event.chunk == encode_chunk(
+        range(5), [float(s) for s in range(5)], [0, 0.1, 0.2, 0.3, 0.4]
     )
     assert batch.events == 5
 
@@ -135,7 +139,7 @@ def test_nothing_is_lost_reordered_or_numbered_twice(kinds: list[str], next_seq:
     placed: list[tuple[int, str | None, int]] = []
     for index, entry in enumerate(batch.entries):
         event = entry.event
-        if isinstance(event, MetricsLogged):
+        if isinstance(event, MetricChunkLogged):
             placed += [(index, f"{event.run_id}/{event.key}", p.step) for p in event.points]
         else:
             assert isinstance(event, RunStarted)

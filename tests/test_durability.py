@@ -384,7 +384,7 @@ async def test_write_rejected_at_commit_is_reported_by_the_next_flush(
         rejections = info.value.rejections
         assert len(rejections) == 2
         assert {what.split(" for ")[0] for what, _ in rejections} == {
-            "metrics.logged",
+            "metrics.chunk",
             "params.logged",
         }
         for what, why in rejections:

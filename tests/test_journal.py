@@ -32,7 +32,7 @@ from runjournal import (
     Tracker,
 )
 from runjournal.eventlog import LogWriter, read_log
-from runjournal.events import EventCodec, MetricsLogged, RunCreated, RunStarted
+from runjournal.events import EventCodec, MetricChunkLogged, RunCreated, RunStarted
 from runjournal.journal import (
     BlobRecord,
     EntriesRecord,
@@ -588,7 +588,7 @@ async def test_deleted_runs_stay_deleted_whatever_is_imported(tmp_path: Path) ->
     result = await import_events(target, tmp_path / "before.rjlog", tmp_path / "b.rjlog")
     assert result.appended == 0
     late = result.sources[1].rejections
-    assert [r.event.split(" ")[0] for r in late] == ["metrics.logged", "tag.set", "run.completed"]
+    assert [r.event.split(" ")[0] for r in late] == ["metrics.chunk", "tag.set", "run.completed"]
     assert all("was deleted" in r.reason for r in late)
     for db in (target, tmp_path / "a.db"):
         await rebuild(db)
@@ -860,7 +860,7 @@ async def test_follow_catches_up_then_sees_new_entries(tmp_path: Path) -> None:
             await tracker.flush()
             position, event = await asyncio.wait_for(anext(entries), 2)
             assert position == 3
-            assert isinstance(event, MetricsLogged)
+            assert isinstance(event, MetricChunkLogged)
             assert [p.step for p in event.points] == [0, 1, 2, 3, 4]  # one entry, one batch
     with pytest.raises(ValueError, match="poll_interval"):
         follow(tracker.store, poll_interval=0)
@@ -917,8 +917,8 @@ async def test_follow_sees_another_process_commit_while_it_waits(tmp_path: Path)
                 position, event = await asyncio.wait_for(anext(entries), 30)
                 assert proc.returncode is None  # still waiting at the barrier
                 assert position == 3 + round_
-                assert isinstance(event, MetricsLogged)
-                assert (event.run_id, len(event.points)) == (run_id, 3)
+                assert isinstance(event, MetricChunkLogged)
+                assert (event.run_id, event.count) == (run_id, 3)
     finally:
         proc.stdin.close()
         await asyncio.wait_for(proc.wait(), 30)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runjournal import Tracker, journal
-from runjournal.events import ExperimentCreated, MetricsLogged, RunCreated
+from runjournal.events import ExperimentCreated, MetricChunkLogged, RunCreated
 
 
 async def _fill(db: Path) -> tuple[str, str]:
@@ -30,7 +30,7 @@ async def test_entries_give_positions_times_and_events(tmp_path: Path) -> None:
     assert isinstance(found[0].event, ExperimentCreated)
     assert found[0].event.experiment_id == experiment
     assert isinstance(found[1].event, RunCreated)
-    assert isinstance(found[2].event, MetricsLogged)
+    assert isinstance(found[2].event, MetricChunkLogged)
     assert found[2].event.run_id == run_id
     assert all(a.recorded_at <= b.recorded_at for a, b in itertools.pairwise(found))
     assert await journal.head(db) == 3

@@ -79,6 +79,7 @@ def test_the_package_face_is_flat() -> None:
         "ParamFilter",
         "FilterOp",
         "MetricPoint",
+        "MetricArrays",
         "Experiment",
         "Run",
         "ArtifactRef",
@@ -97,6 +98,7 @@ LAYER = {
     "model": 0,
     "errors": 0,
     "ids": 0,
+    "chunks": 0,  # the metric chunk codec: pure, below the events that carry its bytes
     "filtering": 1,
     "filter": 1,  # filter_syntax: the grammar both faces parse
     "rollups": 1,
@@ -127,6 +129,7 @@ PURE = {
     "model",
     "errors",
     "ids",
+    "chunks",
     "filtering",
     "filter",
     "rollups",

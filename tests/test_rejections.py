@@ -159,5 +159,5 @@ async def test_a_run_deleted_by_another_tracker_is_reported_once_with_every_reje
     assert stats.rejected == 200
     rejections = info.value.rejections
     assert len(rejections) > 1  # one per refused journal entry, none left out
-    assert all(what == f"metrics.logged for {run_id}" for what, _ in rejections)
+    assert all(what == f"metrics.chunk for {run_id}" for what, _ in rejections)
     assert f"(×{len(rejections)})" in str(info.value)

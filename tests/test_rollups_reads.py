@@ -24,7 +24,8 @@ class CountingSource:
     def __init__(self, series: list[MetricPoint]) -> None:
         self.series = series
         self.levels: dict[int, dict[int, Piece]] = {}
-        for (level, bucket), agg in rollup(series).items():
+        steps, values = [p.step for p in series], [p.value for p in series]
+        for (level, bucket), agg in rollup(steps, values).items():
             self.levels.setdefault(level, {})[bucket] = tuple(agg)  # type: ignore[assignment]
         self.points_read = 0
         self.buckets_read = 0

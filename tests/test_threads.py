@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runjournal import Tracker
-from runjournal.events import MetricsLogged
+from runjournal.events import MetricChunkLogged
 
 WORKERS = Path(__file__).parent / "_workers"
 THREADS = 8
@@ -68,7 +68,7 @@ async def test_eight_threads_lose_nothing_and_keep_order(tmp_path: Path, max_pen
         shared_by_thread: dict[int, list[int]] = {i: [] for i in range(THREADS)}
         for entry in await tracker.store.read_journal():
             event = entry.event
-            if not isinstance(event, MetricsLogged):
+            if not isinstance(event, MetricChunkLogged):
                 continue
             if event.key == "shared":
                 for point in event.points:

@@ -1,7 +1,8 @@
 """Batching: how the items taken off the queue become journal entries (a pure function).
 
 Metric points dominate the volume, so consecutive points of one ``(run, key)``
-share one ``MetricsLogged`` entry instead of one entry each. Any other event
+share one ``MetricChunkLogged`` entry instead of one entry each: their columns,
+encoded here, on the writer thread (:mod:`runjournal.chunks`). Any other event
 ends the stretch of points before it, so the journal keeps the order in which
 events were accepted. Artifacts never come here (the writer commits each in a
 transaction of its own, with its content), and anything that is not an event at all (the writer's flush markers) is handed
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from array import array
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
-from runjournal.events import Event, MetricLogged, MetricsLogged
-from runjournal.model import MetricPoint
+from runjournal.chunks import MAX_POINTS
+from runjournal.events import Event, MetricChunkLogged, MetricLogged
 from runjournal.stores.base import NewEntry, recorded_at
 
 __all__ = ["Batch", "to_entries"]
@@ -24,6 +26,9 @@ __all__ = ["Batch", "to_entries"]
 _M = TypeVar("_M")
 
 _EVENTS: tuple[type[Event], ...] = typing.get_args(Event)
+
+# Columns from the start: encoding then takes them as they are.
+_Columns = tuple["array[int]", "array[float]", "array[float]"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,7 +49,7 @@ def to_entries(items: Iterable[Event | _M], source: str, next_seq: int) -> Batch
     """Group ``items`` into the journal entries of ``source``, numbered from ``next_seq``.
 
     Consecutive metric points (with no other event between them) become one
-    ``MetricsLogged`` entry per ``(run, key)``, in the order each pair first
+    ``MetricChunkLogged`` entry per ``(run, key)``, in the order each pair first
     appears; such an entry is recorded when the newest point of the stretch was
     accepted, so that no entry is dated before a point it holds. Every other
     event becomes one entry of its own, recorded when it was accepted.
@@ -53,19 +58,24 @@ def to_entries(items: Iterable[Event | _M], source: str, next_seq: int) -> Batch
     markers: list[_M] = []
     events = 0
     seq = next_seq
-    groups: dict[tuple[str, str], list[MetricPoint]] = {}
+    groups: dict[tuple[str, str], _Columns] = {}
     newest: MetricLogged | None = None
 
     for item in items:
         if type(item) is MetricLogged:
             events += 1
-            point = MetricPoint(item.step, item.value, item.timestamp)
             group_key = (item.run_id, item.key)
             group = groups.get(group_key)
             if group is None:
-                groups[group_key] = [point]
+                groups[group_key] = (
+                    array("q", (item.step,)),
+                    array("d", (item.value,)),
+                    array("d", (item.timestamp,)),
+                )
             else:
-                group.append(point)
+                group[0].append(item.step)
+                group[1].append(item.value)
+                group[2].append(item.timestamp)
             newest = item
         elif isinstance(item, _EVENTS):
             if newest is not None:
@@ -83,14 +93,23 @@ def to_entries(items: Iterable[Event | _M], source: str, next_seq: int) -> Batch
 
 
 def _close_stretch(
-    groups: dict[tuple[str, str], list[MetricPoint]],
+    groups: dict[tuple[str, str], _Columns],
     newest: MetricLogged,
     source: str,
     seq: int,
     entries: list[NewEntry],
 ) -> int:
     at = newest.timestamp if newest.at is None else newest.at
-    for (run_id, key), points in groups.items():
-        entries.append(NewEntry(source, seq, MetricsLogged(run_id, key, points, at), at))
-        seq += 1
+    for (run_id, key), (steps, values, stamps) in groups.items():
+        # A stretch longer than a chunk holds (only with a huge batch_size) takes several.
+        for start in range(0, len(steps), MAX_POINTS):
+            if len(steps) <= MAX_POINTS:
+                event = MetricChunkLogged.from_columns(run_id, key, steps, values, stamps, at)
+            else:
+                end = start + MAX_POINTS
+                event = MetricChunkLogged.from_columns(
+                    run_id, key, steps[start:end], values[start:end], stamps[start:end], at
+                )
+            entries.append(NewEntry(source, seq, event, at))
+            seq += 1
     return seq

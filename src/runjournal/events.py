@@ -8,17 +8,21 @@ existing field never changes type. A change that breaks those rules bumps
 the old shape (as a plain dict) into the new one.
 
 ``MetricLogged`` is the hot-path form of one metric point; the writer folds
-consecutive points of one ``(run, key)`` into a single ``MetricsLogged`` entry,
-which is what the journal stores.
+consecutive points of one ``(run, key)`` into a single ``MetricChunkLogged`` entry
+(the points as columns, :mod:`runjournal.chunks`), which is what the journal stores.
+Journals written before chunks hold ``MetricsLogged`` entries (the points as
+``[step, value, timestamp]`` triples); those still read, export and import as they are.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import msgspec
 
+from runjournal.chunks import chunk_length, decode_chunk, encode_chunk
 from runjournal.model import MetricPoint, RunStatus
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "ExperimentDeleted",
     "ExperimentUpdated",
     "IdsPurged",
+    "MetricChunkLogged",
     "MetricLogged",
     "MetricsLogged",
     "ParamsLogged",
@@ -227,12 +232,67 @@ class MetricLogged(msgspec.Struct, frozen=True, tag="metric.logged", gc=False, o
 
 
 class MetricsLogged(msgspec.Struct, frozen=True, tag="metrics.logged"):
-    """A batch of points of one metric of one run, in logging order: one journal entry."""
+    """A batch of points of one metric of one run, in logging order: one journal entry.
+
+    What the writer stored before :class:`MetricChunkLogged`; still read, never written.
+    """
 
     run_id: str
     key: str
     points: list[MetricPoint]
     at: float
+
+
+class MetricChunkLogged(msgspec.Struct, frozen=True, tag="metrics.chunk", dict=True):
+    """A batch of points of one metric of one run, as columns: one journal entry.
+
+    ``chunk`` is the points in logging order, encoded by :func:`runjournal.chunks.encode_chunk`.
+    """
+
+    run_id: str
+    key: str
+    chunk: bytes
+    at: float
+
+    @classmethod
+    def from_columns(
+        cls,
+        run_id: str,
+        key: str,
+        steps: array[int],
+        values: array[float],
+        timestamps: array[float],
+        at: float,
+    ) -> MetricChunkLogged:
+        """The entry of these columns (``'q'``, ``'d'``, ``'d'`` arrays), encoded here.
+
+        The event keeps the columns beside the chunk, unencoded, so that the writer
+        folds them into the projections without decoding what it just encoded. Treat
+        them as the event's: read, never changed.
+        """
+        event = cls(run_id, key, encode_chunk(steps, values, timestamps), at)
+        event.__dict__["_columns"] = (steps, values, timestamps)
+        return event
+
+    def columns(self) -> tuple[array[int], array[float], array[float]]:
+        """The points' ``(step, value, timestamp)`` columns, in logging order.
+
+        Raises ``ValueError`` if the chunk cannot be decoded.
+        """
+        columns: tuple[array[int], array[float], array[float]] | None
+        columns = self.__dict__.get("_columns")
+        return decode_chunk(self.chunk) if columns is None else columns
+
+    @property
+    def count(self) -> int:
+        """How many points the chunk holds (read from its header)."""
+        return chunk_length(self.chunk)
+
+    @property
+    def points(self) -> list[MetricPoint]:
+        """The points, in logging order (decoded on each access)."""
+        steps, values, stamps = self.columns()
+        return list(map(MetricPoint, steps.tolist(), values.tolist(), stamps.tolist()))
 
 
 class IdsPurged(msgspec.Struct, frozen=True, tag="ids.purged"):
@@ -269,6 +329,7 @@ Event: TypeAlias = (
     | ArtifactLogged
     | MetricLogged
     | MetricsLogged
+    | MetricChunkLogged
     | IdsPurged
 )
 """Everything that can be stored in the journal (``MetricLogged`` only in tests and imports)."""

@@ -62,6 +62,7 @@ import anyio.from_thread
 import anyio.to_thread
 import msgspec
 
+from runjournal.chunks import chunk_length
 from runjournal.errors import (
     ArtifactNotFound,
     CorruptLogFile,
@@ -75,6 +76,7 @@ from runjournal.events import (
     ArtifactLogged,
     Event,
     EventCodec,
+    MetricChunkLogged,
     MetricsLogged,
     describe,
 )
@@ -370,10 +372,12 @@ class _Probe(msgspec.Struct):
     experiment_id: str | None = None
     sha256: str | None = None
     points: msgspec.Raw = msgspec.Raw()
+    chunk: bytes = b""
 
 
 _probe_decode = msgspec.msgpack.Decoder(_Probe).decode
 _METRICS_TAG = "metrics.logged"
+_CHUNK_TAG = "metrics.chunk"
 _RUN_CREATED_TAG = "run.created"
 
 
@@ -400,6 +404,8 @@ def _array_length(raw: msgspec.Raw) -> int:
 
 
 def _event_count(event: Event) -> int:
+    if isinstance(event, MetricChunkLogged):
+        return event.count
     return len(event.points) if isinstance(event, MetricsLogged) else 1
 
 
@@ -418,7 +424,12 @@ def _facts(entry: RawEntry, codec: EventCodec) -> _Facts:
         if entry.version == EVENT_VERSION:
             probe = _probe_decode(entry.body)
             if probe.type in _CURRENT_TAGS:
-                events = _array_length(probe.points) if probe.type == _METRICS_TAG else 1
+                if probe.type == _METRICS_TAG:
+                    events = _array_length(probe.points)
+                elif probe.type == _CHUNK_TAG:
+                    events = chunk_length(probe.chunk)
+                else:
+                    events = 1
                 return _Facts(probe.type, probe.run_id, probe.experiment_id, probe.sha256, events)
         return _facts_of_event(codec.decode(entry.body, entry.version))
     except (msgspec.DecodeError, ValueError) as exc:
@@ -430,7 +441,7 @@ def _facts(entry: RawEntry, codec: EventCodec) -> _Facts:
 _TYPE_KEY = b"\xa4type"
 _ONE_EVENT_TAGS = frozenset(
     tag.encode()
-    for tag in _CURRENT_TAGS - {_METRICS_TAG, str(ArtifactLogged.__struct_config__.tag)}
+    for tag in _CURRENT_TAGS - {_METRICS_TAG, _CHUNK_TAG, str(ArtifactLogged.__struct_config__.tag)}
 )
 
 
@@ -1310,8 +1321,8 @@ def follow(
 
     It first catches up with what the journal holds, then polls every
     ``poll_interval`` seconds, so it sees what any process commits within about
-    that time. A batch of metric points is one entry (a ``MetricsLogged``
-    event). The iteration never ends by itself: break out of it, and close it
+    that time. A batch of metric points is one entry (a ``MetricChunkLogged``
+    event; ``MetricsLogged`` in journals written before chunks). The iteration never ends by itself: break out of it, and close it
     (``async with contextlib.aclosing(follow(...)) as entries:``) to release a
     database opened from a path at once.
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import enum
 import math
 import re
+from array import array
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import msgspec
 
@@ -19,6 +20,7 @@ __all__ = [
     "ArtifactRef",
     "Experiment",
     "FilterOp",
+    "MetricArrays",
     "MetricBucket",
     "MetricPoint",
     "ParamFilter",
@@ -137,6 +139,18 @@ class MetricPoint(msgspec.Struct, frozen=True, array_like=True, gc=False):
     step: int
     value: float
     timestamp: float
+
+
+class MetricArrays(NamedTuple):
+    """A metric series as three columns, in ``get_metrics`` order (``get_metric_arrays``).
+
+    ``array.array`` columns of typecodes ``'q'``, ``'d'`` and ``'d'``: ``numpy.frombuffer``
+    (or ``memoryview``) takes each without a copy. Each call returns new arrays.
+    """
+
+    step: array[int]
+    value: array[float]
+    timestamp: array[float]
 
 
 class MetricBucket(msgspec.Struct, frozen=True, gc=False):

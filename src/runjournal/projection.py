@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import bisect
 import operator
+from array import array
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeAlias
 
 import msgspec
 
+from runjournal.chunks import steps_sorted
 from runjournal.errors import ExperimentNotFound, InvalidStateError, RunNotFound
 from runjournal.events import (
     ArtifactLogged,
@@ -29,6 +31,7 @@ from runjournal.events import (
     ExperimentDeleted,
     ExperimentUpdated,
     IdsPurged,
+    MetricChunkLogged,
     MetricLogged,
     MetricsLogged,
     ParamsLogged,
@@ -59,6 +62,7 @@ from runjournal.ids import name_id
 from runjournal.model import (
     ArtifactRef,
     Experiment,
+    MetricArrays,
     MetricBucket,
     MetricPoint,
     ParamFilter,
@@ -84,9 +88,12 @@ __all__ = [
     "SetSpanId",
     "State",
     "View",
+    "by_step",
     "check_resume",
     "check_transition",
     "evolve",
+    "metric_columns",
+    "to_points",
 ]
 
 
@@ -143,9 +150,12 @@ class AddArtifact(msgspec.Struct, frozen=True):
 
 
 class AddMetrics(msgspec.Struct, frozen=True):
+    """Points of one series, as columns in logging order; ``ordered``: steps never decrease."""
+
     run_id: str
     key: str
-    points: list[MetricPoint]
+    columns: MetricArrays
+    ordered: bool
 
 
 class DeleteRun(msgspec.Struct, frozen=True):
@@ -265,13 +275,16 @@ def evolve(view: View, event: Event) -> list[Change]:
     if by_type is not None:
         return by_type(view, event)
     match event:
-        case MetricsLogged(run_id=run_id, key=key, points=points, at=at):
+        case (
+            MetricChunkLogged(run_id=run_id, key=key, at=at)
+            | MetricsLogged(run_id=run_id, key=key, at=at)
+        ):
             row = _live_run(view, run_id)
-            return [AddMetrics(run_id, key, points), *_touch(row, at)]
-        case MetricLogged(run_id=run_id, key=key, step=step, value=value, timestamp=ts):
+            return [AddMetrics(run_id, key, *metric_columns(event)), *_touch(row, at)]
+        case MetricLogged(run_id=run_id, key=key, timestamp=ts):
             row = _live_run(view, run_id)
             at = ts if event.at is None else event.at
-            return [AddMetrics(run_id, key, [MetricPoint(step, value, ts)]), *_touch(row, at)]
+            return [AddMetrics(run_id, key, *metric_columns(event)), *_touch(row, at)]
         case RunHeartbeat(run_id=run_id, at=at):
             return _touch(_live_run(view, run_id), at)
         case ExperimentCreated(experiment_id=exp_id, name=name, generation=generation):
@@ -387,6 +400,85 @@ def evolve(view: View, event: Event) -> list[Change]:
     raise TypeError(f"not a journal event: {event!r}")  # pragma: no cover
 
 
+def metric_columns(
+    event: MetricChunkLogged | MetricsLogged | MetricLogged,
+) -> tuple[MetricArrays, bool]:
+    """The points of a metric event as columns in logging order, and whether steps never decrease.
+
+    Raises ``ValueError`` if a chunk cannot be decoded.
+    """
+    if isinstance(event, MetricChunkLogged):
+        return MetricArrays(*event.columns()), steps_sorted(event.chunk)
+    if isinstance(event, MetricLogged):
+        columns = MetricArrays(
+            array("q", (event.step,)), array("d", (event.value,)), array("d", (event.timestamp,))
+        )
+        return columns, True
+    points = event.points
+    steps = array("q", [p.step for p in points])
+    columns = MetricArrays(
+        steps, array("d", [p.value for p in points]), array("d", [p.timestamp for p in points])
+    )
+    return columns, all(map(operator.le, steps, steps[1:]))
+
+
+def by_step(columns: MetricArrays, ordered: bool) -> MetricArrays:
+    """``columns`` in ``get_metrics`` order: by step, equal steps in logging order.
+
+    ``ordered`` says that the steps never decrease: the columns are then returned as they are.
+    """
+    if ordered:
+        return columns
+    steps = columns.step
+    order = sorted(range(len(steps)), key=steps.__getitem__)  # stable: logging order kept
+    return MetricArrays(
+        array("q", map(steps.__getitem__, order)),
+        array("d", map(columns.value.__getitem__, order)),
+        array("d", map(columns.timestamp.__getitem__, order)),
+    )
+
+
+def to_points(columns: MetricArrays) -> list[MetricPoint]:
+    """The points of ``columns``, in their order."""
+    return list(
+        map(
+            MetricPoint,
+            columns.step.tolist(),
+            columns.value.tolist(),
+            columns.timestamp.tolist(),
+        )
+    )
+
+
+class _Series:
+    """One metric series of a State: its columns in logging order."""
+
+    __slots__ = ("columns", "ordered")
+
+    def __init__(self) -> None:
+        self.columns = MetricArrays(array("q"), array("d"), array("d"))
+        self.ordered = True
+
+    def extend(self, columns: MetricArrays, ordered: bool) -> None:
+        mine = self.columns
+        if self.ordered:
+            self.ordered = ordered and (
+                not mine.step or not columns.step or mine.step[-1] <= columns.step[0]
+            )
+        mine.step.extend(columns.step)
+        mine.value.extend(columns.value)
+        mine.timestamp.extend(columns.timestamp)
+
+    def arrays(self) -> MetricArrays:
+        """New columns in get_metrics order (never the series' own)."""
+        columns = by_step(self.columns, self.ordered)
+        if columns is not self.columns:
+            return columns
+        return MetricArrays(
+            array("q", columns.step), array("d", columns.value), array("d", columns.timestamp)
+        )
+
+
 def _later(row: RunRow, at: float) -> float:
     """The run's last activity once an entry recorded at ``at`` is applied.
 
@@ -489,7 +581,7 @@ class State:
         self.experiments: dict[str, Experiment] = {}
         self.runs: dict[str, RunRow] = {}
         self.params: dict[str, dict[str, Any]] = {}
-        self.metrics: dict[str, dict[str, list[MetricPoint]]] = {}
+        self.metrics: dict[str, dict[str, _Series]] = {}
         # run -> key -> one dict per level of runjournal.rollups.LEVELS: bucket -> aggregate.
         self.rollups: dict[str, dict[str, list[dict[int, Aggregate]]]] = {}
         self.artifacts: dict[str, list[ArtifactRef]] = {}
@@ -517,12 +609,15 @@ class State:
 
     def _apply(self, change: Change) -> None:
         match change:
-            case AddMetrics(run_id=run_id, key=key, points=points):
-                self.metrics.setdefault(run_id, {}).setdefault(key, []).extend(points)
+            case AddMetrics(run_id=run_id, key=key, columns=columns, ordered=ordered):
+                series = self.metrics.setdefault(run_id, {}).get(key)
+                if series is None:
+                    series = self.metrics[run_id][key] = _Series()
+                series.extend(columns, ordered)
                 levels = self.rollups.setdefault(run_id, {}).get(key)
                 if levels is None:
                     levels = self.rollups[run_id][key] = [{} for _ in LEVELS]
-                for (level, bucket), agg in rollup(points).items():
+                for (level, bucket), agg in rollup(columns.step, columns.value, ordered).items():
                     old = levels[level].get(bucket)
                     levels[level][bucket] = agg if old is None else merge(old, agg)
             case SetParams(run_id=run_id, params=params):
@@ -602,7 +697,16 @@ class State:
     def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
         """The series, ordered by step (equal steps keep their logging order)."""
         self.require_run(run_id)
-        return sorted(self.metrics.get(run_id, {}).get(key, ()), key=_step)
+        series = self.metrics.get(run_id, {}).get(key)
+        return [] if series is None else to_points(by_step(series.columns, series.ordered))
+
+    def get_metric_arrays(self, run_id: str, key: str) -> MetricArrays:
+        """The series as new columns, in get_metrics order."""
+        self.require_run(run_id)
+        series = self.metrics.get(run_id, {}).get(key)
+        if series is None:
+            return MetricArrays(array("q"), array("d"), array("d"))
+        return series.arrays()
 
     def get_metrics_between(
         self, run_id: str, key: str, start: int | None, end: int | None

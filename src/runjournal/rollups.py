@@ -26,7 +26,7 @@ import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, TypeAlias
 
-from runjournal.model import MetricBucket, MetricPoint
+from runjournal.model import MetricBucket
 
 __all__ = [
     "BITS",
@@ -127,16 +127,18 @@ def _single(step: int, value: float) -> Aggregate:
     return Aggregate(step, step, None, None, value, value, 1, 1)
 
 
-def rollup(points: Sequence[MetricPoint]) -> dict[tuple[int, int], Aggregate]:
-    """The aggregates of a batch of points (in logging order), keyed by ``(level, bucket)``."""
-    steps = [p.step for p in points]
-    values = [p.value for p in points]
+def rollup(
+    steps: Sequence[int], values: Sequence[float], ordered: bool | None = None
+) -> dict[tuple[int, int], Aggregate]:
+    """The aggregates of a batch of points (columns in logging order), keyed by ``(level, bucket)``.
+
+    ``ordered`` says whether the steps never decrease (None: find out).
+    """
+    if ordered is None:
+        ordered = all(map(operator.le, steps, itertools.islice(steps, 1, None)))
     # This is the writer's cost per point: batches in step order (nearly all of them) take
     # each finest bucket as one slice, summarised by C builtins.
-    if all(map(operator.le, steps, itertools.islice(steps, 1, None))):
-        level_aggs = _finest_sorted(steps, values)
-    else:
-        level_aggs = _finest_any(steps, values)
+    level_aggs = _finest_sorted(steps, values) if ordered else _finest_any(steps, values)
     out: dict[tuple[int, int], Aggregate] = {}
     for level in range(1, TOP_LEVEL + 1):
         for bucket, agg in level_aggs.items():
@@ -157,7 +159,7 @@ def rollup(points: Sequence[MetricPoint]) -> dict[tuple[int, int], Aggregate]:
     return out
 
 
-def _finest_sorted(steps: list[int], values: list[float]) -> dict[int, Aggregate]:
+def _finest_sorted(steps: Sequence[int], values: Sequence[float]) -> dict[int, Aggregate]:
     out: dict[int, Aggregate] = {}
     count = len(steps)
     i = 0
@@ -182,7 +184,7 @@ def _finest_sorted(steps: list[int], values: list[float]) -> dict[int, Aggregate
     return out
 
 
-def _finest_any(steps: list[int], values: list[float]) -> dict[int, Aggregate]:
+def _finest_any(steps: Sequence[int], values: Sequence[float]) -> dict[int, Aggregate]:
     finest: dict[int, list[Any]] = {}
     for step, value in zip(steps, values, strict=True):
         finite = value - value == 0.0

@@ -30,7 +30,7 @@ import msgspec
 from runjournal import _exit, _forks
 from runjournal.batching import to_entries
 from runjournal.errors import DrainTimeout, RejectedWrites, RunJournalError, StoreError
-from runjournal.events import ArtifactLogged, Event, MetricsLogged, describe
+from runjournal.events import ArtifactLogged, Event, MetricChunkLogged, MetricsLogged, describe
 from runjournal.ids import new_id
 from runjournal.stores.base import NewEntry, Store
 from runjournal.uploads import StreamedContent, Upload, UploadAbandoned
@@ -809,6 +809,8 @@ _FORK_FLUSH_TIMEOUT = 5.0
 def _event_count(item: object) -> int:
     if isinstance(item, MetricsLogged):
         return len(item.points)
+    if isinstance(item, MetricChunkLogged):
+        return item.count
     if isinstance(item, _Marker | _Open):
         return 0
     return 1

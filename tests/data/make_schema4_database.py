@@ -12,49 +12,25 @@ and to run with code of another schema version.
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
 
-import msgspec
-
-from runjournal import Tracker
 from runjournal.stores.sqlite.schema import SCHEMA_VERSION
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.data.make_v1_database import _fill, collect_answers
+from tests.data.make_v1_database import write_fixture
 
 HERE = Path(__file__).resolve().parent
 DATABASE = HERE / "schema4.db"
 EXPECTED = HERE / "schema4.expected.json"
 
 
-async def _write() -> dict[str, Any]:
-    async with Tracker.open(DATABASE) as tracker:
-        experiment_ids, run_ids = await _fill(tracker)
-        return await collect_answers(tracker, experiment_ids, run_ids)
-
-
 def main() -> int:
     if SCHEMA_VERSION != 4:
         print(f"this runjournal writes schema {SCHEMA_VERSION}; run it with one of schema 4")
         return 1
-    for path in (DATABASE, EXPECTED):
-        if path.exists():
-            print(f"{path} exists; it is a committed fixture and is never regenerated")
-            return 1
-    answers = asyncio.run(_write())
-    conn = sqlite3.connect(DATABASE)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-    EXPECTED.write_bytes(msgspec.json.format(msgspec.json.encode(answers), indent=1) + b"\n")
-    print(f"wrote {DATABASE} ({DATABASE.stat().st_size:,} bytes) and {EXPECTED}")
-    return 0
+    return write_fixture(DATABASE, EXPECTED)
 
 
 if __name__ == "__main__":

@@ -244,26 +244,32 @@ async def _fill(tracker: Tracker) -> tuple[list[str], list[str]]:
     return [vision, text, empty, gone], list(runs.values())
 
 
-async def _write() -> dict[str, Any]:
-    async with Tracker.open(DATABASE) as tracker:
+async def _write(database: Path) -> dict[str, Any]:
+    async with Tracker.open(database) as tracker:
         experiment_ids, run_ids = await _fill(tracker)
         return await collect_answers(tracker, experiment_ids, run_ids)
 
 
-def main() -> int:
-    for path in (DATABASE, EXPECTED):
+def write_fixture(database: Path, expected: Path) -> int:
+    """Fill ``database``, checkpoint it into one file and record its answers in ``expected``;
+    refuse (exit code 1) if either exists, for a committed fixture is never regenerated."""
+    for path in (database, expected):
         if path.exists():
             print(f"{path} exists; it is a committed fixture and is never regenerated")
             return 1
-    answers = asyncio.run(_write())
-    conn = sqlite3.connect(DATABASE)
+    answers = asyncio.run(_write(database))
+    conn = sqlite3.connect(database)
     try:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
-    EXPECTED.write_bytes(msgspec.json.format(msgspec.json.encode(answers), indent=1) + b"\n")
-    print(f"wrote {DATABASE} ({DATABASE.stat().st_size:,} bytes) and {EXPECTED}")
+    expected.write_bytes(msgspec.json.format(msgspec.json.encode(answers), indent=1) + b"\n")
+    print(f"wrote {database} ({database.stat().st_size:,} bytes) and {expected}")
     return 0
+
+
+def main() -> int:
+    return write_fixture(DATABASE, EXPECTED)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ request whose events failed, and nothing accepted is lost."""
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import threading
 import time
@@ -73,10 +74,11 @@ def test_a_full_disk_is_a_json_503_the_client_knows_and_nothing_is_lost(tmp_path
     pages = sqlite3.connect(path).execute("PRAGMA page_count").fetchone()[0]
     # Room for a page or two: the first batch that needs more finds the "disk" full.
     store = SqliteBackend(path, pragmas={"max_page_count": pages + 2})
+    # Noisy values, which metric chunks cannot squeeze into the pages left.
     big = [
-        {"key": f"k{i}", "value": 1.0, "timestamp": 1000, "step": s}
+        {"key": f"k{i}", "value": math.sin(i * 1000 + s), "timestamp": 1000 + s, "step": s}
         for i in range(5)
-        for s in range(200)
+        for s in range(400)
     ]
     with serving(store) as url:
         full = _post(url, "runs/log-batch", {"run_id": run_id, "metrics": big})
@@ -98,9 +100,13 @@ def test_a_full_disk_is_a_json_503_the_client_knows_and_nothing_is_lost(tmp_path
         )
         assert ok.status_code == 200
         got = client.get_run(run_id).data.metrics
-    assert got == {**{f"k{i}": 1.0 for i in range(5)}, "late": 2.0, "after": 3.0}
+    assert got == {
+        **{f"k{i}": math.sin(i * 1000 + 399) for i in range(5)},
+        "late": 2.0,
+        "after": 3.0,
+    }
     history = sqlite3.connect(path).execute("SELECT sum(points) FROM metrics").fetchone()[0]
-    assert history == 5 * 200 + 2
+    assert history == 5 * 400 + 2
 
 
 def test_a_rejection_is_told_to_the_request_whose_events_were_rejected_only(

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from runjournal.cli.output import Output
 from runjournal.mlflow.mapping import ms_to_seconds, param_from_mlflow, status_from_mlflow
@@ -105,20 +104,11 @@ async def import_mlflow(args: argparse.Namespace, out: Output) -> int:
             runs = await _off_loop(partial(_all_runs, client, experiment, view_all))
             work.append((experiment, runs))
         total = sum(len(runs) for _, runs in work)
-        bar = Progress(
-            TextColumn("importing runs"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=out.notes,
-            transient=True,
-            disable=not out.notes.is_terminal,
-        )
-        with bar:
-            task = bar.add_task("runs", total=total)
+        with out.progress("importing runs", total) as advance:
             for experiment, runs in work:
                 experiment_id: str | None = None
                 for mlflow_run in runs:
-                    bar.advance(task)
+                    advance()
                     if mlflow_run.info.run_id in imported:
                         summary.skipped += 1
                         continue

@@ -23,6 +23,7 @@ from runjournal.events import (
     ArtifactLogged,
     Event,
     ExperimentCreated,
+    MetricChunkLogged,
     MetricLogged,
     MetricsLogged,
     ParamsLogged,
@@ -58,7 +59,7 @@ def _describe(position: int, recorded_at: float, event: Event) -> LogLine:
 
 def _detail(event: Event) -> str:
     match event:
-        case MetricsLogged(key=key, points=points):
+        case MetricsLogged(key=key, points=points) | MetricChunkLogged(key=key, points=points):
             steps = (
                 f"step {points[0].step}"
                 if len(points) == 1

@@ -19,13 +19,13 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
@@ -156,23 +156,24 @@ class Output:
         sys.stdout.flush()
 
     @contextlib.contextmanager
-    def progress(self, description: str) -> Iterator[None]:
-        """A pulsing progress bar on stderr while the block runs, only if stderr is a terminal.
+    def progress(self, description: str, total: int | None = None) -> Iterator[Callable[[], None]]:
+        """A progress bar on stderr while the block runs, only if stderr is a terminal.
 
-        The journal functions report no progress as they go, so the bar shows that
-        work goes on and for how long, not how much is left.
+        With ``total``, the bar counts: the block calls what it is given once per item
+        done. Without it (the journal functions report no progress as they go), the bar
+        pulses and shows for how long the work has gone on.
         """
         bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TimeElapsedColumn(),
+            TimeElapsedColumn() if total is None else MofNCompleteColumn(),
             console=self.notes,
             transient=True,
             disable=not self.notes.is_terminal,
         )
         with bar:
-            bar.add_task(description, total=None)
-            yield
+            task = bar.add_task(description, total=total)
+            yield lambda: bar.advance(task)
 
 
 def confirmed(out: Output, what: str, *, yes: bool) -> bool:

@@ -283,34 +283,36 @@ def _add_run_commands(commands: _Commands) -> None:
         help="the final status (default: FAILED)",
     )
 
-    resume = commands.add(
-        "resume",
-        handlers.resume_run,
-        "Make an ended run (SUCCESS, FAILED or CANCELLED) RUNNING again, to log more into it; "
-        "its end time is cleared, its start time kept.",
-        _example("runs resume 01J9ZK3Q"),
-        subparsers=actions,
+    changes = (
+        (
+            "resume",
+            handlers.resume_run,
+            (
+                "Make an ended run (SUCCESS, FAILED or CANCELLED) RUNNING again, to log more into "
+                "it; its end time is cleared, its start time kept."
+            ),
+            _example("runs resume 01J9ZK3Q"),
+        ),
+        (
+            "hide",
+            handlers.hide_run,
+            (
+                "Hide a run (a soft delete, MLflow's delete): it leaves the listings and keeps "
+                "everything; 'runs restore' brings it back. 'delete' is for good (then 'purge' "
+                "erases)."
+            ),
+            _example("runs hide 01J9ZK3Q", "runs list --hidden"),
+        ),
+        (
+            "restore",
+            handlers.restore_run,
+            "List a hidden run again.",
+            _example("runs restore 01J9ZK3Q"),
+        ),
     )
-    resume.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
-
-    hide = commands.add(
-        "hide",
-        handlers.hide_run,
-        "Hide a run (a soft delete, MLflow's delete): it leaves the listings and keeps "
-        "everything; 'runs restore' brings it back. 'delete' is for good (then 'purge' erases).",
-        _example("runs hide 01J9ZK3Q", "runs list --hidden"),
-        subparsers=actions,
-    )
-    hide.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
-
-    restore = commands.add(
-        "restore",
-        handlers.restore_run,
-        "List a hidden run again.",
-        _example("runs restore 01J9ZK3Q"),
-        subparsers=actions,
-    )
-    restore.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
+    for name, handler, description, examples in changes:
+        change = commands.add(name, handler, description, examples, subparsers=actions)
+        change.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
 
     show = commands.add(
         "show",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -173,60 +173,73 @@ async def delete_run(args: argparse.Namespace, out: Output) -> int:
 async def end_run(args: argparse.Namespace, out: Output) -> int:
     """``runjournal runs end RUN_ID [--status FAILED|CANCELLED|SUCCESS]``: close a run that died."""
     status = RunStatus(args.status)
-    async with open_tracker(args.db, read_only=False) as tracker:
-        run = await resolve_run(tracker, args.run_id)
+
+    async def end(tracker: Tracker, run: Run) -> None:
         if run.status.is_terminal:
             raise ValueError(f"run {run.id} has already ended ({run.status.value})")
         await tracker.complete_run(run.id, status)
-        await tracker.flush()
-        ended = await tracker.get_run(run.id)
-    if args.format == "json":
-        out.json(ended)
-    else:
-        out.note(f"run {run.id} ended: {run.status.value} -> {ended.status.value}")
-    return 0
+
+    def ended(before: Run, after: Run) -> str:
+        return f"run {before.id} ended: {before.status.value} -> {after.status.value}"
+
+    return await _change_run(args, out, end, ended)
 
 
 async def resume_run(args: argparse.Namespace, out: Output) -> int:
     """``runjournal runs resume RUN_ID``: an ended run is RUNNING again."""
-    async with open_tracker(args.db, read_only=False) as tracker:
-        run = await resolve_run(tracker, args.run_id)
+
+    async def resume(tracker: Tracker, run: Run) -> None:
         await tracker.resume_run(run.id)
-        await tracker.flush()
-        resumed = await tracker.get_run(run.id)
-    if args.format == "json":
-        out.json(resumed)
-    else:
-        out.note(f"run {run.id} resumed: {run.status.value} -> {resumed.status.value}")
-    return 0
+
+    def resumed(before: Run, after: Run) -> str:
+        return f"run {before.id} resumed: {before.status.value} -> {after.status.value}"
+
+    return await _change_run(args, out, resume, resumed)
 
 
 async def hide_run(args: argparse.Namespace, out: Output) -> int:
     """``runjournal runs hide RUN_ID``: a soft delete, undone by ``runs restore``."""
-    return await _set_hidden(args, out, hidden=True)
+
+    async def hide(tracker: Tracker, run: Run) -> None:
+        await tracker.hide_run(run.id)
+
+    def hidden(before: Run, after: Run) -> str:
+        if before.hidden:
+            return f"run {before.id} was already hidden"
+        return f"run {before.id} hidden (runs list --hidden shows it)"
+
+    return await _change_run(args, out, hide, hidden)
 
 
 async def restore_run(args: argparse.Namespace, out: Output) -> int:
     """``runjournal runs restore RUN_ID``: a hidden run is listed again."""
-    return await _set_hidden(args, out, hidden=False)
+
+    async def restore(tracker: Tracker, run: Run) -> None:
+        await tracker.restore_run(run.id)
+
+    def restored(before: Run, after: Run) -> str:
+        return f"run {before.id} " + ("restored" if before.hidden else "was already listed")
+
+    return await _change_run(args, out, restore, restored)
 
 
-async def _set_hidden(args: argparse.Namespace, out: Output, *, hidden: bool) -> int:
+async def _change_run(
+    args: argparse.Namespace,
+    out: Output,
+    change: Callable[[Tracker, Run], Awaitable[None]],
+    describe: Callable[[Run, Run], str],
+) -> int:
+    """Resolve ``args.run_id``, apply ``change``, wait for it to be written, and show the run:
+    whole with ``--format json``, else as one line ``describe(before, after)``."""
     async with open_tracker(args.db, read_only=False) as tracker:
-        run = await resolve_run(tracker, args.run_id)
-        if hidden:
-            await tracker.hide_run(run.id)
-        else:
-            await tracker.restore_run(run.id)
+        before = await resolve_run(tracker, args.run_id)
+        await change(tracker, before)
         await tracker.flush()
-        changed = await tracker.get_run(run.id)
+        after = await tracker.get_run(before.id)
     if args.format == "json":
-        out.json(changed)
-    elif run.hidden == hidden:
-        out.note(f"run {run.id} was already {'hidden' if hidden else 'listed'}")
+        out.json(after)
     else:
-        done = "hidden (runs list --hidden shows it)" if hidden else "restored"
-        out.note(f"run {run.id} {done}")
+        out.note(describe(before, after))
     return 0
 
 

@@ -20,6 +20,7 @@ from runjournal.filtering import RunPage
 from runjournal.model import (
     ArtifactRef,
     Experiment,
+    MetricArrays,
     MetricBucket,
     MetricPoint,
     ParamFilter,
@@ -176,6 +177,9 @@ class Queries(Protocol):
 
     async def get_params(self, run_id: str) -> dict[str, Any]: ...
     async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]: ...
+    async def get_metric_arrays(self, run_id: str, key: str) -> MetricArrays:
+        """The series as three new columns (``'q'``, ``'d'``, ``'d'``), in get_metrics order."""
+
     async def get_metrics_between(
         self, run_id: str, key: str, start: int | None, end: int | None
     ) -> list[MetricPoint]:

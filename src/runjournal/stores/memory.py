@@ -23,6 +23,7 @@ from runjournal.ids import new_id
 from runjournal.model import (
     ArtifactRef,
     Experiment,
+    MetricArrays,
     MetricBucket,
     MetricPoint,
     ParamFilter,
@@ -102,6 +103,11 @@ class StateReader:
         """The series, ordered by step (equal steps keep their logging order)."""
         with self._lock:
             return self._state.get_metrics(run_id, key)
+
+    async def get_metric_arrays(self, run_id: str, key: str) -> MetricArrays:
+        """The series as three new columns, in get_metrics order."""
+        with self._lock:
+            return self._state.get_metric_arrays(run_id, key)
 
     async def get_metrics_between(
         self, run_id: str, key: str, start: int | None, end: int | None

@@ -29,6 +29,7 @@ from runjournal.events import (
     Event,
     ExperimentCreated,
     ExperimentDeleted,
+    MetricChunkLogged,
     MetricLogged,
     MetricsLogged,
 )
@@ -67,7 +68,10 @@ def event_message(position: int, event: Event) -> bytes:
     tag = type(event).__struct_config__.tag
     data: dict[str, Any] = {"type": tag}
     match event:
-        case MetricsLogged(run_id=run_id, key=key, points=points):
+        case (
+            MetricsLogged(run_id=run_id, key=key, points=points)
+            | MetricChunkLogged(run_id=run_id, key=key, points=points)
+        ):
             kind = "metrics"
             steps = [p.step for p in points]
             data.update(

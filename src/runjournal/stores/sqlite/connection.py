@@ -28,6 +28,7 @@ from runjournal.stores.sqlite.forks import Locks, abandon
 from runjournal.stores.sqlite.migrations import sweep_at_open, upgrade
 from runjournal.stores.sqlite.schema import (
     SCHEMA_VERSION,
+    TABLES_SINCE,
     TYPED_PARAMS_SINCE,
     check_schema,
     ensure_schema,
@@ -156,7 +157,7 @@ def _open_checked(uri: str, settings: Settings) -> sqlite3.Connection:
         version = check_schema(conn, settings.path)
         if version == TYPED_PARAMS_SINCE - 1:
             typed_params_view(conn)  # before query_only, which forbids even temp objects
-        elif version < SCHEMA_VERSION:
+        elif version < TABLES_SINCE:
             # The queries read the current schema; a read-only open must not migrate.
             raise StoreReadOnly(
                 f"{settings.path} was written by an older runjournal (schema "

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from runjournal.model import Experiment, MetricPoint, RunStatus
+from runjournal.model import Experiment, MetricArrays, RunStatus
 from runjournal.projection import (
     AddArtifact,
     AddMetrics,
@@ -172,7 +172,7 @@ class Overlay:
         self._dirty_experiments[exp.id] = exp
 
     def _metrics(self, change: AddMetrics, position: int) -> None:
-        self._add_metrics(change.run_id, change.key, position, change.points)
+        self._add_metrics(change.run_id, change.key, position, change.columns, change.ordered)
 
     def _span_id(self, change: SetSpanId, position: int) -> None:
         self._span_ids[change.run_id] = change.span_id
@@ -218,14 +218,14 @@ class Overlay:
     }
 
     def _add_metrics(
-        self, run_id: str, key: str, position: int, points: Sequence[MetricPoint]
+        self, run_id: str, key: str, position: int, columns: MetricArrays, ordered: bool
     ) -> None:
-        cells = rollup(points)
+        cells = rollup(columns.step, columns.value, ordered)
         whole = cells.get((0, 0))
         if whole is None:
             return
         self._metric_rows.append(
-            (run_id, key, position, len(points), whole.first_step, whole.last_step)
+            (run_id, key, position, len(columns.step), whole.first_step, whole.last_step)
         )
         pending = self._rollups
         for (level, bucket), agg in cells.items():

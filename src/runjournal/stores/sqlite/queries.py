@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import bisect
 import gc
-import itertools
 import json
-import operator
+from array import array
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio.to_thread
 import msgspec
 
+from runjournal.chunks import decode_chunks
 from runjournal.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
-from runjournal.events import EventCodec, MetricLogged, MetricsLogged
+from runjournal.events import EventCodec, MetricChunkLogged, MetricLogged, MetricsLogged
 from runjournal.filtering import RunPage, SortKey, check_page, encode_cursor, validate_filters
 from runjournal.model import (
     ArtifactRef,
     Experiment,
+    MetricArrays,
     MetricBucket,
     MetricPoint,
     ParamFilter,
@@ -32,6 +33,7 @@ from runjournal.model import (
     RunStatus,
     RunView,
 )
+from runjournal.projection import by_step, metric_columns, to_points
 from runjournal.rollups import Aggregate, Piece, downsample
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.sqlite.connection import Connections
@@ -44,9 +46,6 @@ from runjournal.stores.sqlite.overlay import (
 )
 
 __all__ = ["SqliteQueries"]
-
-_step = operator.attrgetter("step")
-_value = operator.attrgetter("value")
 
 
 class SqliteQueries:
@@ -120,26 +119,40 @@ class SqliteQueries:
 
     async def get_metrics(self, run_id: str, key: str) -> list[MetricPoint]:
         await self._require_run(run_id)
-        return await self._connections.read_then(
-            "SELECT j.version, j.body FROM metrics m JOIN journal j ON j.position = m.position "
-            "WHERE m.run_id = ? AND m.key = ? ORDER BY m.position",
-            (run_id, key),
-            self._decode_points,
-        )
+        return await self._connections.read_then(_SERIES_SQL, (run_id, key), self._decode_points)
+
+    async def get_metric_arrays(self, run_id: str, key: str) -> MetricArrays:
+        """The series as three new columns (``'q'``, ``'d'``, ``'d'``), in get_metrics order."""
+        await self._require_run(run_id)
+        return await self._connections.read_then(_SERIES_SQL, (run_id, key), self._decode_arrays)
 
     def _decode_points(self, rows: list[tuple[int, bytes]]) -> list[MetricPoint]:
-        points: list[MetricPoint] = []
-        for version, body in rows:
-            event = self._codec.decode(body, version)
-            if isinstance(event, MetricsLogged):
-                points.extend(event.points)
-            elif isinstance(event, MetricLogged):
-                points.append(MetricPoint(event.step, event.value, event.timestamp))
-        steps = list(map(_step, points))
-        # Most series are logged in step order: checking is three times cheaper than sorting.
-        if not all(map(operator.le, steps, itertools.islice(steps, 1, None))):
-            points.sort(key=_step)
-        return points
+        return to_points(self._decode_arrays(rows))
+
+    def _decode_arrays(self, rows: list[tuple[int, bytes]]) -> MetricArrays:
+        """The columns of the series' entries (in journal order), put in get_metrics order."""
+        decode = self._codec.decode
+        events = [decode(body, version) for version, body in rows]
+        chunks = [event.chunk for event in events if isinstance(event, MetricChunkLogged)]
+        if len(chunks) == len(events):
+            # A journal written since chunks: every column is decoded in one pass.
+            steps, values, stamps, ordered = decode_chunks(chunks)
+            return by_step(MetricArrays(steps, values, stamps), ordered)
+        steps, values, stamps = array("q"), array("d"), array("d")
+        ordered = True
+        for event in events:
+            if not isinstance(event, MetricChunkLogged | MetricsLogged | MetricLogged):
+                continue
+            columns, in_order = metric_columns(event)
+            if ordered:
+                # Each chunk says whether it is in step order: only the seams are compared.
+                ordered = in_order and (
+                    not steps or not columns.step or steps[-1] <= columns.step[0]
+                )
+            steps.extend(columns.step)
+            values.extend(columns.value)
+            stamps.extend(columns.timestamp)
+        return by_step(MetricArrays(steps, values, stamps), ordered)
 
     async def get_metrics_between(
         self, run_id: str, key: str, start: int | None, end: int | None
@@ -441,6 +454,10 @@ class SqliteQueries:
         return int(row[0])
 
 
+_SERIES_SQL = (
+    "SELECT j.version, j.body FROM metrics m JOIN journal j ON j.position = m.position "
+    "WHERE m.run_id = ? AND m.key = ? ORDER BY m.position"
+)
 _JOURNAL_PAGE = (
     "SELECT position, source, seq, recorded_at, version, body FROM journal "
     "WHERE position > ? ORDER BY position LIMIT ?"
@@ -482,7 +499,7 @@ class _SeriesSource:
         self._key = key
         # The step span and points of each journal entry decoded so far: the edges of one
         # range usually fall in the same few entries, and decoding them is the cost.
-        self._decoded: dict[int, list[MetricPoint]] = {}
+        self._decoded: dict[int, MetricArrays] = {}
 
     def buckets(self, level: int, low: int, high: int) -> list[Piece]:
         rows: list[Piece] = self._queries._connections.read_blocking(
@@ -507,23 +524,26 @@ class _SeriesSource:
                 (json.dumps(missing),),
             )
             for position, version, body in found:
-                self._decoded[position] = queries._decode_points([(version, body)])
-        # Entries in journal order, each already by step.
-        slices: list[list[MetricPoint]] = []
+                self._decoded[position] = queries._decode_arrays([(version, body)])
+        # Entries in journal order, each already by step: slices of their columns.
+        steps: list[int] = []
+        values: list[float] = []
+        ordered = True
         for (position,) in rows:
             entry = self._decoded[position]
-            first = bisect.bisect_left(entry, low, key=_step)
-            chosen = entry[first : bisect.bisect_right(entry, high, lo=first, key=_step)]
-            if chosen:
-                slices.append(chosen)
-        ordered = all(
-            before[-1].step <= after[0].step for before, after in itertools.pairwise(slices)
-        )
+            first = bisect.bisect_left(entry.step, low)
+            last = bisect.bisect_right(entry.step, high, lo=first)
+            if first == last:
+                continue
+            if ordered and steps and steps[-1] > entry.step[first]:
+                ordered = False
+            steps += entry.step[first:last]
+            values += entry.value[first:last]
         if ordered:  # nearly always: the entries follow each other by step
-            chosen = list(itertools.chain.from_iterable(slices))
-        else:  # a stable sort keeps logging order among equal steps
-            chosen = sorted(itertools.chain.from_iterable(slices), key=_step)
-        return list(map(_step, chosen)), list(map(_value, chosen))
+            return steps, values
+        # A stable sort keeps logging order among equal steps.
+        order = sorted(range(len(steps)), key=steps.__getitem__)
+        return [steps[i] for i in order], [values[i] for i in order]
 
 
 def _public_run(row: Sequence[Any]) -> Run:

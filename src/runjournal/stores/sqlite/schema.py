@@ -14,6 +14,7 @@ __all__ = [
     "PROJECTION_TABLES",
     "SCHEMA_VERSION",
     "SQLITE_MAGIC",
+    "TABLES_SINCE",
     "TYPED_PARAMS",
     "TYPED_PARAMS_SINCE",
     "check_schema",
@@ -28,16 +29,22 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
 APPLICATION_ID = 0x524A524E  # "RJRN" in the SQLite header, so tools can tell the file apart
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """1: the first format. 2: ``runs.last_activity``, ``experiments_by_name``, the ``rollups``
 table and the step span of each ``metrics`` row (all projections). 3: artifact content in
 chunks (``chunks``, ``contents``, ``content_chunks``) instead of one ``blobs`` row each (see
 ``migrations``). 4: ``runs.hidden`` (a projection: 1 while the run is hidden). 5: the typed
 params index (``params.kind``, ``num`` and ``text``, and their indexes; see ``filters``), and
-``runs_by_creation`` for searches across experiments."""
+``runs_by_creation`` for searches across experiments. 6: the journal may hold
+``metrics.chunk`` entries (metric points as columns, :mod:`runjournal.chunks`); the tables
+are those of 5, but a runjournal of schema 5 cannot read those entries, so it must refuse
+the file (it asks to upgrade runjournal) rather than misread it."""
 TYPED_PARAMS_SINCE = 5
 """The version that added the typed params index; a read-only open of the one before adds
 it as a temporary view (``filters.typed_params_view``)."""
+TABLES_SINCE = 5
+"""The oldest version whose tables are those of :data:`SCHEMA_VERSION`: a read-only open reads
+a file of that version or newer as it is."""
 
 _JOURNAL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
