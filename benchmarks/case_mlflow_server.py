@@ -7,11 +7,20 @@ and 100,000 points in the client's async mode. The baseline in the same run is a
 write and its commit cost. With ``--peers-python`` naming an interpreter that has full
 ``mlflow`` (``make bench-peers``), the same workload also runs against ``mlflow server``
 on SQLite, and runjournal is put in ratio to it.
+
+``mlflow server`` takes about 50 ms a request here, so its async phase is shorter
+(``MLFLOW_ASYNC_POINTS``): rates in points per second are compared, not times. Its workload
+has a time limit (``MLFLOW_TIMEOUT_S``); a phase it does not finish is reported as such,
+with the phases before it, and the server's whole process group (its uvicorn workers and
+job consumers) is stopped at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,25 +32,74 @@ from benchmarks._harness import REPO_ROOT, Case, CaseResult, Context, Row, at_le
 __all__ = ["CASE"]
 
 TIMEOUT_S = 1_800.0
+MLFLOW_TIMEOUT_S = (1_200, 180)
+"""How long ``mlflow server``'s workload may take (full run, quick run) before the phases left
+are given up: its sync phases take about 10 minutes of a full run."""
 
 
-def _workload(uri: str, context: Context) -> dict[str, float]:
+def _async_points(context: Context, *, peer: bool) -> int:
+    # mlflow server logs about 17 async points a second here: 100,000 would take 1.5 hours.
+    return context.config.n(5_000, 1_000) if peer else context.config.n(100_000, 5_000)
+
+
+def _workload(
+    uri: str, context: Context, *, peer: bool = False, timeout: float = TIMEOUT_S
+) -> dict[str, float]:
+    """The workload's numbers; a run cut by ``timeout`` gives those of the phases it finished."""
     config = context.config
-    sizes = [config.n(10, 2), config.n(1_000, 100), config.n(500, 100), config.n(100_000, 5_000)]
+    sizes = [
+        config.n(10, 2),
+        config.n(1_000, 100),
+        config.n(500, 100),
+        _async_points(context, peer=peer),
+    ]
     command = [sys.executable, "-m", "benchmarks.mlflow_workload", uri, *map(str, sizes)]
-    done = subprocess.run(
-        command, cwd=REPO_ROOT, check=True, timeout=TIMEOUT_S, capture_output=True, text=True
-    )
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        done = subprocess.run(
+            command, cwd=REPO_ROOT, check=False, timeout=timeout, capture_output=True, text=True
+        )
+        out = done.stdout
+        if done.returncode != 0 and not peer:
+            raise RuntimeError(f"the MLflow workload failed: {done.stderr[-2000:]}")
+    except subprocess.TimeoutExpired as exc:
+        partial = exc.stdout
+        out = partial.decode() if isinstance(partial, bytes) else (partial or "")
+    lines = [line for line in out.strip().splitlines() if line.startswith("{")]
+    result: dict[str, float] = json.loads(lines[-1]) if lines else {}
     return result
 
 
-def _serving(command: list[str], *, first_line: bool) -> tuple[subprocess.Popen[str], str]:
+def _serving(
+    command: list[str], *, first_line: bool, log: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    # A server whose output nobody reads goes to a file: a pipe would fill up with its access
+    # log and stop it (mlflow server hung after about 1,300 requests that way).
+    output = None if log is None else log.open("w")
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO_ROOT
+        command,
+        stdout=subprocess.PIPE if first_line else output,
+        stderr=subprocess.DEVNULL if output is None else output,
+        text=True,
+        cwd=REPO_ROOT,
+        start_new_session=True,  # its own process group: its workers are stopped with it
     )
+    if not first_line:
+        return process, ""
     assert process.stdout is not None
-    return process, (process.stdout.readline().strip().rstrip("/") if first_line else "")
+    return process, process.stdout.readline().strip().rstrip("/")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM to the server's process group, SIGKILL to what is left after 30 s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 def _runjournal(context: Context) -> dict[str, float]:
@@ -53,8 +111,7 @@ def _runjournal(context: Context) -> dict[str, float]:
     try:
         return _workload(url, context)
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        _stop(process)
 
 
 def _has_mlflow_server(python: str) -> bool:
@@ -85,6 +142,7 @@ def _mlflow(context: Context, python: str) -> dict[str, float]:
             str(store / "artifacts"),
         ],
         first_line=False,
+        log=store / "server.log",
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -97,10 +155,10 @@ def _mlflow(context: Context, python: str) -> dict[str, float]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        return _workload(url, context)
+        limit = context.config.n(*MLFLOW_TIMEOUT_S)
+        return _workload(url, context, peer=True, timeout=limit)
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        _stop(process)
 
 
 def run(context: Context) -> CaseResult:
@@ -135,23 +193,43 @@ def run(context: Context) -> CaseResult:
         )
         return result
     theirs = _mlflow(context, python)
-    result.rows += [
-        Row("mlflow server: sync log_metrics", theirs["sync_points_per_s"], "pts/s"),
-        Row("mlflow server: log_metric round trip, median", theirs["log_metric_median_ms"], "ms"),
-        Row("mlflow server: async mode", theirs["async_points_per_s"], "pts/s"),
-        Row(
-            "runjournal ÷ mlflow server, sync pts/s",
-            ours["sync_points_per_s"] / theirs["sync_points_per_s"],
-            "×",
-            at_least(20.0),
-        ),
-        Row(
-            "runjournal ÷ mlflow server, async pts/s",
-            ours["async_points_per_s"] / theirs["async_points_per_s"],
-            "×",
-            at_least(10.0),
-        ),
-    ]
+    if "sync_points_per_s" in theirs:
+        result.rows += [
+            Row("mlflow server: sync log_metrics", theirs["sync_points_per_s"], "pts/s"),
+            Row(
+                "runjournal ÷ mlflow server, sync pts/s",
+                ours["sync_points_per_s"] / theirs["sync_points_per_s"],
+                "×",
+                at_least(20.0),
+            ),
+        ]
+    if "log_metric_median_ms" in theirs:
+        result.rows.append(
+            Row(
+                "mlflow server: log_metric round trip, median", theirs["log_metric_median_ms"], "ms"
+            )
+        )
+    if "async_points_per_s" in theirs:
+        result.rows += [
+            Row("mlflow server: async mode", theirs["async_points_per_s"], "pts/s"),
+            Row(
+                "runjournal ÷ mlflow server, async pts/s",
+                ours["async_points_per_s"] / theirs["async_points_per_s"],
+                "×",
+                at_least(10.0),
+            ),
+        ]
+        result.notes.append(
+            f"mlflow server's async phase logged {_async_points(context, peer=True):,} points "
+            "(runjournal's the full count): rates are compared"
+        )
+    missing = [k for k in ("sync_points_per_s", "async_points_per_s") if k not in theirs]
+    if missing:
+        result.notes.append(
+            f"mlflow server did not finish within {context.config.n(*MLFLOW_TIMEOUT_S):.0f} s: "
+            f"no {', '.join(missing)} (its stderr is in server.log of the scratch dir, kept "
+            "with --keep)"
+        )
     return result
 
 

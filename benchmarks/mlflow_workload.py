@@ -22,8 +22,16 @@ __all__ = ["main"]
 KEYS = ("loss", "acc", "lr", "grad_norm", "epoch")
 
 
+def _report(numbers: dict[str, float]) -> None:
+    """Print the numbers so far: a caller that gives up on a later phase still has them."""
+    print(json.dumps(numbers), flush=True)
+
+
 def main(argv: list[str]) -> dict[str, float]:
-    """Run the workload against the tracking URI ``argv[0]``; returns its numbers."""
+    """Run the workload against the tracking URI ``argv[0]``; returns its numbers.
+
+    Prints the numbers after each phase (one JSON object a line, each holding all so far).
+    """
     uri = argv[0]
     runs, steps, probes, async_points = (int(a) for a in argv[1:5])
     mlflow.set_tracking_uri(uri)
@@ -36,6 +44,8 @@ def main(argv: list[str]) -> dict[str, float]:
             for step in range(steps):
                 mlflow.log_metrics(dict.fromkeys(KEYS, 1.0 / (step + 1)), step=step)
     sync_seconds = time.perf_counter() - started
+    numbers = {"sync_points_per_s": runs * steps * len(KEYS) / sync_seconds}
+    _report(numbers)
 
     writes: list[float] = []
     reads: list[float] = []
@@ -48,6 +58,10 @@ def main(argv: list[str]) -> dict[str, float]:
             client.get_experiment_by_name("bench")
             reads.append(time.perf_counter() - t)
 
+    numbers["log_metric_median_ms"] = statistics.median(writes) * 1000
+    numbers["read_median_ms"] = statistics.median(reads) * 1000
+    _report(numbers)
+
     mlflow.config.enable_async_logging()  # type: ignore[no-untyped-call]
     started = time.perf_counter()
     with mlflow.start_run():
@@ -55,13 +69,9 @@ def main(argv: list[str]) -> dict[str, float]:
             mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
     async_seconds = time.perf_counter() - started  # end_run drains the queue first
     mlflow.config.enable_async_logging(False)  # type: ignore[no-untyped-call]
-    return {
-        "sync_points_per_s": runs * steps * len(KEYS) / sync_seconds,
-        "log_metric_median_ms": statistics.median(writes) * 1000,
-        "read_median_ms": statistics.median(reads) * 1000,
-        "async_points_per_s": async_points / async_seconds,
-    }
+    numbers["async_points_per_s"] = async_points / async_seconds
+    return numbers
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1:])))
+    _report(main(sys.argv[1:]))

@@ -12,7 +12,7 @@ from runjournal._portal import SyncFace
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
     from pathlib import Path
     from typing import Any
 
@@ -49,6 +49,20 @@ class SyncTrackerMethods(SyncFace):
         :meth:`complete_run`).
         """
         return self._call("flush", self._tracker.flush)
+
+    def committed(self, work: Callable[[], Awaitable[object]]) -> None:
+        """Run ``work``, which logs through this tracker, and return once its events are committed.
+
+        Unlike :meth:`flush`, it raises :class:`RejectedWrites` only for the
+        events that ``work`` queued, never for those of other callers sharing the
+        tracker (a server answering concurrent requests), and it leaves theirs
+        for their own report. Events that others queue while ``work`` awaits
+        count as its own too, so a ``work`` that queues everything between two
+        awaits (the ``*_nowait`` methods) owns exactly its events. Raises the
+        store's error while it cannot write, as :meth:`flush` does; the events
+        are kept and retried.
+        """
+        return self._call("committed", self._tracker.committed, work)
 
     def flush_blocking(self) -> None:
         """Blocking :meth:`flush`, for synchronous code (never from the event loop's thread)."""
@@ -122,6 +136,21 @@ class SyncTrackerMethods(SyncFace):
             name,
             config,
             description=description,
+            tags=tags,
+        )
+
+    def update_experiment(
+        self, experiment_id: str, *, name: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> None:
+        """Rename a live experiment (``name``) and/or set tags on it (merged: a later value wins).
+
+        The id stays. Raises :class:`ExperimentNotFound` for an unknown or deleted one.
+        """
+        return self._call(
+            "update_experiment",
+            self._tracker.update_experiment,
+            experiment_id,
+            name=name,
             tags=tags,
         )
 
@@ -224,6 +253,14 @@ class SyncTrackerMethods(SyncFace):
     def set_tag_nowait(self, run_id: str, key: str, value: str) -> None:
         """:meth:`set_tag` for synchronous code on any thread; follows ``on_full``."""
         return self._tracker.set_tag_nowait(run_id, key, value)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag from a run; a key the run does not have changes nothing."""
+        return self._call("delete_tag", self._tracker.delete_tag, run_id, key)
+
+    def rename_run(self, run_id: str, name: str) -> None:
+        """Give a run another name."""
+        return self._call("rename_run", self._tracker.rename_run, run_id, name)
 
     def filter_runs(
         self,

@@ -33,6 +33,7 @@ __all__ = [
     "EventCodec",
     "ExperimentCreated",
     "ExperimentDeleted",
+    "ExperimentUpdated",
     "IdsPurged",
     "MetricChunkLogged",
     "MetricLogged",
@@ -43,10 +44,12 @@ __all__ = [
     "RunDeleted",
     "RunHeartbeat",
     "RunHidden",
+    "RunRenamed",
     "RunRestored",
     "RunResumed",
     "RunStarted",
     "SpanIdSet",
+    "TagDeleted",
     "TagSet",
     "Upcaster",
     "describe",
@@ -78,6 +81,19 @@ class ExperimentDeleted(msgspec.Struct, frozen=True, tag="experiment.deleted"):
 
     experiment_id: str
     at: float
+
+
+class ExperimentUpdated(msgspec.Struct, frozen=True, tag="experiment.updated", omit_defaults=True):
+    """A live experiment renamed (``name``), or tags set on it (merged, a later value wins).
+
+    MLflow's ``experiments/update`` and ``experiments/set-experiment-tag``. Its id
+    stays: an experiment created by name keeps the id derived from its first name.
+    """
+
+    experiment_id: str
+    at: float
+    name: str | None = None
+    tags: dict[str, str] = {}
 
 
 class RunCreated(msgspec.Struct, frozen=True, tag="run.created", omit_defaults=True):
@@ -149,6 +165,14 @@ class RunRestored(msgspec.Struct, frozen=True, tag="run.restored"):
     at: float
 
 
+class RunRenamed(msgspec.Struct, frozen=True, tag="run.renamed"):
+    """A run's name changed (MLflow's ``runs/update`` with ``run_name``)."""
+
+    run_id: str
+    name: str
+    at: float
+
+
 class ParamsLogged(msgspec.Struct, frozen=True, tag="params.logged"):
     """One or more parameters set on a run (last write wins per key)."""
 
@@ -163,6 +187,14 @@ class TagSet(msgspec.Struct, frozen=True, tag="tag.set"):
     run_id: str
     key: str
     value: str
+    at: float
+
+
+class TagDeleted(msgspec.Struct, frozen=True, tag="tag.deleted"):
+    """A tag removed from a run (MLflow's ``runs/delete-tag``); a missing key changes nothing."""
+
+    run_id: str
+    key: str
     at: float
 
 
@@ -280,6 +312,7 @@ class IdsPurged(msgspec.Struct, frozen=True, tag="ids.purged"):
 Event: TypeAlias = (
     ExperimentCreated
     | ExperimentDeleted
+    | ExperimentUpdated
     | RunCreated
     | RunStarted
     | RunCompleted
@@ -290,6 +323,8 @@ Event: TypeAlias = (
     | RunHeartbeat
     | ParamsLogged
     | TagSet
+    | TagDeleted
+    | RunRenamed
     | SpanIdSet
     | ArtifactLogged
     | MetricLogged

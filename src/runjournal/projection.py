@@ -29,6 +29,7 @@ from runjournal.events import (
     Event,
     ExperimentCreated,
     ExperimentDeleted,
+    ExperimentUpdated,
     IdsPurged,
     MetricChunkLogged,
     MetricLogged,
@@ -39,10 +40,12 @@ from runjournal.events import (
     RunDeleted,
     RunHeartbeat,
     RunHidden,
+    RunRenamed,
     RunRestored,
     RunResumed,
     RunStarted,
     SpanIdSet,
+    TagDeleted,
     TagSet,
 )
 from runjournal.filtering import (
@@ -356,6 +359,27 @@ def evolve(view: View, event: Event) -> list[Change]:
             if row.hidden == hidden:
                 return []
             return [PutRun(msgspec.structs.replace(row, hidden=hidden))]
+        case TagDeleted(run_id=run_id, key=key, at=at):
+            row = _live_run(view, run_id)
+            if key not in row.tags:
+                return []
+            tags = {k: v for k, v in row.tags.items() if k != key}
+            return [PutRun(msgspec.structs.replace(row, tags=tags, last_activity=_later(row, at)))]
+        case RunRenamed(run_id=run_id, name=name, at=at):
+            row = _live_run(view, run_id)
+            return [PutRun(msgspec.structs.replace(row, name=name, last_activity=_later(row, at)))]
+        case ExperimentUpdated(experiment_id=exp_id, at=at):
+            experiment = view.experiment(exp_id)
+            if experiment is None:
+                state = "was deleted" if view.is_deleted(exp_id) else "does not exist"
+                raise Rejected(f"experiment {exp_id!r} {state}")
+            updated = msgspec.structs.replace(
+                experiment,
+                name=experiment.name if event.name is None else event.name,
+                tags={**experiment.tags, **event.tags},
+                updated_at=max(experiment.updated_at, at),
+            )
+            return [PutExperiment(updated)]
         case SpanIdSet(run_id=run_id, span_id=span_id, at=at):
             row = _live_run(view, run_id)
             return [SetSpanId(run_id, span_id), *_touch(row, at)]

@@ -19,7 +19,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
@@ -28,10 +28,11 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from runjournal.errors import RunJournalError, RunNotFound, StoreReadOnly
+from runjournal.errors import ExperimentNotFound, RunJournalError, RunNotFound, StoreReadOnly
 from runjournal.events import (
     ExperimentCreated,
     ExperimentDeleted,
+    ExperimentUpdated,
     MetricLogged,
     ParamsLogged,
     RunCompleted,
@@ -39,10 +40,12 @@ from runjournal.events import (
     RunDeleted,
     RunHeartbeat,
     RunHidden,
+    RunRenamed,
     RunRestored,
     RunResumed,
     RunStarted,
     SpanIdSet,
+    TagDeleted,
     TagSet,
 )
 from runjournal.filtering import RunPage
@@ -80,7 +83,7 @@ from runjournal.uploads import (
     directory_files,
     safe_file_name,
 )
-from runjournal.writer import OnFull, QueueItem, Writer, WriterStats
+from runjournal.writer import OnFull, QueueItem, Ticket, Writer, WriterStats
 
 __all__ = ["Tracker"]
 
@@ -202,6 +205,57 @@ class Tracker:
         :meth:`complete_run`).
         """
         await _finish(self._writer.flush_blocking)
+
+    async def committed(self, work: Callable[[], Awaitable[object]]) -> None:
+        """Run ``work``, which logs through this tracker, and return once its events are committed.
+
+        Unlike :meth:`flush`, it raises :class:`RejectedWrites` only for the
+        events that ``work`` queued, never for those of other callers sharing the
+        tracker (a server answering concurrent requests), and it leaves theirs
+        for their own report. Events that others queue while ``work`` awaits
+        count as its own too, so a ``work`` that queues everything between two
+        awaits (the ``*_nowait`` methods) owns exactly its events. Raises the
+        store's error while it cannot write, as :meth:`flush` does; the events
+        are kept and retried.
+        """
+        writer = self._writer
+        ticket = writer.open_ticket()
+        try:
+            await work()
+        except BaseException:
+            writer.close_ticket(ticket)
+            # Whatever it queued before failing is still committed; its own error wins.
+            with contextlib.suppress(RunJournalError):
+                await anyio.to_thread.run_sync(writer.wait_ticket, ticket)
+            raise
+        writer.close_ticket(ticket)  # here, before another task can queue anything
+        await self._settled(ticket)
+
+    async def _settled(self, ticket: Ticket) -> None:
+        """Wait for a closed ticket; on asyncio the writer wakes this loop, with no thread between.
+
+        A server pays this wait on every request: waking the loop from the writer's
+        thread saves a worker thread's hand-offs (and its fight for the GIL with
+        the writer) on the path of every acknowledgement.
+        """
+        writer = self._writer
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # another event loop (trio): a pooled thread waits
+            await anyio.to_thread.run_sync(writer.wait_ticket, ticket)
+            return
+        while True:
+            woken = loop.create_future()
+            ticket.wake = functools.partial(loop.call_soon_threadsafe, _settle, woken)
+            if writer.ticket_settled(ticket):
+                return
+            # The writer wakes us when done or failing; the timer only guards against a
+            # writer thread that died without either.
+            timer = loop.call_later(0.5, _settle, woken)
+            try:
+                await woken
+            finally:
+                timer.cancel()
 
     def flush_blocking(self) -> None:
         """Blocking :meth:`flush`, for synchronous code (never from the event loop's thread)."""
@@ -402,13 +456,44 @@ class Tracker:
             self._known_experiments.add(found.id)
             return found.id
         generation = 0
-        while await self._store.is_deleted(name_id("experiment", name, generation)):
+        while await self._id_taken(name_id("experiment", name, generation), name):
             generation += 1
         experiment_id = name_id("experiment", name, generation)
         event = self._experiment_event(experiment_id, name, config, description, tags, generation)
         await self._put(event)
         self._known_experiments.add(experiment_id)
         return experiment_id
+
+    async def _id_taken(self, experiment_id: str, name: str) -> bool:
+        """Deleted, or live under another name (an experiment renamed since its creation).
+
+        Live under ``name`` is not taken: another process has just created it, and
+        creating it again is the get-or-create no-op.
+        """
+        if await self._store.is_deleted(experiment_id):
+            return True
+        try:
+            found = await self._store.get_experiment(experiment_id)
+        except ExperimentNotFound:
+            return False
+        return found.name != name
+
+    async def update_experiment(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Rename a live experiment (``name``) and/or set tags on it (merged: a later value wins).
+
+        The id stays. Raises :class:`ExperimentNotFound` for an unknown or deleted one.
+        """
+        if name is not None:
+            check_key(name, "experiment name")
+        checked = check_tags(tags)
+        await self.get_experiment(experiment_id)
+        await self._put(ExperimentUpdated(experiment_id, _time(), name=name, tags=checked))
 
     async def delete_experiment(self, experiment_id: str) -> None:
         """Delete an experiment and all its runs (a tombstone in the journal)."""
@@ -573,6 +658,20 @@ class Tracker:
         """:meth:`set_tag` for synchronous code on any thread; follows ``on_full``."""
         self._require_run_nowait(run_id)
         self._put_nowait(self._tag_event(run_id, key, value))
+
+    async def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag from a run; a key the run does not have changes nothing."""
+        check_key(key, "tag key")
+        await self._require_run(run_id)
+        await self._put(TagDeleted(run_id, key, _time()))
+
+    async def rename_run(self, run_id: str, name: str) -> None:
+        """Give a run another name."""
+        if type(name) is not str:
+            raise TypeError(f"run name must be a str, not {type(name).__name__}")
+        check_name(name, "run name")
+        await self._require_run(run_id)
+        await self._put(RunRenamed(run_id, name, _time()))
 
     def _tag_event(self, run_id: str, key: str, value: str) -> TagSet:
         check_key(key, "tag key")
@@ -1050,6 +1149,11 @@ async def _finish(work: Callable[[], T]) -> T:
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _cancel_again() -> None:

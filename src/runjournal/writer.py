@@ -21,6 +21,7 @@ import threading
 import time
 import typing
 import warnings
+from collections.abc import Callable
 from typing import Any, Literal, TypeAlias
 
 import anyio.to_thread
@@ -34,7 +35,15 @@ from runjournal.ids import new_id
 from runjournal.stores.base import NewEntry, Store
 from runjournal.uploads import StreamedContent, Upload, UploadAbandoned
 
-__all__ = ["DroppedEventsWarning", "EventQueue", "OnFull", "QueueItem", "Writer", "WriterStats"]
+__all__ = [
+    "DroppedEventsWarning",
+    "EventQueue",
+    "OnFull",
+    "QueueItem",
+    "Ticket",
+    "Writer",
+    "WriterStats",
+]
 
 _logger = logging.getLogger("runjournal")
 
@@ -71,6 +80,36 @@ class _Marker:
         self.done = threading.Event()
 
 
+class Ticket(_Marker):
+    """A flush marker that owns the events queued between its opening and itself.
+
+    The writer hands the rejections of those events to the ticket instead of the
+    tracker-wide report, so that a server answering many requests from one
+    tracker tells each request about its own events only. Events that another
+    producer queues in the same stretch count as the ticket's too: queue a
+    ticket's events without yielding to other producers in between.
+    """
+
+    __slots__ = ("failures", "rejections", "wake")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rejections: list[tuple[str, str]] = []
+        self.failures = 0  # the writer's failed writes when the ticket closed
+        self.wake: Callable[[], object] | None = None
+        """Called from the writer's thread once the ticket is released, and at each failed
+        write while it waits: lets an event loop wait without a thread of its own."""
+
+
+class _Open:
+    """Where a ticket's events begin in the queue."""
+
+    __slots__ = ("ticket",)
+
+    def __init__(self, ticket: Ticket) -> None:
+        self.ticket = ticket
+
+
 class EventQueue:
     """The bounded, thread-safe queue between the producers and the writer thread.
 
@@ -97,7 +136,7 @@ class EventQueue:
         self.capacity = max_pending  # 0 once closed: every offer then takes the slow path
         self.batch_size = batch_size
         self.closed = False
-        self._items: collections.deque[QueueItem | _Marker] = collections.deque()
+        self._items: collections.deque[QueueItem | _Marker | _Open] = collections.deque()
         self._room = threading.Condition(threading.Lock())
         self._work = threading.Event()
         # Set at every tick of the writer thread, cleared by the async producer that then
@@ -141,10 +180,11 @@ class EventQueue:
                 self._work.set()  # a full queue is a full batch: commit it now, not at the tick
                 self._room.wait()
 
-    def push(self, marker: _Marker) -> None:
-        """Enqueue a flush marker whatever the capacity, and wake the writer."""
+    def push(self, marker: _Marker | _Open) -> None:
+        """Enqueue a marker whatever the capacity; a flush marker wakes the writer."""
         self._items.append(marker)
-        self._work.set()
+        if type(marker) is not _Open:
+            self._work.set()
 
     def close(self) -> None:
         """Refuse every later item, and wake every producer waiting for room (they raise)."""
@@ -167,7 +207,7 @@ class EventQueue:
         self.yield_due = True
         return woken
 
-    def take(self, into: list[QueueItem | _Marker], limit: int) -> None:
+    def take(self, into: list[QueueItem | _Marker | _Open], limit: int) -> None:
         """Move up to ``limit`` items from the front of the queue to ``into``; signal room."""
         popleft = self._items.popleft
         append = into.append
@@ -176,7 +216,7 @@ class EventQueue:
         with self._room:
             self._room.notify_all()
 
-    def snapshot(self) -> list[QueueItem | _Marker]:
+    def snapshot(self) -> list[QueueItem | _Marker | _Open]:
         """The items waiting right now, front first."""
         return list(self._items)
 
@@ -242,7 +282,10 @@ class Writer:
         self.upload_lock = threading.Lock()  # one file upload at a time: bounds bytes in flight
         self._error: StoreError | None = None
         self._failures = 0  # failed store writes so far; a flush reports only fresh failures
-        self._batch: list[QueueItem | _Marker] = []  # taken off the queue, not yet written
+        self._batch: list[QueueItem | _Marker | _Open] = []  # taken off the queue, not yet written
+        self._open_tickets: dict[Ticket, None] = {}  # opened, not yet closed, in queue order
+        self._owners: dict[int, tuple[Ticket, ...]] = {}  # id(entry) -> its tickets, one commit
+        self._waiting: dict[Ticket, None] = {}  # closed, not yet released
         self._busy = False
         self._drop_warned = False
         self._closing = False
@@ -301,11 +344,22 @@ class Writer:
             if report:
                 self.raise_rejections()
             return True
-        deadline = None if timeout is None else time.monotonic() + timeout
-        failures = self._failures
         marker = _Marker()
+        failures = self._failures
         self._retry.set()
         self.queue.push(marker)
+        if not self._wait(marker, failures, timeout):
+            return False
+        if report:
+            self.raise_rejections()
+        return True
+
+    def _wait(self, marker: _Marker, failures: int, timeout: float | None) -> bool:
+        """Block until ``marker`` is released (False: ``timeout`` passed first).
+
+        Raises the store's error if a write failed since the writer had ``failures``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not marker.done.wait(0.01):
             error = self._error
             if error is not None and self._failures != failures:
@@ -315,9 +369,70 @@ class Writer:
                 raise RunJournalError("the writer thread is not running")
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-        if report:
-            self.raise_rejections()
         return True
+
+    def open_ticket(self) -> Ticket:
+        """Begin a ticket: the events queued from now until :meth:`close_ticket` are its own."""
+        self.check_open()
+        ticket = Ticket()
+        self.queue.push(_Open(ticket))
+        return ticket
+
+    def close_ticket(self, ticket: Ticket) -> None:
+        """End the ticket's events here (without blocking): later events are not its own."""
+        ticket.failures = self._failures
+        self._waiting[ticket] = None
+        self._retry.set()
+        self.queue.push(ticket)
+
+    def wait_ticket(self, ticket: Ticket) -> None:
+        """Block until a closed ticket's events are committed; raise for its refused ones only.
+
+        Raises :class:`RejectedWrites` with the ticket's own rejections (never
+        another producer's, which stay for the next :meth:`flush_blocking`), and
+        the store's error while it cannot write, as :meth:`flush_blocking` does.
+        """
+        if self._closed and not ticket.done.is_set():
+            raise RunJournalError(_CLOSED)
+        self._wait(ticket, ticket.failures, None)
+        self.ticket_settled(ticket)
+
+    def ticket_settled(self, ticket: Ticket) -> bool:
+        """:meth:`wait_ticket` without the wait: False while the ticket's events are pending.
+
+        True once they are committed; raises as :meth:`wait_ticket` does.
+        """
+        if ticket.done.is_set():
+            if ticket.rejections:
+                raise RejectedWrites(ticket.rejections)
+            return True
+        error = self._error
+        if error is not None and self._failures != ticket.failures:
+            raise type(error)(str(error))
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            raise RunJournalError("the writer thread is not running")
+        return False
+
+    def _release(self, marker: _Marker) -> None:
+        marker.done.set()
+        if type(marker) is Ticket:
+            self._waiting.pop(marker, None)
+            self._wake(marker)
+
+    def _wake_waiting(self) -> None:
+        """A write failed: every waiting ticket's owner checks whether to give up."""
+        for ticket in list(self._waiting):
+            self._wake(ticket)
+
+    @staticmethod
+    def _wake(ticket: Ticket) -> None:
+        wake = ticket.wake
+        if wake is not None:
+            try:
+                wake()
+            except Exception:
+                _logger.debug("runjournal writer: a ticket's waiter is gone", exc_info=True)
 
     def raise_rejections(self) -> None:
         with self._stats_lock:
@@ -427,7 +542,7 @@ class Writer:
             try:
                 while queue:
                     self._busy = True
-                    batch: list[QueueItem | _Marker] = []
+                    batch: list[QueueItem | _Marker | _Open] = []
                     self._batch = batch
                     queue.take(batch, self.batch_size)
                     self._commit(batch)
@@ -439,7 +554,7 @@ class Writer:
             if self._closing and not queue:
                 return
 
-    def _commit(self, items: list[QueueItem | _Marker]) -> None:
+    def _commit(self, items: list[QueueItem | _Marker | _Open]) -> None:
         # An artifact is a transaction of its own (its content may be streamed), so the
         # items around it are committed before and after it, in queue order.
         start = 0
@@ -453,8 +568,11 @@ class Writer:
         if len(self.queue) < self.max_pending // 2:
             self._drop_warned = False  # the burst is over: warn again at the next one
 
-    def _commit_events(self, items: list[QueueItem | _Marker]) -> None:
+    def _commit_events(self, items: list[QueueItem | _Marker | _Open]) -> None:
         if not items:
+            return
+        if self._open_tickets or any(type(item) is _Open for item in items):
+            self._commit_ticketed(items)
             return
         events = typing.cast(list[Event | _Marker], items)  # uploads were split off
         batch = to_entries(events, self.source, self._next_seq)
@@ -465,6 +583,58 @@ class Writer:
             self._append(batch.entries, batch.events)
         for marker in batch.markers:
             marker.done.set()
+
+    def _commit_ticketed(self, items: list[QueueItem | _Marker | _Open]) -> None:
+        """:meth:`_commit_events` for a batch with tickets: still one transaction.
+
+        The batch is cut where a ticket opens or closes, so that no journal entry
+        mixes events inside a ticket with events outside it; each entry remembers
+        the tickets open around it, which get its rejection.
+        """
+        entries: list[NewEntry] = []
+        releases: list[_Marker] = []
+        owners: dict[int, tuple[Ticket, ...]] = {}
+        counted = 0
+        seq = self._next_seq
+        stretch: list[Event | _Marker] = []
+
+        def cut() -> None:
+            nonlocal counted, seq
+            if not stretch:
+                return
+            batch = to_entries(stretch, self.source, seq)
+            seq = batch.next_seq
+            counted += batch.events
+            if self._open_tickets:
+                owned = tuple(self._open_tickets)
+                for entry in batch.entries:
+                    owners[id(entry)] = owned
+            entries.extend(batch.entries)
+            releases.extend(batch.markers)
+            stretch.clear()
+
+        for item in items:
+            if type(item) is _Open:
+                cut()
+                self._open_tickets[item.ticket] = None
+            elif type(item) is Ticket:
+                cut()
+                self._open_tickets.pop(item, None)
+                releases.append(item)
+            else:
+                stretch.append(typing.cast("Event | _Marker", item))  # uploads were split off
+        cut()
+        self._next_seq = seq
+        with self._stats_lock:
+            self._taken += counted
+        self._owners = owners
+        try:
+            if entries:
+                self._append(entries, counted)
+        finally:
+            self._owners = {}
+        for marker in releases:
+            self._release(marker)
 
     def _upload(self, upload: Upload) -> None:
         """Store one artifact and its entry in one transaction; tell its caller the outcome."""
@@ -493,6 +663,7 @@ class Writer:
                 ):
                     self._error = exc
                     self._failures += 1
+                    self._wake_waiting()
                     if self._retry.wait(delay):
                         self._retry.clear()
                     delay = min(delay * 2, 0.5)
@@ -562,6 +733,7 @@ class Writer:
                     )
                 self._error = exc
                 self._failures += 1
+                self._wake_waiting()
                 give_up_at = self._give_up_at
                 if give_up_at is not None and time.monotonic() >= give_up_at:
                     with self._stats_lock:
@@ -590,12 +762,23 @@ class Writer:
             return 0
         described: list[tuple[str, str, str]] = []
         count = 0
+        owned = 0
         for index, reason in rejected:
             event = entries[index].event
             count += _event_count(event)
+            tickets = self._owners.get(id(entries[index])) if self._owners else None
+            if tickets:
+                # Reported to the requests that queued it, not to the next flush.
+                owned += _event_count(event)
+                for ticket in tickets:
+                    ticket.rejections.append((describe(event), reason))
+                continue
             target = str(getattr(event, "run_id", None) or getattr(event, "experiment_id", "?"))
             described.append((describe(event), target, reason))
-        self._record(described, count)
+        if owned:
+            with self._stats_lock:
+                self._rejected += owned
+        self._record(described, count - owned)
         return count
 
     def _record(self, described: list[tuple[str, str, str]], count: int) -> None:
@@ -629,6 +812,6 @@ def _event_count(item: object) -> int:
         return len(item.points)
     if isinstance(item, MetricChunkLogged):
         return item.count
-    if isinstance(item, _Marker):
+    if isinstance(item, _Marker | _Open):
         return 0
     return 1

@@ -198,16 +198,6 @@ def test_a_200_means_committed_even_if_the_server_is_killed_right_after(tmp_path
     assert asyncio.run(read()) == ([1.5], {"p": "v"})
 
 
-def test_deleting_a_tag_is_refused_with_a_reason_and_changes_nothing(server: Server) -> None:
-    _, run_id = _new_run(server)
-    assert _post(server, "runs/set-tag", {"run_id": run_id, "key": "k", "value": "v"}).json() == {}
-    refused = _post(server, "runs/delete-tag", {"run_id": run_id, "key": "k"})
-    assert refused.status_code == 400
-    assert "cannot remove a tag" in refused.json()["message"]
-    run = httpx.get(f"{server.url}{API}/runs/get", params={"run_id": run_id}).json()["run"]
-    assert {"key": "k", "value": "v"} in run["data"]["tags"]
-
-
 def test_binding_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "runjournal.cli", "--db", str(tmp_path / "x.db"), "server"]
     done = subprocess.run(

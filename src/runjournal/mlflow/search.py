@@ -28,6 +28,13 @@ names the problem (the MLflow face answers it with 400 ``INVALID_PARAMETER_VALUE
 ``order_by`` is ``<entity>.<key> [ASC|DESC]``; :func:`sort_runs` orders as MLflow
 does: by start time, newest first, then run id, and then by each clause, with
 runs that lack the key (or have NaN) last.
+
+``experiments/search`` has a grammar of its own (MLflow's ``SearchExperimentsUtils``):
+the attributes ``name`` (``= != LIKE ILIKE`` against a string), ``creation_time``
+and ``last_update_time`` (numeric operators, epoch milliseconds), and tags
+(``tags.<key>``, ``= != LIKE ILIKE``); ``order_by`` takes ``name``,
+``experiment_id``, ``creation_time`` and ``last_update_time``, after the default
+order: newest creation first, then experiment id.
 """
 
 from __future__ import annotations
@@ -43,20 +50,26 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 __all__ = [
+    "EXPERIMENT_ATTRIBUTES",
     "NUMERIC_ATTRIBUTES",
     "STRING_ATTRIBUTES",
     "Comparison",
     "Entity",
     "OrderBy",
     "SearchError",
+    "SearchExperiment",
     "SearchRun",
     "Value",
     "decode_page_token",
     "encode_page_token",
+    "filter_experiments",
     "filter_runs",
     "matches",
+    "parse_experiment_filter",
+    "parse_experiment_order_by",
     "parse_filter",
     "parse_order_by",
+    "sort_experiments",
     "sort_runs",
 ]
 
@@ -531,3 +544,159 @@ def decode_page_token(token: str | None) -> int:
     if type(offset) is not int or offset < 0:
         raise SearchError(f"invalid page token {token!r}")
     return offset
+
+
+# -- experiments -----------------------------------------------------------------------------------
+EXPERIMENT_ATTRIBUTES = frozenset({"name", "creation_time", "last_update_time"})
+"""The attributes ``experiments/search`` filters on (``order_by`` takes ``experiment_id`` too)."""
+_EXPERIMENT_NUMERIC = frozenset({"creation_time", "last_update_time"})
+_EXPERIMENT_ORDER = frozenset({*EXPERIMENT_ATTRIBUTES, "experiment_id"})
+
+
+@dataclass(frozen=True)
+class SearchExperiment:
+    """An experiment as MLflow's ``experiments/search`` sees it (times in epoch milliseconds)."""
+
+    experiment_id: str
+    name: str
+    creation_time: int
+    last_update_time: int
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def _experiment_identifier(reader: _Reader, what: str, keys: frozenset[str]) -> tuple[Entity, str]:
+    first = reader.peek()
+    entity, key = _raw_identifier(reader, what)
+    if entity is Entity.TAG:
+        return entity, key
+    if entity is not Entity.ATTRIBUTE or key not in keys:
+        at = 0 if first is None else first.at
+        raise SearchError(
+            f"invalid key at position {at} in {what}: experiments are searched by "
+            f"{', '.join(sorted(keys))} or tags.<key>"
+        )
+    return entity, key
+
+
+def _raw_identifier(reader: _Reader, what: str) -> tuple[Entity, str]:
+    """Like :func:`_identifier`, without the check against the runs' attributes."""
+    first = reader.take()
+    if first.kind in ("backtick", "word") or (first.kind == "string" and first.text[0] == '"'):
+        head = first.text if first.kind == "word" else _unquote(first)
+    else:
+        raise SearchError(f"expected a key in {what} at position {first.at}, found {first.text!r}")
+    dot = reader.peek()
+    if dot is None or dot.text != ".":
+        return Entity.ATTRIBUTE, head
+    reader.take()
+    entity = _entity(head)
+    if entity not in (Entity.ATTRIBUTE, Entity.TAG):
+        raise SearchError(f"experiments have no {head}: use attributes or tags in {what}")
+    part = reader.take()
+    if part.kind == "backtick" or (part.kind == "string" and part.text.startswith('"')):
+        key = _unquote(part)
+    elif part.kind in ("word", "number"):
+        key = part.text
+        while (nxt := reader.peek()) is not None and nxt.text == ".":
+            following = reader.peek(1)
+            if following is None or following.kind not in ("word", "number"):
+                break
+            reader.i += 2
+            key += "." + following.text
+    else:
+        raise SearchError(
+            f"expected a key after {head}. at position {part.at} in {what}, found {part.text!r}"
+        )
+    if not key:
+        raise SearchError(f"empty key after {head}. in {what}")
+    return entity, key
+
+
+def parse_experiment_filter(text: str | None) -> list[Comparison]:
+    """The comparisons of an ``experiments/search`` filter (an empty or None filter: none)."""
+    if text is None or not text.strip():
+        return []
+    reader = _Reader(text)
+    clauses: list[Comparison] = []
+    while True:
+        entity, key = _experiment_identifier(reader, repr(text), EXPERIMENT_ATTRIBUTES)
+        op = _operator(reader)
+        numeric = key in _EXPERIMENT_NUMERIC and entity is Entity.ATTRIBUTE
+        allowed = _NUMERIC_OPS if numeric else _STRING_OPS
+        name = f"tags.{key}" if entity is Entity.TAG else key
+        if op not in allowed:
+            raise SearchError(
+                f"invalid operator {op} for {name}: use one of {', '.join(sorted(allowed))}"
+            )
+        value = _value(reader)
+        if numeric and not isinstance(value, float):
+            raise SearchError(f"{name} compares with a number (epoch milliseconds), not {value!r}")
+        if not numeric and not isinstance(value, str):
+            raise SearchError(f"{name} compares with a quoted string, not the number {value!r}")
+        clauses.append(Comparison(entity, key, op, value))
+        if reader.done():
+            return clauses
+        if not reader.keyword("AND"):
+            token = reader.take()
+            if token.kind == "word" and token.text.upper() == "OR":
+                raise SearchError(
+                    f"OR is not supported in {text!r}: clauses are joined by AND only"
+                )
+            raise SearchError(
+                f"expected AND at position {token.at} in {text!r}, found {token.text!r}"
+            )
+
+
+def _experiment_value(experiment: SearchExperiment, entity: Entity, key: str) -> Any:
+    if entity is Entity.TAG:
+        return experiment.tags.get(key)
+    return getattr(experiment, key)
+
+
+def filter_experiments(
+    experiments: Sequence[SearchExperiment], text: str | None
+) -> list[SearchExperiment]:
+    """The experiments that match the ``experiments/search`` filter ``text``, in their order."""
+    clauses = parse_experiment_filter(text)
+    out = []
+    for experiment in experiments:
+        for clause in clauses:
+            lhs = _experiment_value(experiment, clause.entity, clause.key)
+            if lhs is None or not _COMPARE[clause.op](lhs, clause.value):
+                break
+        else:
+            out.append(experiment)
+    return out
+
+
+def parse_experiment_order_by(text: str) -> OrderBy:
+    """One ``experiments/search`` ``order_by`` clause: ``<attribute> [ASC|DESC]``."""
+    if not text or not text.strip():
+        raise SearchError("an order_by clause is empty")
+    reader = _Reader(text)
+    entity, key = _experiment_identifier(reader, f"order_by {text!r}", _EXPERIMENT_ORDER)
+    if entity is Entity.TAG:
+        raise SearchError(f"experiments cannot be ordered by a tag: {text!r}")
+    ascending = not reader.keyword("DESC")
+    if ascending:
+        reader.keyword("ASC")
+    if not reader.done():
+        token = reader.take()
+        raise SearchError(
+            f"invalid order_by clause {text!r}: expected ASC or DESC at position {token.at}, "
+            f"found {token.text!r}"
+        )
+    return OrderBy(entity, key, ascending)
+
+
+def sort_experiments(
+    experiments: Sequence[SearchExperiment], order_by: Sequence[str] = ()
+) -> list[SearchExperiment]:
+    """``experiments`` by each clause, then (MLflow's default) newest creation, then id."""
+    clauses = [parse_experiment_order_by(o) for o in order_by]
+    ordered = sorted(experiments, key=lambda e: e.experiment_id)
+    ordered.sort(key=lambda e: e.creation_time, reverse=True)
+    for clause in reversed(clauses):
+        key = clause.key
+        ordered.sort(key=lambda e: getattr(e, key), reverse=not clause.ascending)
+    return ordered

@@ -10,9 +10,15 @@ real client speaks it is in ``shared/reference/mlflow-rest.md``:
 - Ids are strings, times are int64 milliseconds, NaN and ±inf are the strings
   ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
 - **A 200 means committed**: a request that writes queues its events, then waits
-  for the writer's flush. Concurrent requests wait on the same commit (the
-  writer takes everything queued into one transaction), so async clients that
-  send ten batches at once pay for one commit, not ten.
+  for their commit (``Tracker.committed``). Concurrent requests share a commit
+  (the writer takes everything queued into one transaction), so async clients
+  that send ten batches at once pay for one commit, not ten; yet each request
+  hears only of its own events that the store refused.
+- A store that cannot write (a full disk, a lock held past its timeout) answers
+  503 ``TEMPORARILY_UNAVAILABLE``, which the client retries: the events are kept
+  and committed once the store accepts writes again (so a retried metric point
+  may then be stored twice). A fault of the server itself is 500
+  ``INTERNAL_ERROR``. Both come with MLflow's JSON error body.
 
 The mapping: an MLflow experiment is a runjournal experiment, and ``"0"`` is the
 oldest experiment called ``Default`` (created on first use). A run's
@@ -26,12 +32,12 @@ value is refused (400 ``INVALID_PARAMETER_VALUE``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-import anyio
 import msgspec
 
 from runjournal.errors import (
@@ -40,6 +46,7 @@ from runjournal.errors import (
     InvalidStateError,
     RejectedWrites,
     RunNotFound,
+    StoreError,
 )
 from runjournal.mlflow.mapping import (
     lifecycle_stage,
@@ -53,12 +60,23 @@ from runjournal.mlflow.mapping import (
 )
 from runjournal.mlflow.search import (
     SearchError,
+    SearchExperiment,
     decode_page_token,
     encode_page_token,
+    filter_experiments,
     filter_runs,
+    sort_experiments,
     sort_runs,
 )
-from runjournal.model import Experiment, Run, RunStatus, RunView
+from runjournal.model import (
+    Experiment,
+    Run,
+    RunStatus,
+    RunView,
+    check_key,
+    check_name,
+    check_text,
+)
 from runjournal.tracker import Tracker
 
 __all__ = [
@@ -73,6 +91,12 @@ __all__ = [
     "send_json",
 ]
 
+# MLflow 3's LoggedModel API (``logged-models/search`` aside, which answers no models).
+# 501 NOT_IMPLEMENTED, which the client does not retry; every other unknown endpoint
+# stays 404 ENDPOINT_NOT_FOUND, the code on which the client falls back to an older API
+# (traces v3 to v2, for one).
+_NOT_IMPLEMENTED = ("logged-models", "runs/outputs")
+
 API_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
 """Where the tracking API is served; the web UI of MLflow uses the ``ajax-api`` twin."""
 
@@ -85,6 +109,8 @@ MAX_BODY = 16 * 1024 * 1024
 RUN_NAME_TAG = "mlflow.runName"
 """The tag that MLflow keeps in step with a run's name."""
 _USER_TAG = "mlflow.user"
+
+_logger = logging.getLogger("runjournal.server")
 
 _VIEWS = {"ACTIVE_ONLY": RunView.ACTIVE, "DELETED_ONLY": RunView.HIDDEN, "ALL": RunView.ALL}
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -218,6 +244,9 @@ class MlflowApi:
             ("POST", "experiments/search"): self.search_experiments,
             ("GET", "experiments/search"): self.search_experiments,
             ("POST", "experiments/set-experiment-tag"): self.set_experiment_tag,
+            ("POST", "experiments/update"): self.update_experiment,
+            ("POST", "experiments/delete"): self.delete_experiment,
+            ("POST", "experiments/restore"): self.restore_experiment,
             ("POST", "runs/create"): self.create_run,
             ("GET", "runs/get"): self.get_run,
             ("POST", "runs/update"): self.update_run,
@@ -245,6 +274,13 @@ class MlflowApi:
                 known = any(e == endpoint for _, e in self.routes)
                 if known:
                     raise MlflowError(405, "BAD_REQUEST", f"{method} is not served on {path}")
+                if endpoint.startswith(_NOT_IMPLEMENTED):
+                    raise MlflowError(
+                        501,
+                        "NOT_IMPLEMENTED",
+                        f"{method} {path}: runjournal server does not store MLflow logged "
+                        "models (log the model's files as run artifacts instead)",
+                    )
                 raise MlflowError(404, "ENDPOINT_NOT_FOUND", f"no such endpoint: {path}")
             request = _query(scope) if method == "GET" else await _json_body(scope, receive, method)
             answer = await handler(request)
@@ -264,15 +300,36 @@ class MlflowApi:
                 send, 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)}
             )
             return
+        except StoreError as exc:
+            if exc.transient:
+                _logger.warning("runjournal server: %s %s: %s", method, path, exc)
+                body = {"error_code": "TEMPORARILY_UNAVAILABLE", "message": str(exc)}
+                await send_json(send, 503, body)
+            else:
+                _logger.error("runjournal server: %s %s: %s", method, path, exc)
+                await send_json(send, 500, {"error_code": "INTERNAL_ERROR", "message": str(exc)})
+            return
+        except Exception as exc:
+            _logger.exception("runjournal server: %s %s failed", method, path)
+            message = f"{type(exc).__name__}: {exc}"
+            await send_json(send, 500, {"error_code": "INTERNAL_ERROR", "message": message})
+            return
         await send_json(send, 200, answer)
 
-    async def _committed(self) -> None:
-        """A 200 means committed: wait for the flush that every concurrent request shares.
+    async def _write(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work``, which logs through the tracker, and return once its events are committed.
 
-        On a pooled worker thread: ``tracker.flush`` starts a thread of its own per call
-        (to survive a Ctrl-C), a cost that every request would pay here.
+        A 200 means committed. ``Tracker.committed`` reports to this request only
+        the rejections of its own events (``RejectedWrites``, a 400), not those of
+        another request that shared the commit.
         """
-        await anyio.to_thread.run_sync(self.tracker.flush_blocking)
+        results: list[T] = []
+
+        async def run() -> None:
+            results.append(await work())
+
+        await self.tracker.committed(run)
+        return results[0]
 
     # -- experiments ---------------------------------------------------------------------------
     async def experiment_id(self, given: Any) -> str:
@@ -283,8 +340,10 @@ class MlflowApi:
             return given
         if self._default_id is None:
             async with self._experiment_lock:
-                self._default_id = await self.tracker.ensure_experiment(DEFAULT_EXPERIMENT)
-                await self._committed()
+                if self._default_id is None:
+                    self._default_id = await self._write(
+                        lambda: self.tracker.ensure_experiment(DEFAULT_EXPERIMENT)
+                    )
         return self._default_id
 
     async def _experiment(self, given: Any) -> Experiment:
@@ -319,33 +378,86 @@ class MlflowApi:
                     "RESOURCE_ALREADY_EXISTS",
                     f"Experiment '{name}' already exists.",
                 )
-            experiment_id = await self.tracker.ensure_experiment(name, tags=tags)
-            await self._committed()
+            experiment_id = await self._write(
+                lambda: self.tracker.ensure_experiment(name, tags=tags)
+            )
         return {"experiment_id": experiment_id}
 
     async def search_experiments(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``experiments/search``: every live experiment, newest first, paged."""
-        if request.get("filter"):
-            raise _invalid(
-                "filters on experiments are not supported yet by this server: "
-                f"{request['filter']!r}"
+        """``experiments/search``: MLflow's experiment filter (``name``, the times, ``tags.<key>``)
+        and ``order_by``, newest first by default, paged. Deleted experiments are gone from
+        runjournal, so ``DELETED_ONLY`` finds none."""
+        view = request.get("view_type") or "ACTIVE_ONLY"
+        if view not in _VIEWS:
+            raise _invalid(f"view_type must be ACTIVE_ONLY, DELETED_ONLY or ALL: {view!r}")
+        order_by = request.get("order_by") or []
+        if not isinstance(order_by, list):
+            order_by = [order_by]
+        experiments = [] if view == "DELETED_ONLY" else await self.tracker.list_experiments()
+        views = [
+            SearchExperiment(
+                experiment_id=e.id,
+                name=e.name,
+                creation_time=seconds_to_ms(e.created_at),
+                last_update_time=seconds_to_ms(e.updated_at),
+                tags=e.tags,
             )
-        experiments = await self.tracker.list_experiments()
-        experiments.sort(key=lambda e: (-e.created_at, e.id))
-        page, token = _page(experiments, request)
-        answer: dict[str, Any] = {"experiments": [_experiment_json(e) for e in page]}
+            for e in experiments
+        ]
+        try:
+            found = sort_experiments(filter_experiments(views, request.get("filter")), order_by)
+        except SearchError as exc:
+            raise _invalid(str(exc)) from None
+        by_id = {e.id: e for e in experiments}
+        page, token = _page(found, request)
+        answer: dict[str, Any] = {
+            "experiments": [_experiment_json(by_id[e.experiment_id]) for e in page]
+        }
         if token is not None:
             answer["next_page_token"] = token
         return answer
 
     async def set_experiment_tag(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``experiments/set-experiment-tag``: not offered, since runjournal's are fixed at creation."""
-        await self._experiment(_field(request, "experiment_id"))
+        """``experiments/set-experiment-tag``: a tag on the experiment (a later value wins)."""
+        experiment = await self._experiment(_field(request, "experiment_id"))
+        tags = _pairs([request], "tag")
+        await self._write(lambda: self.tracker.update_experiment(experiment.id, tags=tags))
+        return {}
+
+    async def update_experiment(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``experiments/update``: rename; a name another live experiment has is 400."""
+        experiment = await self._experiment(_field(request, "experiment_id"))
+        name = request.get("new_name")
+        if name is None or name == experiment.name:
+            return {}
+        if type(name) is not str or not name:
+            raise _invalid(f"'new_name' must be a non-empty string, got {name!r}")
+        async with self._experiment_lock:
+            other = await self.tracker.find_experiment(name)
+            if other is not None and other.id != experiment.id:
+                raise MlflowError(
+                    400, "RESOURCE_ALREADY_EXISTS", f"Experiment '{name}' already exists."
+                )
+            await self._write(lambda: self.tracker.update_experiment(experiment.id, name=name))
+        return {}
+
+    async def delete_experiment(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``experiments/delete``: refused. MLflow's is a soft delete that ``restore`` undoes;
+        runjournal's ``delete_experiment`` is a tombstone that erases the runs for good, and
+        this server does not turn one into the other."""
+        experiment = await self._experiment(_field(request, "experiment_id"))
         raise MlflowError(
             400,
             "INVALID_STATE",
-            "an experiment's tags are set when it is created (runjournal keeps no later changes)",
+            f"experiment {experiment.id}: runjournal server does not delete experiments "
+            "(runjournal's delete cannot be restored); delete its runs (soft, restorable), or "
+            "use `runjournal experiments delete` deliberately",
         )
+
+    async def restore_experiment(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``experiments/restore``: every experiment here is active, so a live one is a no-op."""
+        await self._experiment(_field(request, "experiment_id"))
+        return {}
 
     # -- runs ----------------------------------------------------------------------------------
     async def create_run(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -366,9 +478,15 @@ class MlflowApi:
             tags[_USER_TAG] = user
         started = request.get("start_time")
         at = None if started is None else ms_to_seconds(_int(started, "start_time"))
-        run_id = await self.tracker.create_run(experiment.id, name=name or None, tags=tags, at=at)
-        await self.tracker.start_run(run_id, at=at)
-        await self._committed()
+
+        async def create() -> str:
+            run_id = await self.tracker.create_run(
+                experiment.id, name=name or None, tags=tags, at=at
+            )
+            await self.tracker.start_run(run_id, at=at)
+            return run_id
+
+        run_id = await self._write(create)
         return {"run": await self._run_json(await self.tracker.get_run(run_id))}
 
     async def _run(self, request: Mapping[str, Any]) -> Run:
@@ -386,17 +504,27 @@ class MlflowApi:
         """``runs/update``: end a run, resume an ended one (status RUNNING), or rename it."""
         run = await self._run(request)
         status = request.get("status")
-        if status is not None:
-            ended = request.get("end_time")
-            at = None if ended is None else ms_to_seconds(_int(ended, "end_time"))
-            await self._move(run, status, at)
+        ended = request.get("end_time")
+        at = None if ended is None else ms_to_seconds(_int(ended, "end_time"))
         new_name = request.get("run_name")
-        if new_name:
-            if type(new_name) is not str:
-                raise _invalid(f"'run_name' must be a string, got {new_name!r}")
-            await self.tracker.set_tag(run.id, RUN_NAME_TAG, new_name)
-        await self._committed()
+        if new_name is not None and (type(new_name) is not str or not new_name):
+            raise _invalid(f"'run_name' must be a non-empty string, got {new_name!r}")
+
+        async def update() -> None:
+            if status is not None:
+                await self._move(run, status, at)
+            if new_name is not None:
+                await self._rename(run, new_name)
+
+        await self._write(update)
         return {"run_info": _info(await self.tracker.get_run(run.id))}
+
+    async def _rename(self, run: Run, name: str) -> None:
+        """The run's name and its ``mlflow.runName`` tag, kept in step."""
+        if run.name != name:
+            await self.tracker.rename_run(run.id, name)
+        if run.tags.get(RUN_NAME_TAG) != name:
+            await self.tracker.set_tag(run.id, RUN_NAME_TAG, name)
 
     async def _move(self, run: Run, status: Any, at: float | None) -> None:
         if status == status_to_mlflow(run.status):
@@ -454,15 +582,13 @@ class MlflowApi:
     async def delete_run(self, request: dict[str, Any]) -> dict[str, Any]:
         """``runs/delete``: MLflow's soft delete, runjournal's hide (``restore`` undoes it)."""
         run = await self._run(request)
-        await self.tracker.hide_run(run.id)
-        await self._committed()
+        await self._write(lambda: self.tracker.hide_run(run.id))
         return {}
 
     async def restore_run(self, request: dict[str, Any]) -> dict[str, Any]:
         """``runs/restore``: show a deleted (hidden) run again."""
         run = await self._run(request)
-        await self.tracker.restore_run(run.id)
-        await self._committed()
+        await self._write(lambda: self.tracker.restore_run(run.id))
         return {}
 
     async def _run_json(self, run: Run) -> dict[str, Any]:
@@ -495,6 +621,9 @@ class MlflowApi:
         return out
 
     # -- logging -------------------------------------------------------------------------------
+    # The logging endpoints check everything first, then queue all of a request's events
+    # with the tracker's *_nowait methods between two awaits: so its commit reports to it
+    # exactly its own events, and a bad item queues nothing.
     async def log_parameter(self, request: dict[str, Any]) -> dict[str, Any]:
         """``runs/log-parameter``."""
         run_id = _run_id(request)
@@ -502,61 +631,27 @@ class MlflowApi:
         value = request.get("value")
         if type(value) is not str:
             raise _invalid(f"param {key!r}: the value must be a string, got {value!r}")
-        await self._log_params(run_id, {key: value})
-        await self._committed()
+        await self._log(run_id, {key: value}, {}, [])
         return {}
-
-    async def _log_params(self, run_id: str, params: dict[str, str]) -> None:
-        """Log the params that are new; the same value again is fine, a different one is 400."""
-        async with self._param_lock:
-            logged = await self.tracker.get_params(run_id)
-            changed = {
-                k: (param_to_mlflow(logged[k]), v)
-                for k, v in params.items()
-                if k in logged and param_to_mlflow(logged[k]) != v
-            }
-            if changed:
-                key, (old, new) = next(iter(changed.items()))
-                raise _invalid(
-                    f"Changing param values is not allowed. Param with key='{key}' was already "
-                    f"logged with value='{old}' for run ID='{run_id}'. "
-                    f"Attempted logging new value '{new}'."
-                )
-            fresh = {k: param_from_mlflow(v) for k, v in params.items() if k not in logged}
-            if fresh:
-                await self.tracker.log_params(run_id, fresh)
-                # Read-your-writes for the next request's check happens in get_params.
 
     async def log_metric(self, request: dict[str, Any]) -> dict[str, Any]:
         """``runs/log-metric``."""
-        run_id = _run_id(request)
-        await self._log_metrics(run_id, _points([request]))
-        await self._committed()
+        await self._log(_run_id(request), {}, {}, _points([request]))
         return {}
 
-    async def _log_metrics(self, run_id: str, points: list[tuple[str, int, float, float]]) -> None:
-        for key, step, value, seconds in points:
-            await self.tracker.log_metric(run_id, key, step, value, timestamp=seconds)
-
     async def set_tag(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``runs/set-tag``."""
-        run_id = _run_id(request)
-        await self._set_tags(run_id, _pairs([request], "tag"))
-        await self._committed()
+        """``runs/set-tag``; setting ``mlflow.runName`` renames the run too."""
+        await self._log(_run_id(request), {}, _pairs([request], "tag"), [])
         return {}
 
     async def delete_tag(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``runs/delete-tag``: refused, since runjournal's journal has no tag removal yet."""
+        """``runs/delete-tag``: a tag the run lacks is 404, as in MLflow."""
         run = await self._run(request)
-        raise MlflowError(
-            400,
-            "INVALID_STATE",
-            f"run {run.id}: runjournal cannot remove a tag (set it to another value instead)",
-        )
-
-    async def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        for key, value in tags.items():
-            await self.tracker.set_tag(run_id, key, value)
+        key = _text(request, "key")
+        if key not in run.tags:
+            raise _missing(f"No tag with name: {key} in run with id {run.id}")
+        await self._write(lambda: self.tracker.delete_tag(run.id, key))
+        return {}
 
     async def log_batch(self, request: dict[str, Any]) -> dict[str, Any]:
         """``runs/log-batch``: params, tags and metrics, all checked before any is queued."""
@@ -566,13 +661,72 @@ class MlflowApi:
         metrics = request.get("metrics") or []
         if not isinstance(metrics, list):
             raise _invalid("'metrics' must be a list")
-        points = _points(metrics)
-        if params:
-            await self._log_params(run_id, params)
-        await self._set_tags(run_id, tags)
-        await self._log_metrics(run_id, points)
-        await self._committed()
+        await self._log(run_id, params, tags, _points(metrics))
         return {}
+
+    async def _log(
+        self,
+        run_id: str,
+        params: dict[str, str],
+        tags: dict[str, str],
+        points: list[tuple[str, int, float, float]],
+    ) -> None:
+        """Check, queue and commit one request's params, tags and metric points."""
+        for key in params:
+            check_key(key, "param key")
+        for key, value in tags.items():
+            check_key(key, "tag key")
+            check_text(value, "tag value")
+        for key, *_ in points:
+            check_key(key, "metric key")
+        name = tags.get(RUN_NAME_TAG)
+        if name is not None:
+            check_name(name, "run name")
+        tracker = self.tracker
+        run: Run | None = None
+        if params or name is not None:
+            run = await self._run({"run_id": run_id})
+        locked = False
+        if params:
+            # Held from the check until the params are queued: the next request's check
+            # reads after this commit (get_params waits for what is queued).
+            await self._param_lock.acquire()
+            locked = True
+        try:
+            fresh = await self._fresh_params(run_id, params) if params else {}
+
+            async def queue() -> None:
+                nonlocal locked
+                try:
+                    if fresh:
+                        tracker.log_params_nowait(run_id, fresh)
+                    for key, value in tags.items():
+                        tracker.set_tag_nowait(run_id, key, value)
+                    for metric, step, number, seconds in points:
+                        tracker.log_metric_nowait(run_id, metric, step, number, timestamp=seconds)
+                finally:
+                    if locked:
+                        self._param_lock.release()
+                        locked = False
+
+            await self._write(queue)
+        finally:
+            if locked:
+                self._param_lock.release()
+        if name is not None and run is not None and run.name != name:
+            await self._write(lambda: tracker.rename_run(run_id, name))
+
+    async def _fresh_params(self, run_id: str, params: dict[str, str]) -> dict[str, Any]:
+        """The params not logged yet; the same value again is fine, a different one is 400."""
+        logged = await self.tracker.get_params(run_id)
+        for key, value in params.items():
+            if key in logged and param_to_mlflow(logged[key]) != value:
+                raise _invalid(
+                    f"Changing param values is not allowed. Param with key='{key}' was already "
+                    f"logged with value='{param_to_mlflow(logged[key])}' for run ID='{run_id}'. "
+                    f"Attempted logging new value '{value}'."
+                )
+        return {k: param_from_mlflow(v) for k, v in params.items() if k not in logged}
 
     async def log_inputs(self, request: dict[str, Any]) -> dict[str, Any]:
         """``runs/log-inputs``: datasets are not tracked here; the run must exist."""
