@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import shutil
 import sqlite3
 import stat
@@ -105,10 +106,14 @@ async def test_full_disk_at_close_reports_what_is_lost(
     (pages,) = query(path, "PRAGMA page_count")[0]
     store = SqliteBackend(path, pragmas={"max_page_count": pages})
 
+    # Random values: a chunk of them takes about 8 bytes a point, so they need new pages
+    # (a constant series compresses into the free space of the pages it has).
+    values = [random.Random(step).random() for step in range(5_000)]
+
     async def log_and_close() -> None:
         async with Tracker(store, drain_timeout=0.3) as tracker:
-            for step in range(5_000):
-                tracker.log_metric_nowait(run_id, "full", step, 1.0)
+            for step, value in enumerate(values):
+                tracker.log_metric_nowait(run_id, "full", step, value)
 
     with pytest.raises(DrainTimeout) as info:
         await log_and_close()

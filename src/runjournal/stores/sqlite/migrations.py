@@ -19,7 +19,8 @@ version 3 or 4 gets them in the same
 one transaction by :func:`_typed_params`, which decodes each stored value once
 (an older file is refolded, which writes them anyway).
 Version 6 changed no table: it marks a file whose journal may hold ``metrics.chunk``
-entries, which a runjournal of version 5 cannot read, so that such a runjournal refuses
+entries and the ``tag.deleted``, ``run.renamed`` and ``experiment.updated`` events, which a
+runjournal of version 5 cannot read, so that such a runjournal refuses
 the file instead of misreading it. Upgrading a file of version 5 only sets the version.
 """
 

@@ -36,9 +36,10 @@ chunks (``chunks``, ``contents``, ``content_chunks``) instead of one ``blobs`` r
 ``migrations``). 4: ``runs.hidden`` (a projection: 1 while the run is hidden). 5: the typed
 params index (``params.kind``, ``num`` and ``text``, and their indexes; see ``filters``), and
 ``runs_by_creation`` for searches across experiments. 6: the journal may hold
-``metrics.chunk`` entries (metric points as columns, :mod:`runjournal.chunks`); the tables
-are those of 5, but a runjournal of schema 5 cannot read those entries, so it must refuse
-the file (it asks to upgrade runjournal) rather than misread it."""
+``metrics.chunk`` entries (metric points as columns, :mod:`runjournal.chunks`) and the events
+``tag.deleted``, ``run.renamed`` and ``experiment.updated``; the tables are those of 5, but a
+runjournal of schema 5 cannot read those entries, so it must refuse the file (it asks to
+upgrade runjournal) rather than misread it."""
 TYPED_PARAMS_SINCE = 5
 """The version that added the typed params index; a read-only open of the one before adds
 it as a temporary view (``filters.typed_params_view``)."""
