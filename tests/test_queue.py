@@ -7,6 +7,7 @@ so every wait below ends because of a signal, never because time passed.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import anyio
 import pytest
@@ -170,3 +171,41 @@ async def test_a_tracker_under_backpressure_loses_nothing() -> None:
             points = await tracker.get_metrics(run_id, key)
             assert [p.step for p in points] == list(range(2_000))
         assert tracker.stats().dropped == 0
+
+
+def test_stats_count_every_event_while_the_writer_holds_a_batch(tmp_path: Path) -> None:
+    """An event the writer has taken off the queue but not yet encoded is still accepted:
+    ``stats().accepted`` never falls behind what producers were told was queued."""
+    logged = 0  # events whose log call has returned, read by the polling thread
+    done = threading.Event()
+
+    async def main() -> list[str]:
+        nonlocal logged
+        problems: list[str] = []
+        async with Tracker.open(tmp_path / "stats.db", batch_size=500) as tracker:
+            run_id = await tracker.create_run(await tracker.create_experiment("stats"))
+            await tracker.flush()
+            base = tracker.stats().accepted
+
+            def poll() -> None:
+                while not done.is_set():
+                    before = logged
+                    accepted = tracker.stats().accepted - base
+                    if accepted < before:
+                        problems.append(f"accepted {accepted} < {before} logged")
+
+            poller = threading.Thread(target=poll)
+            poller.start()
+            try:
+                for step in range(20_000):
+                    tracker.log_metric_nowait(run_id, "m", step, step * 0.5)
+                    logged += 1
+                await tracker.flush()
+            finally:
+                done.set()
+                poller.join(JOIN)
+            stats = tracker.stats()
+            assert stats.accepted - base == 20_000 == stats.committed - base
+        return problems
+
+    assert anyio.run(main) == []

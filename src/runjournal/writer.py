@@ -270,6 +270,11 @@ class Writer:
         self._next_seq = 1
         self._retry = threading.Event()  # a flush or close wants a failed write retried now
         self._stats_lock = threading.Lock()
+        # Held by the writer from taking a batch off the queue until its events are counted
+        # in _taken, so that stats() never sees them in neither place.
+        self._take_lock = threading.Lock()
+        self._uncounted = False  # the writer holds _take_lock for a batch not yet counted
+        self._precounted = False  # the batch being committed was counted whole when taken
         self._taken = 0
         self._committed = 0
         self._dropped = 0
@@ -521,7 +526,11 @@ class Writer:
         self._start()
 
     def stats(self) -> WriterStats:
-        pending = sum(_event_count(item) for item in self.queue.snapshot())
+        with self._take_lock:
+            pending = sum(_event_count(item) for item in self.queue.snapshot())
+            return self._stats(pending)
+
+    def _stats(self, pending: int) -> WriterStats:
         with self._stats_lock:
             in_flight = self._taken - self._committed - self._rejected - self._unwritten
             return WriterStats(
@@ -544,8 +553,14 @@ class Writer:
                     self._busy = True
                     batch: list[QueueItem | _Marker | _Open] = []
                     self._batch = batch
-                    queue.take(batch, self.batch_size)
-                    self._commit(batch)
+                    self._take_lock.acquire()
+                    self._uncounted = True
+                    try:
+                        queue.take(batch, self.batch_size)
+                        self._commit(batch)
+                    finally:
+                        self._count_taken(0)
+                        self._precounted = False
                     self._batch = []
             except Exception:  # pragma: no cover - a bug; keep the thread alive and loud
                 _logger.exception("runjournal writer: unexpected failure")
@@ -559,6 +574,9 @@ class Writer:
         # items around it are committed before and after it, in queue order.
         start = 0
         if Upload in map(type, items):  # rare: the scan for them runs in C
+            # Counted whole now: the batch is committed in several transactions.
+            self._count_taken(sum(map(_event_count, items)))
+            self._precounted = True
             for index, item in enumerate(items):
                 if type(item) is Upload:
                     self._commit_events(items[start:index])
@@ -577,8 +595,7 @@ class Writer:
         events = typing.cast(list[Event | _Marker], items)  # uploads were split off
         batch = to_entries(events, self.source, self._next_seq)
         self._next_seq = batch.next_seq
-        with self._stats_lock:
-            self._taken += batch.events
+        self._count_taken(batch.events)
         if batch.entries:
             self._append(batch.entries, batch.events)
         for marker in batch.markers:
@@ -625,8 +642,7 @@ class Writer:
                 stretch.append(typing.cast("Event | _Marker", item))  # uploads were split off
         cut()
         self._next_seq = seq
-        with self._stats_lock:
-            self._taken += counted
+        self._count_taken(counted)
         self._owners = owners
         try:
             if entries:
@@ -636,12 +652,21 @@ class Writer:
         for marker in releases:
             self._release(marker)
 
+    def _count_taken(self, events: int) -> None:
+        """Count ``events`` of the batch as taken (unless it was counted whole), and let
+        stats() see the queue again once the batch is counted."""
+        if not self._precounted:
+            with self._stats_lock:
+                self._taken += events
+        if self._uncounted:
+            self._uncounted = False
+            self._take_lock.release()
+
     def _upload(self, upload: Upload) -> None:
         """Store one artifact and its entry in one transaction; tell its caller the outcome."""
         seq = self._next_seq
         self._next_seq += 1
-        with self._stats_lock:
-            self._taken += 1
+        self._count_taken(1)
 
         def entry(sha256: str, size: int) -> NewEntry:
             event = ArtifactLogged(upload.run_id, upload.name, sha256, size, upload.at)
