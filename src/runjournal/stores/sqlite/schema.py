@@ -192,16 +192,36 @@ def statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
 
 
+def _identity(conn: sqlite3.Connection) -> tuple[int, list[str]]:
+    """The file's application id and its tables, read in one read transaction.
+
+    Two separate reads could straddle another process's schema creation (one
+    transaction) and see its tables without its application id.
+    """
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        app_id: int = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    except BaseException:
+        if own and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    if own:
+        conn.execute("COMMIT")
+    return app_id, tables
+
+
 def refuse_foreign(conn: sqlite3.Connection, where: str) -> None:
     """Raise :class:`NotARunJournalDatabase` unless the file is ours or an empty database.
 
     Reads only: it runs before anything (even the switch to WAL) touches the file.
     """
     try:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        app_id, tables = _identity(conn)
         if app_id == APPLICATION_ID:
             return
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     except sqlite3.DatabaseError as exc:
         if exc.sqlite_errorname in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
             raise NotARunJournalDatabase(f"{where} is not a runjournal database ({exc})") from exc
@@ -246,8 +266,7 @@ def ensure_schema(conn: sqlite3.Connection, where: str) -> int:
     Raises :class:`NotARunJournalDatabase` for any other file.
     """
     try:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        app_id, tables = _identity(conn)
     except sqlite3.DatabaseError as exc:
         if exc.sqlite_errorname in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
             raise NotARunJournalDatabase(f"{where} is not a runjournal database ({exc})") from exc
