@@ -257,23 +257,7 @@ def _identifier(reader: _Reader, what: str) -> tuple[Entity, str]:
         return Entity.ATTRIBUTE, _attribute(head)
     reader.take()
     entity = _entity(head)
-    part = reader.take()
-    if part.kind == "backtick" or (part.kind == "string" and part.text.startswith('"')):
-        key = _unquote(part)
-    elif part.kind in ("word", "number"):
-        key = part.text
-        while (nxt := reader.peek()) is not None and nxt.text == ".":
-            following = reader.peek(1)
-            if following is None or following.kind not in ("word", "number"):
-                break
-            reader.i += 2
-            key += "." + following.text
-    else:
-        raise SearchError(
-            f"expected a key after {head}. at position {part.at} in {what}, found {part.text!r}"
-        )
-    if not key:
-        raise SearchError(f"empty key after {head}. in {what}")
+    key = _key_after(reader, head, what)
     if entity is Entity.ATTRIBUTE:
         key = _attribute(key)
     return entity, key
@@ -592,6 +576,12 @@ def _raw_identifier(reader: _Reader, what: str) -> tuple[Entity, str]:
     entity = _entity(head)
     if entity not in (Entity.ATTRIBUTE, Entity.TAG):
         raise SearchError(f"experiments have no {head}: use attributes or tags in {what}")
+    key = _key_after(reader, head, what)
+    return entity, key
+
+
+def _key_after(reader: _Reader, head: str, what: str) -> str:
+    """The key after ``head.``: backtick- or double-quoted, or dotted words and numbers."""
     part = reader.take()
     if part.kind == "backtick" or (part.kind == "string" and part.text.startswith('"')):
         key = _unquote(part)
@@ -609,7 +599,7 @@ def _raw_identifier(reader: _Reader, what: str) -> tuple[Entity, str]:
         )
     if not key:
         raise SearchError(f"empty key after {head}. in {what}")
-    return entity, key
+    return key
 
 
 def parse_experiment_filter(text: str | None) -> list[Comparison]:
