@@ -17,6 +17,7 @@ from runjournal.chunks import (
     MAX_POINTS,
     chunk_length,
     decode_chunk,
+    decode_window,
     encode_chunk,
     steps_sorted,
 )
@@ -126,6 +127,65 @@ SPECIAL = [
     -2.2250738585072e-308,  # subnormal
     1.7976931348623157e308,
 ]
+
+
+def _filtered(chunk: bytes, low: int, high: int) -> list[tuple[int, bytes, bytes]]:
+    """What decode_window must give: the whole chunk decoded, then filtered (bits compared)."""
+    steps, values, stamps = decode_chunk(chunk)
+    return [
+        (s, struct.pack("<d", v), struct.pack("<d", t))
+        for s, v, t in zip(steps, values, stamps, strict=True)
+        if low <= s <= high
+    ]
+
+
+def _window(chunk: bytes, low: int, high: int) -> list[tuple[int, bytes, bytes]]:
+    steps, values, stamps = decode_window(chunk, low, high)
+    assert (steps.typecode, values.typecode, stamps.typecode) == ("q", "d", "d")
+    return [
+        (s, struct.pack("<d", v), struct.pack("<d", t))
+        for s, v, t in zip(steps, values, stamps, strict=True)
+    ]
+
+
+@given(chunks(), st.data())
+def test_a_window_decodes_as_the_whole_chunk_filtered(
+    columns: tuple[list[int], ...], data: st.DataObject
+) -> None:
+    chunk = encode_chunk(*columns)
+    steps = columns[0]
+    # Bounds on, between and beyond the chunk's own steps.
+    near = st.sampled_from(steps) if steps else STEPS
+    low = data.draw(st.one_of(near, STEPS, st.just(0)))
+    high = data.draw(st.one_of(near, STEPS, st.just(2**63 - 1)))
+    assert _window(chunk, low, high) == _filtered(chunk, low, high)
+
+
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [(0, 255), (0, 0), (30_000, 30_300), (64_000, 70_000), (5, 4), (80_000, 90_000), (0, 10**9)],
+)
+def test_a_window_of_a_long_compressed_chunk_reads_only_its_points(low: int, high: int) -> None:
+    """A 65,536-point training curve, as the writer cuts them: steps and values in zlib planes."""
+    n = 65_536
+    values = [1.0 / (1 + i) for i in range(n)]
+    chunk = encode_chunk(range(n), values, [1.7e9 + i * 0.01 for i in range(n)])
+    assert chunk[6] == 1  # the steps' low byte plane, right after the header, is zlib
+    assert _window(chunk, low, high) == _filtered(chunk, low, high)
+
+
+def test_a_window_of_unsorted_steps_keeps_the_chunk_order() -> None:
+    chunk = encode_chunk([5, 3, 9, 3, 1], [0.5, 0.3, 0.9, -0.0, math.nan], [1.0] * 5)
+    steps, values, _ = decode_window(chunk, 3, 5)
+    assert list(steps) == [5, 3, 3]
+    assert _bits(values) == _bits(array("d", [0.5, 0.3, -0.0]))
+
+
+def test_a_truncated_chunk_raises_a_clear_error_in_a_window_too() -> None:
+    chunk = _sample()
+    for size in range(len(chunk)):
+        with pytest.raises(ValueError, match="corrupt metric chunk"):
+            decode_window(chunk[:size], 0, 10)
 
 
 def test_special_values_keep_their_bits() -> None:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from runjournal import Tracker
 from runjournal.journal import rebuild, verify
 from runjournal.model import MetricBucket, MetricPoint
+from runjournal.rollups import FOLDED, LEGACY_LADDER
 from runjournal.stores.sqlite.schema import SCHEMA_VERSION
 from tests.conftest import STORE_KINDS, StoreKind, assert_identical, make_store
 
@@ -238,3 +239,50 @@ async def test_a_format1_database_is_migrated_in_place_with_its_rollups(tmp_path
     assert rows[0] == checked
     report = await verify(path)
     assert report.ok, report.differences
+
+
+async def test_series_appended_to_without_the_finer_levels_are_read_through_the_first_ones(
+    tmp_path: Path,
+) -> None:
+    """A runjournal of schema 6 that still has the file open keeps only levels 0 to 3.
+
+    Its points then miss the finer levels, so the FOLDED bucket no longer counts every
+    point: reads fall back to the first format's levels and stay exact, verify() names the
+    gap, and rebuild() closes it.
+    """
+    import sqlite3
+
+    path = tmp_path / "stale.db"
+    finer = f"level NOT IN (0, {', '.join(map(str, LEGACY_LADDER))})"
+    async with Tracker.open(path) as tracker:
+        run_id = await _run(tracker)
+        for step in range(100_000):
+            tracker.log_metric_nowait(run_id, "m", step, 1.0 / (step + 1))
+        await tracker.flush()
+        with sqlite3.connect(path) as conn:
+            before = conn.execute(f"SELECT * FROM rollups WHERE {finer}").fetchall()
+        conn.close()
+        await tracker.log_metric(run_id, "m", 100_000, 9.0)
+        await tracker.flush()
+    with sqlite3.connect(path) as conn:
+        # What a schema-6 writer's commit of that point leaves: levels 0 to 3 hold it, the
+        # finer ones and FOLDED are as they were before it.
+        conn.execute(f"DELETE FROM rollups WHERE {finer}")
+        conn.executemany(f"INSERT INTO rollups VALUES ({', '.join('?' * 12)})", before)
+    conn.close()
+    async with Tracker.open(path) as tracker:
+        series = await tracker.get_metrics(run_id, "m")
+        buckets = await tracker.get_metrics_downsampled(run_id, "m", points=500)
+        check_buckets(buckets, series, 500, None, None)
+        assert (buckets[-1].last_step, buckets[-1].last) == (100_000, 9.0)
+    report = await verify(path)
+    assert not report.ok
+    assert any(f"rollup {FOLDED}/0" in str(d) for d in report.differences), report.differences
+    await rebuild(path)
+    report = await verify(path)
+    assert report.ok, report.differences
+    async with Tracker.open(path) as tracker:
+        rows = await tracker.store.metric_rollups(run_id, "m")
+        assert {level for level, _, _ in rows} == set(range(FOLDED + 1))
+        again = await tracker.get_metrics_downsampled(run_id, "m", points=500)
+        check_buckets(again, series, 500, None, None)

@@ -38,6 +38,7 @@ from runjournal.stores import JournalEntry, PostgresBackend, store_for
 from runjournal.stores.postgres.schema import SCHEMA_VERSION, lock_key
 from tests import pg
 from tests.children import get_context
+from tests.test_contract_rollups import check_buckets
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -173,6 +174,31 @@ async def test_a_version_1_schema_is_upgraded_to_the_typed_params_index_by_a_wri
         ).fetchall()
     assert version == (str(SCHEMA_VERSION),)
     assert {"params_by_num", "params_by_utf8", "runs_by_creation"} <= {i[0] for i in indexes}
+
+
+async def test_a_version_2_schema_gains_the_finer_rollup_levels_from_a_writer() -> None:
+    dsn = pg.fresh_dsn()
+    schema = _schema_of(dsn)
+    async with Tracker.open(dsn) as tracker:
+        run_id = await tracker.create_run(await tracker.create_experiment("e"))
+        for step in range(70_000):
+            tracker.log_metric_nowait(
+                run_id, "loss", step, 50.0 if step == 4_321 else 1 / (step + 1)
+            )
+        await tracker.flush()
+        want = await tracker.store.metric_rollups(run_id, "loss")
+    # What version 2 wrote: the rollup levels of the first format only.
+    with psycopg.connect(_base(dsn), autocommit=True) as conn:
+        conn.execute(f"DELETE FROM {schema}.rollups WHERE level NOT IN (0, 1, 2, 3)")
+        conn.execute(f"UPDATE {schema}.meta SET value = '2' WHERE key = 'schema_version'")
+    async with Tracker.open(dsn) as tracker:
+        assert await tracker.store.metric_rollups(run_id, "loss") == want
+        series = await tracker.get_metrics(run_id, "loss")
+        buckets = await tracker.get_metrics_downsampled(run_id, "loss", points=100)
+        check_buckets(buckets, series, 100, None, None)
+        assert max(b.max for b in buckets if b.max is not None) == 50.0
+    report = await journal.verify(dsn)
+    assert report.ok, report.differences
 
 
 def test_the_typed_params_index_answers_range_filters_through_its_indexes() -> None:

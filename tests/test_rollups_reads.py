@@ -14,7 +14,18 @@ from collections.abc import Sequence
 import pytest
 
 from runjournal.model import MetricPoint
-from runjournal.rollups import COARSER, Piece, downsample, rollup
+from runjournal.rollups import (
+    COARSER,
+    FOLDED,
+    LADDER,
+    LEGACY_LADDER,
+    Aggregate,
+    Piece,
+    downsample,
+    ladder_for,
+    rollup,
+)
+from runjournal.stores._rollups import add_finer_levels
 from tests.test_contract_rollups import check_buckets
 
 
@@ -88,3 +99,57 @@ def test_a_window_reads_raw_points_only_at_its_edges(start: int, end: int) -> No
         assert source.points_read == width
     else:  # the partial stored buckets at both edges, raw
         assert source.points_read <= 2 * 256
+
+
+def test_a_million_step_series_reads_about_one_stored_bucket_per_drawn_point() -> None:
+    """The levels between the first format's: 977 buckets of 1,024 steps, not 3,907 of 256."""
+    series = _series(1_000_000, spike_at=424_242)
+    source = CountingSource(series)
+    buckets = downsample(source, source.whole, 1000, None, None)
+    check_buckets(buckets, series, 1000, None, None)
+    assert source.buckets_read <= math.ceil(1_000_000 / 1024) + 8
+    assert 500 <= len(buckets) <= 1000
+    assert source.points_read <= 256
+    assert max(b.max for b in buckets if b.max is not None) == 50.0
+    # The first format's levels answer validly too, reading four times as many buckets.
+    legacy = CountingSource(series)
+    old = downsample(legacy, legacy.whole, 1000, None, None, LEGACY_LADDER)
+    check_buckets(old, series, 1000, None, None)
+    assert legacy.buckets_read > 3 * source.buckets_read
+
+
+def test_the_finer_levels_are_read_only_while_the_folded_bucket_counts_every_point() -> None:
+    source = CountingSource(_series(5_000, spike_at=7))
+    whole, folded = source.whole, source.levels[FOLDED][0]
+    assert folded == whole
+    assert ladder_for(whole, folded) == LADDER
+    assert ladder_for(whole, None) == LEGACY_LADDER  # a database of the first format
+    stale = (*folded[:6], folded[6] - 1, folded[7])  # a writer without them appended a point
+    assert ladder_for(whole, stale) == LEGACY_LADDER
+    assert ladder_for(None, None) == LEGACY_LADDER
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1000])
+def test_an_upgrade_derives_the_finer_levels_of_series_that_span_pages(size: int) -> None:
+    """Level-1 rows read a page at a time give each series the levels ``rollup`` folds."""
+    folded: dict[tuple[str, str], dict[tuple[int, int], Aggregate]] = {}
+    rows: list[tuple[object, ...]] = []
+    for run_id, key, count in [("a", "m", 3000), ("a", "n", 10), ("b", "m", 1500)]:
+        cells = rollup(list(range(count)), [float(i % 17) for i in range(count)])
+        folded[run_id, key] = cells
+        rows += sorted((run_id, key, b, *agg) for (lv, b), agg in cells.items() if lv == 1)
+
+    def read_page(after: tuple[str, str, int], limit: int) -> list[tuple[object, ...]]:
+        return [row for row in rows if row[:3] > after][:limit]
+
+    written: list[tuple[object, ...]] = []
+    add_finer_levels(read_page, written.extend, size)
+    got = {(row[0], row[1], row[2], row[3]): Aggregate(*row[4:]) for row in written}  # type: ignore[arg-type]
+    want = {
+        (level, run_id, key, bucket): agg
+        for (run_id, key), cells in folded.items()
+        for (level, bucket), agg in cells.items()
+        if level in LADDER and level not in LEGACY_LADDER
+    }
+    assert got == want
+    assert len(written) == len(want)  # no series written twice at a page's seam

@@ -1,8 +1,8 @@
 """A database of SQLite schema 4 (before the typed params index) opens and answers as it did.
 
-``tests/data/schema4.db`` and ``schema4.expected.json`` were written together by
-``tests/data/make_schema4_database.py`` with the code of schema 4; they are never
-regenerated. A write open migrates a copy to the typed params index in one transaction;
+``tests/data/schema4.db`` and ``schema4.expected.json`` were written together by a
+one-version copy of ``tests/data/make_schema_database.py`` with the code of schema 4; they
+are never regenerated. A write open migrates a copy to the typed params index in one transaction;
 a read-only open reads it as it is, never writing it. Either way every answer is the
 recorded one, and searches agree with those of the migrated file.
 """

@@ -70,7 +70,7 @@ from runjournal.model import (
     RunStatus,
     RunView,
 )
-from runjournal.rollups import LEVELS, Aggregate, downsample, merge, rollup
+from runjournal.rollups import FOLDED, LEVELS, Aggregate, downsample, ladder_for, merge, rollup
 
 __all__ = [
     "AddArtifact",
@@ -726,7 +726,9 @@ class State:
         if levels is None:
             return downsample(_NoSeries(), None, points, start, end)
         source = _StateSource(self.get_metrics(run_id, key), levels)
-        return downsample(source, levels[0].get(0), points, start, end)
+        whole = levels[0].get(0)
+        ladder = ladder_for(whole, levels[FOLDED].get(0))
+        return downsample(source, whole, points, start, end, ladder)
 
     def metric_rollups(self, run_id: str, key: str) -> list[tuple[int, int, Aggregate]]:
         """Every stored bucket of the series as ``(level, bucket, aggregate)``, sorted."""

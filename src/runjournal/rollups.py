@@ -1,14 +1,23 @@
 """The metric rollup projection: min, max, first, last and count per bucket of steps.
 
-Every series (run, key) is summarised at :data:`LEVELS`: level 0 is one bucket
-holding the whole series (the run table's summary), and level ``l`` ≥ 1 cuts
-the steps into aligned buckets of ``256**l`` steps (bucket ``step >> 8*l``). A
-chart of a range wider than 64 steps per output bucket reads stored buckets (a
-few thousand rows, never a million points, see :data:`COARSER`); a narrower
-zoom reads the raw points of that window only. The widths are coarse on
-purpose: the writer maintains every level in the commit of each batch, and a
-finer first level (16 steps) cost a row per point for series logged every 100
-steps.
+Every series (run, key) is summarised at :data:`LEVELS`. Level 0 is one bucket holding
+the whole series (the run table's summary). The stepped levels of :data:`LADDER` cut the
+steps into aligned buckets of ``2**SHIFTS[level]`` steps (bucket ``step >> shift``), from
+256 steps up to about 16.8 million, each level 4 times wider than the one before up to
+65,536 steps. A chart of a range wider than 64 steps per output bucket reads stored buckets,
+about one or two per output bucket up to series of some 30 million steps (a few thousand
+rows, never a million points, see :data:`COARSER`); a narrower zoom reads the raw points of
+that window only. The finest
+width is coarse on purpose: the writer maintains every level in the commit of each batch,
+and a finer first level (16 steps) cost a row per point for series logged every 100 steps.
+
+Levels 1, 2 and 3 (256, 65,536 and 16.8 million steps) are the first format's; levels 4
+to 6 (1,024, 4,096 and 16,384 steps) came later, between the first two. Each costs the writer
+a row per series per commit, so there are no more: a commit of a few points to each of many
+series (a sweep) writes 8 rows per series instead of 4. A series whose :data:`FOLDED` bucket does not count every
+point of its level 0 (a database written before them, or appended to since by a
+runjournal that did not keep them) is read through :data:`LEGACY_LADDER` only
+(:func:`ladder_for`): slower, never wrong.
 
 A bucket is an :class:`Aggregate` keyed by its step range, so it never needs
 to be recomputed: two aggregates of the same bucket combine exactly
@@ -24,40 +33,60 @@ import bisect
 import itertools
 import operator
 from array import array
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, Protocol, TypeAlias
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Final, NamedTuple, Protocol, TypeAlias
 
 from runjournal.model import MetricBucket
 
 __all__ = [
     "BITS",
     "COARSER",
+    "FOLDED",
+    "LADDER",
+    "LADDER_COARSER",
+    "LEGACY_LADDER",
     "LEVELS",
-    "TOP_LEVEL",
+    "SHIFTS",
     "Aggregate",
     "Piece",
     "Source",
     "aggregate_points",
     "downsample",
+    "finer_levels",
+    "ladder_for",
     "merge",
     "rollup",
 ]
 
 BITS = 8
-"""A level's buckets are ``2**BITS`` (256) times wider than the level below's."""
-TOP_LEVEL = 3
-"""The widest stepped level: buckets of ``256**3`` (about 16.8 million) steps."""
-LEVELS = tuple(range(TOP_LEVEL + 1))
-"""Level 0 (the whole series as one bucket) and the stepped levels 1..TOP_LEVEL."""
+"""The finest stepped level's buckets are ``2**BITS`` (256) steps wide."""
+SHIFTS: Final[dict[int, int]] = {1: 8, 4: 10, 5: 12, 6: 14, 2: 16, 3: 24}
+"""Each stepped level's bucket width, as a power of two: its bucket of a step is ``step >> shift``."""
+LADDER: Final = (1, 4, 5, 6, 2, 3)
+"""The stepped levels, from the finest (256 steps) to the widest (about 16.8 million): 4 times
+apart up to 65,536 steps, where charts of long series read; 256 times above, as in the first format."""
+LEGACY_LADDER: Final = (1, 2, 3)
+"""The stepped levels of the first format: what a series without a whole :data:`FOLDED` has."""
+FOLDED: Final = 7
+"""Level 7, bucket 0: the whole series once more, kept only by writers that keep every level
+of :data:`LADDER`. Its count equals level 0's exactly when those levels hold every point."""
+LEVELS: Final = tuple(range(FOLDED + 1))
+"""Every level a store may hold: 0 (the whole series), the stepped levels and :data:`FOLDED`."""
 COARSER = 4
 """How much coarser than asked :func:`downsample` may answer to read stored buckets.
 
-A range is answered from the coarsest level whose buckets are at most ``COARSER``
-times wider than the equal-width buckets asked for, so a request for ``points``
-buckets gets at least about ``points / COARSER`` of them. Without this slack, a
-100,000-step series at ``points=1000`` (100 steps a bucket, under the 256 of level 1)
-would read and bucket every raw point; with it, it reads 391 stored buckets.
+The finest level, and every level of :data:`LEGACY_LADDER`, is used for buckets at most
+``COARSER`` times wider than the equal-width buckets asked for, so a request for
+``points`` buckets gets at least about ``points / COARSER`` of them. Without this slack,
+a 100,000-step series at ``points=1000`` (100 steps a bucket, under the 256 of level 1)
+would read and bucket every raw point; with it, it reads 391 stored buckets. A level only
+4 times wider than the one below it has the smaller slack :data:`LADDER_COARSER`.
 """
+LADDER_COARSER = 2
+"""The slack of a level 4 times wider than the one below it: a request for ``points`` buckets
+gets at least about half of them, from at most about ``2 * points`` stored rows. (A
+1,000,000-step series at ``points=1000`` reads 977 buckets of 1,024 steps, where the
+first format's levels made it read 3,907 of 256.)"""
 
 
 class Aggregate(NamedTuple):
@@ -144,23 +173,56 @@ def rollup(
     # each finest bucket as one slice, summarised by C builtins.
     level_aggs = _finest_sorted(steps, values) if ordered else _finest_any(steps, values)
     out: dict[tuple[int, int], Aggregate] = {}
-    for level in range(1, TOP_LEVEL + 1):
-        for bucket, agg in level_aggs.items():
+    for level, bucket_aggs in _climb(level_aggs):
+        for bucket, agg in bucket_aggs.items():
             out[level, bucket] = agg
-        if level == TOP_LEVEL:
-            break
-        coarser: dict[int, Aggregate] = {}
-        for bucket, agg in level_aggs.items():
-            # Buckets of one level cover disjoint steps, so their merge order does not matter.
-            parent = coarser.get(bucket >> BITS)
-            coarser[bucket >> BITS] = agg if parent is None else merge(parent, agg)
-        level_aggs = coarser
+        level_aggs = bucket_aggs
     whole: Aggregate | None = None
     for agg in level_aggs.values():
         whole = agg if whole is None else merge(whole, agg)
     if whole is not None:
-        out[0, 0] = whole
+        out[0, 0] = out[FOLDED, 0] = whole
     return out
+
+
+def _climb(finest: dict[int, Aggregate]) -> Iterator[tuple[int, dict[int, Aggregate]]]:
+    """Each level of :data:`LADDER` with its buckets, each level merged from the one before."""
+    aggs = finest
+    yield LADDER[0], aggs
+    for finer, level in itertools.pairwise(LADDER):
+        aggs = _coarser(aggs, SHIFTS[level] - SHIFTS[finer])
+        yield level, aggs
+
+
+def _coarser(aggs: dict[int, Aggregate], shift: int) -> dict[int, Aggregate]:
+    coarser: dict[int, Aggregate] = {}
+    for bucket, agg in aggs.items():
+        # Buckets of one level cover disjoint steps, so their merge order does not matter.
+        parent = coarser.get(bucket >> shift)
+        coarser[bucket >> shift] = agg if parent is None else merge(parent, agg)
+    return coarser
+
+
+def finer_levels(finest: dict[int, Aggregate]) -> dict[tuple[int, int], Aggregate]:
+    """The buckets of the levels of :data:`LADDER` that :data:`LEGACY_LADDER` lacks.
+
+    ``finest`` is a series' buckets of level 1 (bucket -> aggregate), as a database of the
+    first format holds them; the result is keyed ``(level, bucket)``. Each level is merged
+    from the one below it, exactly as :func:`rollup` builds it from points.
+    """
+    return {
+        (level, bucket): agg
+        for level, aggs in _climb(finest)
+        if level not in LEGACY_LADDER
+        for bucket, agg in aggs.items()
+    }
+
+
+def ladder_for(whole: Piece | None, folded: Piece | None) -> tuple[int, ...]:
+    """The stepped levels to read a series by, from its level 0 and :data:`FOLDED` buckets."""
+    if whole is not None and folded is not None and folded[6] == whole[6]:
+        return LADDER
+    return LEGACY_LADDER
 
 
 def _finest_sorted(steps: Sequence[int], values: Sequence[float]) -> dict[int, Aggregate]:
@@ -239,7 +301,8 @@ _INF = float("inf")
 
 
 class _Stored(NamedTuple):
-    level: int
+    rung: int
+    """The index in the ladder of the level that the rows are of."""
     rows: Sequence[Piece]
 
 
@@ -251,35 +314,39 @@ class _Raw(NamedTuple):
 _Segment: TypeAlias = _Stored | _Raw
 
 
-def _segments(source: Source, low: int, high: int, level: int) -> list[_Segment]:
+def _segments(
+    source: Source, low: int, high: int, ladder: Sequence[int], rung: int
+) -> list[_Segment]:
     """Stored buckets and raw points that cover exactly the points in ``[low, high]``, by step.
 
-    A stored bucket is used whenever its points all lie in the range, even if its
-    nominal width pokes out (the last bucket of a series is usually such); only
-    a bucket that holds points on both sides of a bound is read one level finer.
+    ``ladder[rung]`` is the level to read (raw points for a rung of -1). A stored bucket
+    is used whenever its points all lie in the range, even if its nominal width pokes out
+    (the last bucket of a series is usually such); only a bucket that holds points on both
+    sides of a bound is read one rung finer.
     """
     if low > high:
         return []
-    if level == 0:
+    if rung < 0:
         steps, values = source.points(low, high)
         return [_Raw(steps, values)] if steps else []
-    shift = BITS * level
-    rows = list(source.buckets(level, low >> shift, high >> shift))
+    shift = SHIFTS[ladder[rung]]
+    rows = list(source.buckets(ladder[rung], low >> shift, high >> shift))
     if not rows:
         return []  # every point lies in some stored bucket: none here means no points
     left: list[_Segment] = []
     right: list[_Segment] = []
     if rows[0][0] < low:  # bucket low >> shift, straddling low
         rows.pop(0)
-        left = _segments(source, low, min(high, (((low >> shift) + 1) << shift) - 1), level - 1)
+        edge = min(high, (((low >> shift) + 1) << shift) - 1)
+        left = _segments(source, low, edge, ladder, rung - 1)
     if rows and rows[-1][1] > high:  # bucket high >> shift, straddling high
         rows.pop()
-        right = _segments(source, max(low, (high >> shift) << shift), high, level - 1)
-    middle: list[_Segment] = [_Stored(level, rows)] if rows else []
+        right = _segments(source, max(low, (high >> shift) << shift), high, ladder, rung - 1)
+    middle: list[_Segment] = [_Stored(rung, rows)] if rows else []
     return [*left, *middle, *right]
 
 
-def _split_head(source: Source, segments: list[_Segment]) -> None:
+def _split_head(source: Source, segments: list[_Segment], ladder: Sequence[int]) -> None:
     """Make the first piece hold one step only, reading finer levels as needed."""
     while segments:
         head = segments[0]
@@ -288,8 +355,8 @@ def _split_head(source: Source, segments: list[_Segment]) -> None:
         first = head.rows[0]
         if first[0] == first[1]:
             return
-        finer = _segments(source, first[0], first[1], head.level - 1)
-        rest = [_Stored(head.level, head.rows[1:])] if len(head.rows) > 1 else []
+        finer = _segments(source, first[0], first[1], ladder, head.rung - 1)
+        rest = [_Stored(head.rung, head.rows[1:])] if len(head.rows) > 1 else []
         segments[:1] = [*finer, *rest]
 
 
@@ -350,9 +417,18 @@ class _Columns:
 
     def buckets(self, begins: list[int], ends: list[int]) -> list[MetricBucket]:
         """The bucket of pieces ``begins[i]..ends[i]-1``, for each ``i``."""
-        spans = list(map(slice, begins, ends))
-        lows = [None if v == _INF else v for v in map(min, map(self.lows.__getitem__, spans))]
-        highs = [None if v == -_INF else v for v in map(max, map(self.highs.__getitem__, spans))]
+        # Most buckets hold one piece (stored buckets about as wide as asked): only the others
+        # take a slice and a min and max of it.
+        lows: list[float | None] = list(map(self.lows.__getitem__, begins))
+        highs: list[float | None] = list(map(self.highs.__getitem__, begins))
+        wide = map(operator.gt, map(operator.sub, ends, begins), itertools.repeat(1))
+        for i in itertools.compress(range(len(begins)), wide):
+            lows[i] = min(self.lows[begins[i] : ends[i]])
+            highs[i] = max(self.highs[begins[i] : ends[i]])
+        if _INF in lows:
+            lows = [None if v == _INF else v for v in lows]
+        if -_INF in highs:
+            highs = [None if v == -_INF else v for v in highs]
         lasts_at = [end - 1 for end in ends]
         firsts = list(map(self.firsts.__getitem__, begins))
         lasts = list(map(self.lasts.__getitem__, lasts_at))
@@ -381,7 +457,12 @@ class _Columns:
 
 
 def downsample(
-    source: Source, whole: Piece | None, points: int, start: int | None, end: int | None
+    source: Source,
+    whole: Piece | None,
+    points: int,
+    start: int | None,
+    end: int | None,
+    ladder: Sequence[int] = LADDER,
 ) -> list[MetricBucket]:
     """At most ``points`` buckets over the series' steps in ``[start, end]`` (both inclusive).
 
@@ -391,6 +472,7 @@ def downsample(
     exactly one bucket, so the range's true min and max always appear. Stored
     buckets up to :data:`COARSER` times wider than asked are used as they are,
     so there may be fewer than ``points`` buckets although the range holds more.
+    ``ladder`` is the stepped levels the source holds (:func:`ladder_for`).
     """
     if points < 2:
         raise ValueError(f"points must be at least 2, got {points}")
@@ -400,9 +482,9 @@ def downsample(
     high = min(whole[1], _STEP_MAX if end is None else end)
     if low > high:
         return []
-    level = _level_for(COARSER * (high - low + 1) / (points - 1))
-    segments = _segments(source, low, high, level)
-    _split_head(source, segments)
+    rung = _rung_for((high - low + 1) / (points - 1), ladder)
+    segments = _segments(source, low, high, ladder, rung)
+    _split_head(source, segments, ladder)
     if not segments:
         return []
     columns = _Columns(segments)
@@ -417,19 +499,32 @@ def downsample(
         origin = steps[head]
         # Integer ceiling division: steps reach 2**63, past where floats hold every integer.
         width = -(-(columns.last_steps[-1] - origin + 1) // (points - 1))
-        begin = head
-        while begin < count:
-            boundary = origin + ((steps[begin] - origin) // width + 1) * width
-            stop = bisect.bisect_left(steps, boundary, begin + 1)
-            begins.append(begin)
-            ends.append(stop)
-            begin = stop
+        # Each piece's slot, and the pieces where the slot changes, computed in C.
+        slots = list(
+            map(
+                operator.floordiv,
+                map(operator.sub, itertools.islice(steps, head, None), itertools.repeat(origin)),
+                itertools.repeat(width),
+            )
+        )
+        changes = map(operator.ne, itertools.islice(slots, 1, None), slots)
+        starts = list(itertools.compress(range(head + 1, count), changes))
+        begins += [head, *starts]
+        ends += [*starts, count]
     return columns.buckets(begins, ends)
 
 
-def _level_for(steps_per_bucket: float) -> int:
-    """The coarsest stepped level whose buckets are no wider than ``steps_per_bucket`` (0: raw)."""
-    level = 0
-    while level < TOP_LEVEL and (1 << (BITS * (level + 1))) <= steps_per_bucket:
-        level += 1
-    return level
+def _rung_for(asked: float, ladder: Sequence[int]) -> int:
+    """The rung of ``ladder`` to answer buckets of ``asked`` steps from (-1: raw points).
+
+    The widest level no wider than ``slack * asked``: ``LADDER_COARSER`` for a level 4 times
+    wider than the one below it, ``COARSER`` for one 256 times wider or the finest.
+    """
+    rung = -1
+    while rung + 1 < len(ladder):
+        shift = SHIFTS[ladder[rung + 1]]
+        close = rung >= 0 and shift - SHIFTS[ladder[rung]] <= 2
+        if (1 << shift) > (LADDER_COARSER if close else COARSER) * asked:
+            break
+        rung += 1
+    return rung

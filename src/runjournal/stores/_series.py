@@ -11,12 +11,13 @@ import bisect
 from array import array
 from collections.abc import Sequence
 
-from runjournal.chunks import decode_chunks
+from runjournal.chunks import decode_chunks, steps_sorted
+from runjournal.chunks import decode_window as chunk_window
 from runjournal.events import EventCodec, MetricChunkLogged, MetricLogged, MetricsLogged
 from runjournal.model import MetricArrays
 from runjournal.projection import by_step, metric_columns
 
-__all__ = ["decode_series", "slice_entries"]
+__all__ = ["decode_series", "decode_window"]
 
 
 def decode_series(codec: EventCodec, rows: Sequence[tuple[int, bytes]]) -> MetricArrays:
@@ -43,24 +44,50 @@ def decode_series(codec: EventCodec, rows: Sequence[tuple[int, bytes]]) -> Metri
     return by_step(MetricArrays(steps, values, stamps), ordered)
 
 
-def slice_entries(
-    entries: Sequence[MetricArrays], low: int, high: int
-) -> tuple[list[int], list[float]]:
-    """Steps and values in ``[low, high]`` of entries in journal order (each by step), by step."""
-    steps: list[int] = []
-    values: list[float] = []
+def decode_window(
+    codec: EventCodec, rows: Sequence[tuple[int, bytes]], low: int, high: int
+) -> MetricArrays:
+    """The points with step in ``[low, high]`` of a series' ``(version, body)`` entries, by step.
+
+    The entries are given in journal order (those whose step span meets the window).
+    Only the window is decoded of a chunk (:func:`runjournal.chunks.decode_window`), so a
+    zoom or a range's edge costs a few hundred points, not the entries' tens of thousands.
+    """
+    steps, values, stamps = array("q"), array("d"), array("d")
     ordered = True
-    for entry in entries:
-        first = bisect.bisect_left(entry.step, low)
-        last = bisect.bisect_right(entry.step, high, lo=first)
-        if first == last:
+    for version, body in rows:
+        event = codec.decode(body, version)
+        if isinstance(event, MetricChunkLogged):
+            columns = MetricArrays(*chunk_window(event.chunk, low, high))
+            in_order = steps_sorted(event.chunk)
+        elif isinstance(event, MetricsLogged | MetricLogged):
+            whole, in_order = metric_columns(event)
+            columns = _within(whole, in_order, low, high)
+        else:
             continue
-        if ordered and steps and steps[-1] > entry.step[first]:
-            ordered = False
-        steps += entry.step[first:last]
-        values += entry.value[first:last]
-    if ordered:  # nearly always: the entries follow each other by step
-        return steps, values
-    # A stable sort keeps logging order among equal steps.
-    order = sorted(range(len(steps)), key=steps.__getitem__)
-    return [steps[i] for i in order], [values[i] for i in order]
+        if not columns.step:
+            continue
+        if ordered:
+            # Each entry says whether it is in step order: only the seams are compared.
+            ordered = in_order and (not steps or steps[-1] <= columns.step[0])
+        steps.extend(columns.step)
+        values.extend(columns.value)
+        stamps.extend(columns.timestamp)
+    return by_step(MetricArrays(steps, values, stamps), ordered)
+
+
+def _within(columns: MetricArrays, ordered: bool, low: int, high: int) -> MetricArrays:
+    """The points of ``columns`` with step in ``[low, high]``, in their order."""
+    steps = columns.step
+    if ordered:
+        begin = bisect.bisect_left(steps, low)
+        end = bisect.bisect_right(steps, high, begin)
+        return MetricArrays(
+            steps[begin:end], columns.value[begin:end], columns.timestamp[begin:end]
+        )
+    keep = [i for i, step in enumerate(steps) if low <= step <= high]
+    return MetricArrays(
+        array("q", map(steps.__getitem__, keep)),
+        array("d", map(columns.value.__getitem__, keep)),
+        array("d", map(columns.timestamp.__getitem__, keep)),
+    )

@@ -77,7 +77,7 @@ async def series_of(
         total=total,
         exact=False,
         step=[b.last_step for b in buckets],
-        value=[_finite(b.last) for b in buckets],
+        value=[v if v - v == 0.0 else None for v in [b.last for b in buckets]],  # NaN, ±inf
         min=[b.min for b in buckets],
         max=[b.max for b in buckets],
         nonfinite=sum(b.nonfinite for b in buckets),

@@ -40,9 +40,9 @@ from runjournal.model import (
     RunView,
 )
 from runjournal.projection import to_points
-from runjournal.rollups import Aggregate, Piece, downsample
+from runjournal.rollups import FOLDED, Aggregate, Piece, downsample, ladder_for
 from runjournal.stores._search import BOOL, STR, select_matching
-from runjournal.stores._series import decode_series, slice_entries
+from runjournal.stores._series import decode_series, decode_window
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.postgres.connection import Connections
 from runjournal.stores.postgres.filters import Condition, condition
@@ -167,14 +167,14 @@ class PostgresQueries:
         self, run_id: str, key: str, low: int, high: int
     ) -> list[MetricPoint]:
         self._require_run_blocking(run_id)
-        s = self._s
+        return to_points(self._window_blocking(run_id, key, low, high))
+
+    def _window_blocking(self, run_id: str, key: str, low: int, high: int) -> MetricArrays:
+        """The points with step in ``[low, high]``; only the entries that meet it are read."""
         rows = self._connections.read_blocking(
-            f"SELECT j.version, j.body FROM {s}.metrics m JOIN {s}.journal j "
-            "ON j.position = m.position WHERE m.run_id = %s AND m.key = %s "
-            "AND m.last_step >= %s AND m.first_step <= %s ORDER BY m.position",
-            (run_id, key, low, high),
+            _WINDOW_SQL.format(s=self._s), (run_id, key, low, high)
         )
-        return [p for p in self._decode_points(rows) if low <= p.step <= high]
+        return decode_window(self._codec, rows, low, high)
 
     def _require_run_blocking(self, run_id: str) -> None:
         found = self._connections.read_blocking(
@@ -195,9 +195,15 @@ class PostgresQueries:
         self, run_id: str, key: str, points: int, start: int | None, end: int | None
     ) -> list[MetricBucket]:
         self._require_run_blocking(run_id)
-        source = _SeriesSource(self, run_id, key)
-        whole = source.buckets(0, 0, 0)
-        return downsample(source, whole[0] if whole else None, points, start, end)
+        rows = self._connections.read_blocking(
+            f"SELECT level, {_AGGREGATE_COLUMNS} FROM {self._s}.rollups WHERE run_id = %s "
+            f"AND key = %s AND level IN (0, {FOLDED}) AND bucket = 0",
+            (run_id, key),
+        )
+        wholes: dict[int, Piece] = {row[0]: row[1:] for row in rows}
+        whole = wholes.get(0)
+        ladder = ladder_for(whole, wholes.get(FOLDED))
+        return downsample(_SeriesSource(self, run_id, key), whole, points, start, end, ladder)
 
     async def metric_summaries(
         self, run_ids: Sequence[str], keys: Sequence[str] | None = None
@@ -465,6 +471,11 @@ _SERIES_SQL = (
     "SELECT j.version, j.body FROM {s}.metrics m JOIN {s}.journal j ON j.position = m.position "
     "WHERE m.run_id = %s AND m.key = %s ORDER BY m.position"
 )
+_WINDOW_SQL = (
+    "SELECT j.version, j.body FROM {s}.metrics m JOIN {s}.journal j ON j.position = m.position "
+    "WHERE m.run_id = %s AND m.key = %s AND m.last_step >= %s AND m.first_step <= %s "
+    "ORDER BY m.position"
+)
 _AGGREGATE_COLUMNS = (
     "first_step, last_step, min_value, max_value, first_value, last_value, count, nonfinite"
 )
@@ -500,7 +511,6 @@ class _SeriesSource:
         self._queries = queries
         self._run_id = run_id
         self._key = key
-        self._decoded: dict[int, MetricArrays] = {}
 
     def buckets(self, level: int, low: int, high: int) -> list[Piece]:
         q = self._queries
@@ -514,22 +524,8 @@ class _SeriesSource:
         return pieces
 
     def points(self, low: int, high: int) -> tuple[list[int], list[float]]:
-        q = self._queries
-        rows = q._connections.read_blocking(
-            f"SELECT position FROM {q._s}.metrics WHERE run_id = %s AND key = %s "
-            "AND last_step >= %s AND first_step <= %s ORDER BY position",
-            (self._run_id, self._key, low, high),
-        )
-        missing = [int(r[0]) for r in rows if r[0] not in self._decoded]
-        if missing:
-            found = q._connections.read_blocking(
-                f"SELECT position, version, body FROM {q._s}.journal WHERE position = ANY(%s)",
-                (missing,),
-            )
-            for position, version, body in found:
-                self._decoded[int(position)] = q._decode_arrays([(version, body)])
-        # Entries in journal order, each already by step: slices of their columns.
-        return slice_entries([self._decoded[int(position)] for (position,) in rows], low, high)
+        window = self._queries._window_blocking(self._run_id, self._key, low, high)
+        return window.step.tolist(), window.value.tolist()
 
 
 _VIEWS = {RunView.ACTIVE: " AND NOT hidden", RunView.HIDDEN: " AND hidden", RunView.ALL: ""}

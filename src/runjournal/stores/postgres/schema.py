@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from runjournal.errors import NotARunJournalDatabase, StoreReadOnly
+from runjournal.stores._rollups import add_finer_levels, finer_levels_sql
 from runjournal.stores.postgres.filters import typed_columns
 
 if TYPE_CHECKING:
@@ -33,11 +34,12 @@ __all__ = [
     "notify_channel",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: the first PostgreSQL format (the tables of SQLite's schema version 4). 2: the typed
 params index (``params.kind``, ``num`` and ``utf8``, and their indexes; see ``filters``),
-and ``runs_by_creation`` for searches across experiments: :func:`ensure_schema` upgrades
-a version 1 schema in place."""
+and ``runs_by_creation`` for searches across experiments. 3: the rollup levels 4 to 6 and
+level 7 (``rollups.FOLDED``), as in SQLite's schema 7 (rows only, no table changed).
+:func:`ensure_schema` upgrades an older schema in place."""
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -276,7 +278,8 @@ def _upgrade(conn: psycopg.Connection[Any], schema: str, version: int) -> None:
     """Bring a schema of an older version to :data:`SCHEMA_VERSION`, in the caller's transaction.
 
     Version 2: every ``params`` row gets its kind and typed copy, each stored value
-    decoded once; then the typed indexes and ``runs_by_creation``.
+    decoded once; then the typed indexes and ``runs_by_creation``. Version 3: the finer
+    rollup levels, merged from each series' level 1, and each series' FOLDED bucket.
     """
     s = schema
     if version < 2:
@@ -300,6 +303,23 @@ def _upgrade(conn: psycopg.Connection[Any], schema: str, version: int) -> None:
         )
         for statement in statements:
             conn.execute(statement)
+    if version < 3:
+        _finer_rollups(conn, s)
     conn.execute(
         f"UPDATE {s}.meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
     )
+
+
+def _finer_rollups(conn: psycopg.Connection[Any], s: str) -> None:
+    """Version 3: the finer rollup levels and the FOLDED bucket of every series."""
+    sql = finer_levels_sql(f"{s}.rollups", "%s")
+    conn.execute(sql.delete)
+
+    def read_page(after: tuple[str, str, int], size: int) -> list[Any]:
+        return conn.execute(sql.page, (*after, size)).fetchall()
+
+    def write(rows: list[tuple[Any, ...]]) -> None:
+        conn.cursor().executemany(sql.insert, rows)
+
+    add_finer_levels(read_page, write)
+    conn.execute(sql.folded)

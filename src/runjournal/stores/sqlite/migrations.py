@@ -22,16 +22,22 @@ Version 6 changed no table: it marks a file whose journal may hold ``metrics.chu
 entries and the ``tag.deleted``, ``run.renamed`` and ``experiment.updated`` events, which a
 runjournal of version 5 cannot read, so that such a runjournal refuses
 the file instead of misreading it. Upgrading a file of version 5 only sets the version.
+Version 7 added the rollup levels between the first format's (``runjournal.rollups``), so
+that a chart reads about one stored row per point it draws: :func:`_finer_rollups` merges
+them from each series' level-1 rows, a page at a time, and copies each series' level 0 as
+its ``FOLDED`` bucket, which says that the new levels hold every point.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+from typing import Any
 
 import msgspec
 
 from runjournal.events import EventCodec
+from runjournal.stores._rollups import add_finer_levels, finer_levels_sql
 from runjournal.stores.base import CHUNK_SIZE
 from runjournal.stores.sqlite.filters import param_columns
 from runjournal.stores.sqlite.schema import (
@@ -63,6 +69,8 @@ def upgrade(conn: sqlite3.Connection, where: str) -> None:
                 conn.execute("ALTER TABLE runs ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")
             if version < 5:
                 _typed_params(conn)
+            if version < 7:
+                _finer_rollups(conn)
         if version < SCHEMA_VERSION:
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
@@ -72,6 +80,24 @@ def upgrade(conn: sqlite3.Connection, where: str) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+_FINER_SQL = finer_levels_sql("rollups", "?")
+
+
+def _finer_rollups(conn: sqlite3.Connection) -> None:
+    """Version 7: the finer rollup levels and the ``FOLDED`` bucket of every series."""
+    sql = _FINER_SQL
+    conn.execute(sql.delete)
+
+    def read_page(after: tuple[str, str, int], size: int) -> list[Any]:
+        return conn.execute(sql.page, (*after, size)).fetchall()
+
+    def write(rows: list[tuple[Any, ...]]) -> None:
+        conn.executemany(sql.insert, rows)
+
+    add_finer_levels(read_page, write)
+    conn.execute(sql.folded)
 
 
 def _chunk_blobs(conn: sqlite3.Connection) -> None:

@@ -31,8 +31,8 @@ from runjournal.model import (
     RunView,
 )
 from runjournal.projection import to_points
-from runjournal.rollups import Aggregate, Piece, downsample
-from runjournal.stores._series import decode_series, slice_entries
+from runjournal.rollups import FOLDED, LEVELS, Aggregate, Piece, downsample, ladder_for
+from runjournal.stores._series import decode_series, decode_window
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.sqlite.connection import Connections
 from runjournal.stores.sqlite.filters import BOOL, STR, Condition, condition, select_matching
@@ -151,14 +151,12 @@ class SqliteQueries:
             raise RunNotFound(run_id)
 
     def _series_points(self, run_id: str, key: str, low: int, high: int) -> list[MetricPoint]:
-        # Only the entries whose step span meets [low, high] are decoded.
-        rows = self._connections.read_blocking(
-            "SELECT j.version, j.body FROM metrics m JOIN journal j ON j.position = m.position "
-            "WHERE m.run_id = ? AND m.key = ? AND m.last_step >= ? AND m.first_step <= ? "
-            "ORDER BY m.position",
-            (run_id, key, low, high),
-        )
-        return [p for p in self._decode_points(rows) if low <= p.step <= high]
+        return to_points(self._window_blocking(run_id, key, low, high))
+
+    def _window_blocking(self, run_id: str, key: str, low: int, high: int) -> MetricArrays:
+        """The points with step in ``[low, high]``; only the entries that meet it are read."""
+        rows = self._connections.read_blocking(_WINDOW_SQL, (run_id, key, low, high))
+        return decode_window(self._codec, rows, low, high)
 
     async def get_metrics_downsampled(
         self, run_id: str, key: str, points: int, start: int | None, end: int | None
@@ -172,9 +170,11 @@ class SqliteQueries:
         self, run_id: str, key: str, points: int, start: int | None, end: int | None
     ) -> list[MetricBucket]:
         self._require_run_blocking(run_id)
-        source = _SeriesSource(self, run_id, key)
-        whole = source.buckets(0, 0, 0)
-        return downsample(source, whole[0] if whole else None, points, start, end)
+        rows = self._connections.read_blocking(_WHOLES_SQL, (run_id, key))
+        wholes: dict[int, Piece] = {row[0]: row[1:] for row in rows}
+        whole = wholes.get(0)
+        ladder = ladder_for(whole, wholes.get(FOLDED))
+        return downsample(_SeriesSource(self, run_id, key), whole, points, start, end, ladder)
 
     async def metric_summaries(
         self, run_ids: Sequence[str], keys: Sequence[str] | None = None
@@ -203,7 +203,7 @@ class SqliteQueries:
         await self._require_run(run_id)
         rows = await self._connections.read(
             f"SELECT level, bucket, {_AGGREGATE_COLUMNS} FROM rollups "
-            "WHERE level IN (0, 1, 2, 3, 4, 5, 6) AND run_id = ? AND key = ? "
+            f"WHERE level IN ({_ALL_LEVELS}) AND run_id = ? AND key = ? "
             "ORDER BY level, bucket",
             (run_id, key),
         )
@@ -435,12 +435,23 @@ _SERIES_SQL = (
     "SELECT j.version, j.body FROM metrics m JOIN journal j ON j.position = m.position "
     "WHERE m.run_id = ? AND m.key = ? ORDER BY m.position"
 )
+_WINDOW_SQL = (
+    "SELECT j.version, j.body FROM metrics m JOIN journal j ON j.position = m.position "
+    "WHERE m.run_id = ? AND m.key = ? AND m.last_step >= ? AND m.first_step <= ? "
+    "ORDER BY m.position"
+)
 _JOURNAL_PAGE = (
     "SELECT position, source, seq, recorded_at, version, body FROM journal "
     "WHERE position > ? ORDER BY position LIMIT ?"
 )
 _AGGREGATE_COLUMNS = (
     "first_step, last_step, min_value, max_value, first_value, last_value, count, nonfinite"
+)
+_ALL_LEVELS = ", ".join(map(str, LEVELS))
+# Naming every level lets SQLite seek by the key (level, run_id, key, bucket) instead of scanning.
+_WHOLES_SQL = (
+    f"SELECT level, {_AGGREGATE_COLUMNS} FROM rollups "
+    f"WHERE level IN (0, {FOLDED}) AND run_id = ? AND key = ? AND bucket = 0"
 )
 _NAN = float("nan")
 _STEP_MAX = 2**63 - 1
@@ -474,9 +485,6 @@ class _SeriesSource:
         self._queries = queries
         self._run_id = run_id
         self._key = key
-        # The step span and points of each journal entry decoded so far: the edges of one
-        # range usually fall in the same few entries, and decoding them is the cost.
-        self._decoded: dict[int, MetricArrays] = {}
 
     def buckets(self, level: int, low: int, high: int) -> list[Piece]:
         rows: list[Piece] = self._queries._connections.read_blocking(
@@ -487,23 +495,8 @@ class _SeriesSource:
         return rows
 
     def points(self, low: int, high: int) -> tuple[list[int], list[float]]:
-        queries = self._queries
-        rows = queries._connections.read_blocking(
-            "SELECT position FROM metrics "
-            "WHERE run_id = ? AND key = ? AND last_step >= ? AND first_step <= ? ORDER BY position",
-            (self._run_id, self._key, low, high),
-        )
-        missing = [r[0] for r in rows if r[0] not in self._decoded]
-        if missing:
-            found = queries._connections.read_blocking(
-                "SELECT position, version, body FROM journal "
-                "WHERE position IN (SELECT value FROM json_each(?))",
-                (json.dumps(missing),),
-            )
-            for position, version, body in found:
-                self._decoded[position] = queries._decode_arrays([(version, body)])
-        # Entries in journal order, each already by step: slices of their columns.
-        return slice_entries([self._decoded[position] for (position,) in rows], low, high)
+        window = self._queries._window_blocking(self._run_id, self._key, low, high)
+        return window.step.tolist(), window.value.tolist()
 
 
 def _public_run(row: Sequence[Any]) -> Run:

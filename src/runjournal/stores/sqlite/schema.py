@@ -29,7 +29,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
 APPLICATION_ID = 0x524A524E  # "RJRN" in the SQLite header, so tools can tell the file apart
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """1: the first format. 2: ``runs.last_activity``, ``experiments_by_name``, the ``rollups``
 table and the step span of each ``metrics`` row (all projections). 3: artifact content in
 chunks (``chunks``, ``contents``, ``content_chunks``) instead of one ``blobs`` row each (see
@@ -39,7 +39,9 @@ params index (``params.kind``, ``num`` and ``text``, and their indexes; see ``fi
 ``metrics.chunk`` entries (metric points as columns, :mod:`runjournal.chunks`) and the events
 ``tag.deleted``, ``run.renamed`` and ``experiment.updated``; the tables are those of 5, but a
 runjournal of schema 5 cannot read those entries, so it must refuse the file (it asks to
-upgrade runjournal) rather than misread it."""
+upgrade runjournal) rather than misread it. 7: the rollup levels 4 to 6, between the first
+format's 1 and 2, and level 7 (``rollups.FOLDED``), each series' whole once more, written only
+by a runjournal that keeps them (rows of the ``rollups`` table; no table changed)."""
 TYPED_PARAMS_SINCE = 5
 """The version that added the typed params index; a read-only open of the one before adds
 it as a temporary view (``filters.typed_params_view``)."""
@@ -83,7 +85,7 @@ large) and each content's manifest (its size, and its chunks in order)."""
 
 # Projections: derived from the journal, dropped and refolded by rebuild().
 # rollups (runjournal.rollups): per series, level 0 is the whole series (bucket 0), level
-# l >= 1 cuts the steps into buckets of 256**l (rollups.BITS). SQLite stores NaN as NULL: a NULL first_value
+# l >= 1 cuts the steps into buckets of 2**rollups.SHIFTS[l] steps. SQLite stores NaN as NULL: a NULL first_value
 # or last_value reads back as NaN, a NULL min_value or max_value means no finite value.
 PROJECTIONS = """
 CREATE TABLE IF NOT EXISTS experiments (
