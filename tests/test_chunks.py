@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 import struct
+import zlib
 from array import array
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +27,7 @@ from runjournal.chunks import (
     steps_sorted,
 )
 
+ZLIB, ZSTD = 1, 3  # the compressed plane kinds of versions 2 and 3
 STEPS = st.integers(0, 2**63 - 1)
 BITS = st.integers(0, 2**64 - 1)
 TIMESTAMPS = st.floats(allow_nan=False, allow_infinity=False)
@@ -166,11 +172,11 @@ def test_a_window_decodes_as_the_whole_chunk_filtered(
     [(0, 255), (0, 0), (30_000, 30_300), (64_000, 70_000), (5, 4), (80_000, 90_000), (0, 10**9)],
 )
 def test_a_window_of_a_long_compressed_chunk_reads_only_its_points(low: int, high: int) -> None:
-    """A 65,536-point training curve, as the writer cuts them: steps and values in zlib planes."""
+    """A 65,536-point training curve, as the writer cuts them: steps and values in zstd planes."""
     n = 65_536
     values = [1.0 / (1 + i) for i in range(n)]
     chunk = encode_chunk(range(n), values, [1.7e9 + i * 0.01 for i in range(n)])
-    assert chunk[6] == 1  # the steps' low byte plane, right after the header, is zlib
+    assert chunk[6] == ZSTD  # the steps' low byte plane, right after the header, is compressed
     assert _window(chunk, low, high) == _filtered(chunk, low, high)
 
 
@@ -215,12 +221,12 @@ def test_a_constant_column_takes_two_bytes_a_plane() -> None:
 
 
 def test_a_noisy_plane_is_stored_raw_and_a_smooth_one_compressed() -> None:
-    """Random low bytes cost one byte a point and no zlib; a slow high byte costs almost nothing."""
+    """Random low bytes cost one byte a point and no compressor; a slow high byte almost nothing."""
     n = 4000
     rng = random.Random(3)
     values = [struct.unpack("<d", rng.randbytes(8))[0] for _ in range(n)]
     noisy = encode_chunk(range(n), values, [0.0] * n)
-    assert 8 * n < len(noisy) < 8 * n + 600  # the values raw; steps in zlib, timestamps CONST
+    assert 8 * n < len(noisy) < 8 * n + 600  # the values raw; steps compressed, timestamps CONST
     slow = [float(i // 100) for i in range(n)]
     assert len(encode_chunk(range(n), slow, [0.0] * n)) < n // 4
 
@@ -303,3 +309,119 @@ def test_decoded_columns_are_buffers_that_share_their_memory() -> None:
     assert (memoryview(steps).format, view.format, memoryview(stamps).format) == ("q", "d", "d")
     values[0] = 42.0
     assert view[0] == 42.0
+
+
+# -- version 2, zlib planes, as the releases before Zstandard wrote them ---------------------------
+VERSION_2 = json.loads((Path(__file__).parent / "data" / "chunks-v2.json").read_text())
+VERSION_2_CASES = sorted(name for name in VERSION_2 if name != "written_by")
+
+
+@pytest.mark.parametrize("name", VERSION_2_CASES)
+def test_a_version_2_chunk_of_an_earlier_release_decodes_exactly(name: str) -> None:
+    case = VERSION_2[name]
+    chunk = bytes.fromhex(case["chunk"])
+    assert chunk[0] == 2
+    steps, values, stamps = decode_chunk(chunk)
+    assert list(steps) == case["steps"]
+    assert values.tobytes().hex() == case["values"]
+    assert stamps.tobytes().hex() == case["timestamps"]
+    assert chunk_length(chunk) == len(case["steps"])
+    assert steps_sorted(chunk) is all(a <= b for a, b in itertools.pairwise(case["steps"]))
+    for low, high in [(0, 2**63 - 1), (3, 5), (600, 650), (1000, 1100)]:
+        assert _window(chunk, low, high) == _filtered(chunk, low, high)
+
+
+def test_the_version_2_fixture_holds_zlib_planes() -> None:
+    """Else the test above would not read zlib at all."""
+    assert bytes.fromhex(VERSION_2["training_curve"]["chunk"])[6] == ZLIB
+
+
+def test_this_release_writes_version_3() -> None:
+    assert FORMAT_VERSION == 3
+    assert _sample()[0] == 3
+
+
+def _frame(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
+
+
+def _column(first_plane_kind: int, first_plane: bytes) -> bytes:
+    """A column whose low byte plane is given and whose seven others are CONST 0."""
+    return bytes((first_plane_kind,)) + first_plane + b"\x00\x00" * 7
+
+
+def _built(version: int, kind: int, packed: bytes, n: int) -> bytes:
+    """A chunk of ``n`` points laid out by hand: the steps' low plane ``packed`` of ``kind``."""
+    plane = struct.pack("<I", len(packed)) + packed
+    constant = b"\x00\x00" * 8
+    return struct.pack("<BBI", version, 0, n) + _column(kind, plane) + b"\x00" + constant * 2
+
+
+def test_the_layout_is_as_documented() -> None:
+    """A zstd frame of the steps' low plane decodes to the steps; the rest is zero."""
+    n = 300
+    plane = bytes(i % 256 for i in range(n))
+    chunk = _built(3, ZSTD, _frame(plane), n)
+    steps, values, stamps = decode_chunk(chunk)
+    assert bytes(steps.tobytes()[::8]) == plane
+    assert set(values) == set(stamps) == {0.0}
+
+
+@pytest.mark.parametrize(
+    ("version", "kind", "compress"),
+    [(2, ZSTD, _frame), (3, ZLIB, zlib.compress)],
+)
+def test_a_plane_of_the_other_version_is_corrupt(
+    version: int, kind: int, compress: Callable[[bytes], bytes]
+) -> None:
+    chunk = _built(version, kind, compress(bytes(300)), 300)
+    with pytest.raises(ValueError, match="unknown byte plane encoding"):
+        decode_chunk(chunk)
+
+
+def test_a_frame_with_bytes_after_it_is_refused() -> None:
+    chunk = _built(3, ZSTD, _frame(bytes(range(256)) * 2) + b"junk", 512)
+    with pytest.raises(ValueError, match=r"corrupt metric chunk: .*4 bytes of unused data"):
+        decode_chunk(chunk)
+
+
+@pytest.mark.parametrize(
+    ("frame", "said"),
+    [
+        (_frame(bytes(10_000)), "says 10000 bytes"),
+        (_frame(bytes(100)), "says 100 bytes"),
+        (zstandard.ZstdCompressor(write_content_size=False).compress(bytes(512)), "says no size"),
+    ],
+)
+def test_a_frame_must_say_the_size_of_its_plane(frame: bytes, said: str) -> None:
+    """Checked before anything is inflated: a corrupt header cannot make the reader allocate."""
+    with pytest.raises(ValueError, match=f"frame {said}, for 512 points"):
+        decode_chunk(_built(3, ZSTD, frame, 512))
+
+
+def _compressed_chunks() -> list[bytes]:
+    n = 700
+    fresh = encode_chunk(range(n), [1.0 / (1 + i) for i in range(n)], [1.7e9 + i for i in range(n)])
+    assert fresh[6] == ZSTD
+    return [fresh, bytes.fromhex(VERSION_2["training_curve"]["chunk"])]
+
+
+@pytest.mark.parametrize("chunk", _compressed_chunks(), ids=["version 3", "version 2"])
+def test_damage_to_compressed_planes_raises_value_error_or_decodes(chunk: bytes) -> None:
+    for size in range(0, len(chunk), 7):
+        with pytest.raises(ValueError, match="corrupt metric chunk"):
+            decode_chunk(chunk[:size])
+        with pytest.raises(ValueError, match="corrupt metric chunk"):
+            decode_window(chunk[:size], 0, 2**63 - 1)
+    rng = random.Random(5)
+    for i in rng.sample(range(len(chunk)), 400):
+        damaged = bytearray(chunk)
+        damaged[i] ^= 1 << rng.randrange(8)
+        for decode in (decode_chunk, lambda c: decode_window(c, 100, 300)):
+            try:
+                decode(bytes(damaged))
+            except ValueError as exc:
+                message = str(exc)
+            else:
+                message = "metric chunk (decoded)"
+            assert "metric chunk" in message

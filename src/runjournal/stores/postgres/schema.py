@@ -38,7 +38,8 @@ SCHEMA_VERSION = 3
 """1: the first PostgreSQL format (the tables of SQLite's schema version 4). 2: the typed
 params index (``params.kind``, ``num`` and ``utf8``, and their indexes; see ``filters``),
 and ``runs_by_creation`` for searches across experiments. 3: the rollup levels 4 to 6 and
-level 7 (``rollups.FOLDED``), as in SQLite's schema 7 (rows only, no table changed).
+level 7 (``rollups.FOLDED``), as in SQLite's schema 7 (rows only, no table changed), and
+metric chunks of format 3 (Zstandard planes) in the journal.
 :func:`ensure_schema` upgrades an older schema in place."""
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")

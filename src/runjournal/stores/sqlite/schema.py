@@ -41,7 +41,9 @@ params index (``params.kind``, ``num`` and ``text``, and their indexes; see ``fi
 runjournal of schema 5 cannot read those entries, so it must refuse the file (it asks to
 upgrade runjournal) rather than misread it. 7: the rollup levels 4 to 6, between the first
 format's 1 and 2, and level 7 (``rollups.FOLDED``), each series' whole once more, written only
-by a runjournal that keeps them (rows of the ``rollups`` table; no table changed)."""
+by a runjournal that keeps them (rows of the ``rollups`` table; no table changed); and the
+journal may hold metric chunks of format 3 (Zstandard planes), which a runjournal of schema 6
+cannot decode."""
 TYPED_PARAMS_SINCE = 5
 """The version that added the typed params index; a read-only open of the one before adds
 it as a temporary view (``filters.typed_params_view``)."""
