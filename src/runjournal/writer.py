@@ -15,6 +15,7 @@ of producer threads.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import sys
 import threading
@@ -209,10 +210,10 @@ class EventQueue:
 
     def take(self, into: list[QueueItem | _Marker | _Open], limit: int) -> None:
         """Move up to ``limit`` items from the front of the queue to ``into``; signal room."""
-        popleft = self._items.popleft
-        append = into.append
-        for _ in range(min(len(self._items), limit)):
-            append(popleft())
+        # popleft called n times from C: one item at a time as before (each pop is atomic
+        # against producers appending meanwhile), without a bytecode loop per item.
+        count = min(len(self._items), limit)
+        into.extend(itertools.starmap(self._items.popleft, itertools.repeat((), count)))
         with self._room:
             self._room.notify_all()
 
@@ -589,7 +590,7 @@ class Writer:
     def _commit_events(self, items: list[QueueItem | _Marker | _Open]) -> None:
         if not items:
             return
-        if self._open_tickets or any(type(item) is _Open for item in items):
+        if self._open_tickets or _Open in map(type, items):  # (a scan in C, as for uploads)
             self._commit_ticketed(items)
             return
         events = typing.cast(list[Event | _Marker], items)  # uploads were split off
