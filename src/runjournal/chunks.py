@@ -151,7 +151,18 @@ def decode_chunk(chunk: bytes) -> tuple[array[int], array[float], array[float]]:
     Raises ``ValueError`` with the reason if the bytes are not a whole, valid chunk of a
     known format version.
     """
-    steps, values, stamps, _ = decode_chunks([chunk])
+    # One chunk (what replaying the journal decodes, entry by entry) skips decode_chunks'
+    # buffer for a whole series: each column is assembled, then copied into a new array.
+    view = memoryview(chunk)
+    _, n = _read_header(view)
+    reader = _Reader(view)
+    scratch = bytearray(n * _WIDTH)
+    steps, values, stamps = array("q"), array("d"), array("d")
+    steps.frombytes(_unpack(reader, n, scratch))
+    _read_values_kind(reader)
+    values.frombytes(_unpack(reader, n, scratch))
+    stamps.frombytes(_unpack(reader, n, scratch))
+    _check_end(reader)
     return steps, values, stamps
 
 
@@ -185,15 +196,10 @@ def decode_chunks(
             reader = _Reader(view)
             begin, end = offset * _WIDTH, (offset + n) * _WIDTH
             step_out[begin:end] = _unpack(reader, n, scratch)
-            kind = reader.byte()
-            if kind != _VALUES_RAW:
-                raise ValueError(f"corrupt metric chunk: unknown values encoding {kind}")
+            _read_values_kind(reader)
             value_out[begin:end] = _unpack(reader, n, scratch)
             stamp_out[begin:end] = _unpack(reader, n, scratch)
-            if reader.offset != len(view):
-                raise ValueError(
-                    f"corrupt metric chunk: {len(view) - reader.offset} bytes left over"
-                )
+            _check_end(reader)
             ordered = ordered and bool(flags & _FLAG_SORTED)
             if offset and n:
                 seams.append(offset)
@@ -227,16 +233,13 @@ def decode_window(
         end = bisect.bisect_right(range(n), high, begin, key=step_planes.word)
     else:
         begin, end = 0, n  # every point is decoded, then the window's are picked out
-    kind = reader.byte()
-    if kind != _VALUES_RAW:
-        raise ValueError(f"corrupt metric chunk: unknown values encoding {kind}")
+    _read_values_kind(reader)
     out = bytearray((end - begin) * _WIDTH)
     columns = (array("q"), array("d"), array("d"))
     columns[0].frombytes(step_planes.assemble(begin, end, out))
     for column in columns[1:]:
         column.frombytes(_read_planes(reader, n, end).assemble(begin, end, out))
-    if reader.offset != len(view):
-        raise ValueError(f"corrupt metric chunk: {len(view) - reader.offset} bytes left over")
+    _check_end(reader)
     if ordered:
         return columns
     keep = [i for i, step in enumerate(columns[0]) if low <= step <= high]
@@ -349,10 +352,6 @@ class _Reader:
         (value,) = self.take(1)
         return int(value)
 
-    def u32(self) -> int:
-        (value,) = _U32.unpack(self.take(_U32.size))
-        return int(value)
-
 
 # -- columns of byte planes -----------------------------------------------------------------------
 def _pack(data: bytes) -> bytes:
@@ -433,26 +432,58 @@ class _Planes(NamedTuple):
         return value - (1 << 64) if value >> 63 else value
 
 
+def _read_values_kind(reader: _Reader) -> None:
+    kind = reader.byte()
+    if kind != _VALUES_RAW:
+        raise ValueError(f"corrupt metric chunk: unknown values encoding {kind}")
+
+
+def _check_end(reader: _Reader) -> None:
+    left = len(reader.view) - reader.offset
+    if left:
+        raise ValueError(f"corrupt metric chunk: {left} bytes left over")
+
+
 def _read_planes(reader: _Reader, n: int, limit: int) -> _Planes:
     """Read past a column of ``n`` words; of each plane, inflate the first ``limit`` bytes."""
+    # The cursor is kept in locals: a short chunk's column is mostly its 8 plane headers,
+    # and a method call per byte read was most of the time of replaying small chunks.
+    view = reader.view
+    size = len(view)
+    offset = reader.offset
     fill = bytearray(_WIDTH)
     varying: list[tuple[int, bytes | memoryview]] = []
     for k in range(_WIDTH):
-        kind = reader.byte()
+        if offset >= size:
+            raise ValueError("corrupt metric chunk: truncated")
+        kind = view[offset]
         if kind == _PLANE_CONST:
-            fill[k] = reader.byte()
+            if offset + 2 > size:
+                raise ValueError("corrupt metric chunk: truncated")
+            fill[k] = view[offset + 1]
+            offset += 2
             continue
         if kind == _PLANE_RAW:
-            plane: bytes | memoryview = reader.take(n)
+            end = offset + 1 + n
+            if end > size:
+                raise ValueError("corrupt metric chunk: truncated")
+            varying.append((k, view[offset + 1 : end]))
+            offset = end
         elif kind == reader.compressed:
-            packed = reader.take(reader.u32())
+            if offset + 1 + _U32.size > size:
+                raise ValueError("corrupt metric chunk: truncated")
+            (length,) = _U32.unpack_from(view, offset + 1)
+            begin = offset + 1 + _U32.size
+            offset = begin + length
+            if offset > size:
+                raise ValueError("corrupt metric chunk: truncated")
             if not limit:
                 varying.append((k, b""))  # (a max_length of 0 would inflate it all)
                 continue
-            plane = _inflate(kind, packed, n, limit)
+            varying.append((k, _inflate(kind, view[begin:offset], n, limit)))
         else:
             raise ValueError(f"corrupt metric chunk: unknown byte plane encoding {kind}")
-        varying.append((k, plane))
+    reader.offset = offset
     return _Planes(fill, varying)
 
 
