@@ -13,8 +13,8 @@ Pure: no database module is imported here.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -30,10 +30,13 @@ __all__ = [
     "LIST",
     "NONE",
     "STR",
+    "Condition",
+    "SelectionSql",
     "after_prefix",
     "equal_encodings",
     "param_columns",
     "select_matching",
+    "select_runs",
 ]
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -139,3 +142,70 @@ def select_matching(
         if not selected:
             break
     return selected or set()
+
+
+class Condition(NamedTuple):
+    """One filter as SQL over a ``params`` row: ``sql`` with its ``args``.
+
+    ``exact``: the rows it selects are the rows that match. Otherwise they are a
+    superset, and each one is checked in Python.
+    """
+
+    sql: str
+    args: list[Any]
+    exact: bool
+
+
+class SelectionSql(NamedTuple):
+    """What :func:`select_runs` writes differently for each SQL store."""
+
+    params: str
+    """The ``params`` table's name (with its schema, if any)."""
+    mark: str
+    """The driver's placeholder."""
+    ids: Callable[[set[str]], tuple[str, Any]]
+    """A query of the given run ids as one column, and its one argument."""
+    true: str
+    """A condition that every row meets."""
+
+
+def select_runs(
+    checked: Sequence[ParamFilter],
+    condition: Callable[[ParamFilter], Condition],
+    read: Callable[[str, list[Any]], Sequence[tuple[str, str, bytes]]],
+    sql: SelectionSql,
+) -> tuple[str, list[Any]] | None:
+    """A condition over ``runs`` that selects the runs matching every filter, with its args.
+
+    The exact conditions intersect in SQL. The rows that the other filters' conditions
+    select (among those runs) are read with ``read`` and matched here. None: nothing matches.
+    """
+    parts: list[str] = []
+    args: list[Any] = []
+    narrowed: list[tuple[ParamFilter, Condition]] = []
+    for flt in checked:
+        cond = condition(flt)
+        if cond.exact:
+            parts.append(f"SELECT run_id FROM {sql.params} WHERE key = {sql.mark} AND ({cond.sql})")
+            args += [flt.key, *cond.args]
+        else:
+            narrowed.append((flt, cond))
+    if narrowed:
+        exact = " INTERSECT ".join(parts)
+        among = f" AND run_id IN ({exact})" if parts else ""
+        query = " UNION ALL ".join(
+            f"SELECT key, run_id, value FROM {sql.params} WHERE key = {sql.mark} "
+            f"AND ({cond.sql}){among}"
+            for _, cond in narrowed
+        )
+        query_args: list[Any] = []
+        for flt, cond in narrowed:
+            query_args += [flt.key, *cond.args, *(args if parts else ())]
+        found = select_matching([flt for flt, _ in narrowed], read(query, query_args), None)
+        if not found:
+            return None
+        ids, ids_arg = sql.ids(found)
+        parts, args = [ids], [ids_arg]
+    if not parts:
+        return sql.true, []
+    return "id IN (" + " INTERSECT ".join(parts) + ")", args

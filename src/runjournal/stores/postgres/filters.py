@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -33,6 +33,7 @@ from runjournal.stores._search import (
     LIST,
     NONE,
     STR,
+    Condition,
     after_prefix,
     equal_encodings,
     param_columns,
@@ -59,18 +60,6 @@ def typed_columns(value: Any) -> tuple[int, Decimal | None, bytes | None]:
         None if num is None else number(num),
         None if text is None else text.encode(),
     )
-
-
-class Condition(NamedTuple):
-    """One filter as SQL over a ``params`` row: ``sql`` with its ``args``.
-
-    ``exact``: the rows it selects are the rows that match. Otherwise they are a
-    superset, and each one is checked in Python.
-    """
-
-    sql: str
-    args: list[Any]
-    exact: bool
 
 
 def condition(flt: ParamFilter) -> Condition:

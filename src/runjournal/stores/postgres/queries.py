@@ -41,11 +41,11 @@ from runjournal.model import (
 )
 from runjournal.projection import to_points
 from runjournal.rollups import FOLDED, Aggregate, Piece, downsample, ladder_for
-from runjournal.stores._search import BOOL, STR, select_matching
+from runjournal.stores._search import BOOL, STR, SelectionSql, select_runs
 from runjournal.stores._series import decode_series, decode_window
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.postgres.connection import Connections
-from runjournal.stores.postgres.filters import Condition, condition
+from runjournal.stores.postgres.filters import condition
 from runjournal.stores.postgres.overlay import (
     EXPERIMENT_COLUMNS,
     RUN_COLUMNS,
@@ -329,41 +329,9 @@ class PostgresQueries:
         return _public_runs(rows)
 
     def _selection_blocking(self, checked: list[ParamFilter]) -> tuple[str, list[Any]] | None:
-        """SQL over ``runs`` that selects the runs matching every filter (``true``: no filters).
-
-        The exact conditions intersect in SQL. The rows that the other filters' conditions
-        select (among those runs) are then decoded and matched here. None: nothing matches.
-        """
-        s = self._s
-        parts: list[str] = []
-        args: list[Any] = []
-        narrowed: list[tuple[ParamFilter, Condition]] = []
-        for flt in checked:
-            cond = condition(flt)
-            if cond.exact:
-                parts.append(f"SELECT run_id FROM {s}.params WHERE key = %s AND ({cond.sql})")
-                args += [flt.key, *cond.args]
-            else:
-                narrowed.append((flt, cond))
-        if narrowed:
-            exact = " INTERSECT ".join(parts)
-            among = f" AND run_id IN ({exact})" if parts else ""
-            sql = " UNION ALL ".join(
-                f"SELECT key, run_id, value FROM {s}.params WHERE key = %s AND ({cond.sql}){among}"
-                for _, cond in narrowed
-            )
-            sql_args: list[Any] = []
-            for flt, cond in narrowed:
-                sql_args += [flt.key, *cond.args, *(args if parts else ())]
-            rows = self._connections.read_blocking(sql, sql_args)
-            found = select_matching([flt for flt, _ in narrowed], rows, None)
-            if not found:
-                return None
-            parts = ["SELECT unnest(%s::text[])"]
-            args = [sorted(found)]
-        if not parts:
-            return "true", []
-        return "id IN (" + " INTERSECT ".join(parts) + ")", args
+        """SQL over ``runs`` that selects the runs matching every filter (``true``: no filters)."""
+        selection = SelectionSql(f"{self._s}.params", "%s", _ids, "true")
+        return select_runs(checked, condition, self._connections.read_blocking, selection)
 
     async def search_runs(
         self,
@@ -644,3 +612,7 @@ def _sort_sql(order: str, s: str) -> _Sort:
     )
     utf8 = "coalesce(p.utf8, ''::bytea)"
     return _Sort(join, [order[len("param:") :]], "p.kind IS NULL", [rank, num, utf8], _param_args)
+
+
+def _ids(run_ids: set[str]) -> tuple[str, list[str]]:
+    return "SELECT unnest(%s::text[])", sorted(run_ids)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -34,6 +34,7 @@ from runjournal.stores._search import (
     LIST,
     NONE,
     STR,
+    Condition,
     after_prefix,
     equal_encodings,
     param_columns,
@@ -59,18 +60,6 @@ __all__ = [
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 _SQL_OPS = {FilterOp.LT: "<", FilterOp.LTE: "<=", FilterOp.GT: ">", FilterOp.GTE: ">="}
-
-
-class Condition(NamedTuple):
-    """One filter as SQL over a ``params`` row: ``sql`` with its ``args``.
-
-    ``exact``: the rows it selects are the rows that match. Otherwise they are a
-    superset, and each one is checked in Python.
-    """
-
-    sql: str
-    args: list[Any]
-    exact: bool
 
 
 def condition(flt: ParamFilter) -> Condition:

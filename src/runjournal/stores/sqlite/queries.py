@@ -32,10 +32,11 @@ from runjournal.model import (
 )
 from runjournal.projection import to_points
 from runjournal.rollups import FOLDED, LEVELS, Aggregate, Piece, downsample, ladder_for
+from runjournal.stores._search import SelectionSql, select_runs
 from runjournal.stores._series import decode_series, decode_window
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.sqlite.connection import Connections
-from runjournal.stores.sqlite.filters import BOOL, STR, Condition, condition, select_matching
+from runjournal.stores.sqlite.filters import BOOL, STR, condition
 from runjournal.stores.sqlite.overlay import (
     EXPERIMENT_COLUMNS,
     RUN_COLUMNS,
@@ -294,40 +295,8 @@ class SqliteQueries:
         return _public_runs(rows)
 
     def _selection_blocking(self, checked: list[ParamFilter]) -> tuple[str, list[Any]] | None:
-        """SQL that selects the ids of the runs matching every filter (``"1"``: no filters).
-
-        The exact conditions intersect in SQL. The rows that the other filters' conditions
-        select (among those runs) are then decoded and matched here. None: nothing matches.
-        """
-        parts: list[str] = []
-        args: list[Any] = []
-        narrowed: list[tuple[ParamFilter, Condition]] = []
-        for flt in checked:
-            cond = condition(flt)
-            if cond.exact:
-                parts.append(f"SELECT run_id FROM params WHERE key = ? AND ({cond.sql})")
-                args += [flt.key, *cond.args]
-            else:
-                narrowed.append((flt, cond))
-        if narrowed:
-            exact = " INTERSECT ".join(parts)
-            among = f" AND run_id IN ({exact})" if parts else ""
-            sql = " UNION ALL ".join(
-                f"SELECT key, run_id, value FROM params WHERE key = ? AND ({cond.sql}){among}"
-                for _, cond in narrowed
-            )
-            sql_args: list[Any] = []
-            for flt, cond in narrowed:
-                sql_args += [flt.key, *cond.args, *(args if parts else ())]
-            rows = self._connections.read_blocking(sql, sql_args)
-            found = select_matching([flt for flt, _ in narrowed], rows, None)
-            if not found:
-                return None
-            parts = ["SELECT value FROM json_each(?)"]
-            args = [_json_list(found)]
-        if not parts:
-            return "1", []
-        return "id IN (" + " INTERSECT ".join(parts) + ")", args
+        """SQL that selects the ids of the runs matching every filter (``"1"``: no filters)."""
+        return select_runs(checked, condition, self._connections.read_blocking, _SELECTION)
 
     async def search_runs(
         self,
@@ -580,6 +549,13 @@ def _sort_columns(order: str) -> tuple[str, str, str, str, list[Any]]:
         f"WHEN p.kind = {BOOL} THEN p.value = X'C3' ELSE 0 END"
     )
     return join, "p.kind IS NULL", rank, value, [order[len("param:") :]]
+
+
+def _ids(run_ids: set[str]) -> tuple[str, str]:
+    return "SELECT value FROM json_each(?)", _json_list(run_ids)
+
+
+_SELECTION = SelectionSql(params="params", mark="?", ids=_ids, true="1")
 
 
 def _json_list(items: set[str]) -> str:
