@@ -20,6 +20,7 @@ import anyio.to_thread
 from runjournal import _forks
 from runjournal.events import EventCodec
 from runjournal.projection import RunRow
+from runjournal.stores._contents import Refused, StoredContent
 from runjournal.stores.base import AppendResult, Content, NewEntry, PurgeResult, Store
 from runjournal.stores.postgres import purge, writes
 from runjournal.stores.postgres.connection import Conn, Connections, Settings, split_schema
@@ -151,9 +152,9 @@ class PostgresBackend(PostgresQueries):
             with self._transaction() as conn:
                 result = writes.append_artifact(conn, self.schema, self._codec, content, entry)
                 if result.rejected:
-                    raise _Refused(result)
+                    raise Refused(result)
                 return result
-        except _Refused as refused:
+        except Refused as refused:
             return refused.result
 
     def content(self, sha256: str) -> Content | None:
@@ -163,7 +164,7 @@ class PostgresBackend(PostgresQueries):
         )
         if not rows:
             return None
-        return _StoredContent(self, sha256, int(rows[0][0]))
+        return StoredContent(self, sha256, int(rows[0][0]))
 
     def lookup_run(self, run_id: str) -> RunRow | None:
         if self.read_only:
@@ -223,30 +224,3 @@ class PostgresBackend(PostgresQueries):
                 timeout = max(1, int((limit - time.monotonic()) * 1000))
                 conn.execute(f"SET LOCAL lock_timeout = {timeout}")
             yield conn
-
-
-class _Refused(Exception):
-    """Rolls back the transaction of an artifact whose entry was rejected."""
-
-    def __init__(self, result: AppendResult) -> None:
-        super().__init__("rejected")
-        self.result = result
-
-
-class _StoredContent(Content):
-    """Content read back from the database, chunk by chunk (replayable: it reads again)."""
-
-    __slots__ = ("_store",)
-
-    def __init__(self, store: PostgresBackend, sha256: str, size_bytes: int) -> None:
-        super().__init__(None, sha256, size_bytes)
-        self._store = store
-
-    @property
-    def replayable(self) -> bool:
-        return True
-
-    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
-        assert self.sha256 is not None
-        for chunk in self._store.chunk_ids_blocking(self.sha256):
-            yield self._store.chunk_blocking(chunk)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 
 import anyio
@@ -25,6 +25,7 @@ import anyio.to_thread
 from runjournal import _forks
 from runjournal.events import EventCodec
 from runjournal.projection import RunRow
+from runjournal.stores._contents import Refused, StoredContent
 from runjournal.stores.base import AppendResult, Content, NewEntry, PurgeResult, Store
 from runjournal.stores.sqlite import purge, writes
 from runjournal.stores.sqlite.connection import Connections, Durability, Settings, check_pragma
@@ -176,8 +177,8 @@ class SqliteBackend(SqliteQueries):
                 with self._transaction(conn):
                     result = writes.append_artifact(conn, self._codec, content, entry)
                     if result.rejected:
-                        raise _Refused(result)
-            except _Refused as refused:
+                        raise Refused(result)
+            except Refused as refused:
                 return refused.result
             finally:
                 conn.execute(f"PRAGMA wal_autocheckpoint={int(limit)}")
@@ -190,7 +191,7 @@ class SqliteBackend(SqliteQueries):
         )
         if not rows:
             return None
-        return _StoredContent(self, sha256, int(rows[0][0]))
+        return StoredContent(self, sha256, int(rows[0][0]))
 
     def lookup_run(self, run_id: str) -> RunRow | None:
         if self.read_only:
@@ -234,30 +235,3 @@ class SqliteBackend(SqliteQueries):
 
     def _current_wait_limit(self) -> float | None:
         return self._wait_limit
-
-
-class _Refused(Exception):
-    """Rolls back the transaction of an artifact whose entry was rejected."""
-
-    def __init__(self, result: AppendResult) -> None:
-        super().__init__("rejected")
-        self.result = result
-
-
-class _StoredContent(Content):
-    """Content read back from a database, chunk by chunk (replayable: it reads again)."""
-
-    __slots__ = ("_store",)
-
-    def __init__(self, store: SqliteBackend, sha256: str, size_bytes: int) -> None:
-        super().__init__(None, sha256, size_bytes)
-        self._store = store
-
-    @property
-    def replayable(self) -> bool:
-        return True
-
-    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
-        assert self.sha256 is not None
-        for chunk in self._store.chunk_ids_blocking(self.sha256):
-            yield self._store.chunk_blocking(chunk)

@@ -147,10 +147,6 @@ def sweep_chunks(conn: sqlite3.Connection) -> int:
     ).rowcount
 
 
-class _Refused(Exception):
-    """Rolls back an artifact whose entry was rejected."""
-
-
 def append(
     conn: sqlite3.Connection,
     codec: EventCodec,
