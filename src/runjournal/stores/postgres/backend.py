@@ -21,10 +21,11 @@ from runjournal import _forks
 from runjournal.events import EventCodec
 from runjournal.projection import RunRow
 from runjournal.stores._contents import Refused, StoredContent
+from runjournal.stores._overlay import RUN_COLUMNS, run_row
 from runjournal.stores.base import AppendResult, Content, NewEntry, PurgeResult, Store
 from runjournal.stores.postgres import purge, writes
 from runjournal.stores.postgres.connection import Conn, Connections, Settings, split_schema
-from runjournal.stores.postgres.overlay import RUN_COLUMNS, Overlay, run_row
+from runjournal.stores.postgres.overlay import Overlay
 from runjournal.stores.postgres.queries import PostgresQueries
 from runjournal.stores.postgres.schema import check_schema_name
 

@@ -10,29 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runjournal.stores._overlay import (
-    EXPERIMENT_COLUMNS,
-    RUN_COLUMNS,
-    FoldState,
-    decode_params,
-    experiment_row,
-    experiment_values,
-    run_row,
-    run_values,
-)
+from runjournal.stores._overlay import FoldState, experiment_values, run_values
 from runjournal.stores.postgres.filters import typed_columns
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = [
-    "EXPERIMENT_COLUMNS",
-    "RUN_COLUMNS",
-    "Overlay",
-    "decode_params",
-    "experiment_row",
-    "run_row",
-]
+__all__ = ["Overlay"]
 
 
 class Overlay(FoldState):

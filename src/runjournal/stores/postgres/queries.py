@@ -41,17 +41,17 @@ from runjournal.model import (
 )
 from runjournal.projection import to_points
 from runjournal.rollups import FOLDED, Aggregate, Piece, downsample, ladder_for
-from runjournal.stores._search import BOOL, STR, SelectionSql, select_runs
-from runjournal.stores._series import decode_series, decode_window
-from runjournal.stores.base import JournalEntry, RawEntry
-from runjournal.stores.postgres.connection import Connections
-from runjournal.stores.postgres.filters import condition
-from runjournal.stores.postgres.overlay import (
+from runjournal.stores._overlay import (
     EXPERIMENT_COLUMNS,
     RUN_COLUMNS,
     decode_params,
     experiment_row,
 )
+from runjournal.stores._search import BOOL, STR, SelectionSql, select_runs
+from runjournal.stores._series import decode_series, decode_window
+from runjournal.stores.base import JournalEntry, RawEntry
+from runjournal.stores.postgres.connection import Connections
+from runjournal.stores.postgres.filters import condition
 
 __all__ = ["PostgresQueries"]
 

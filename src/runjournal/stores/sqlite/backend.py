@@ -26,10 +26,11 @@ from runjournal import _forks
 from runjournal.events import EventCodec
 from runjournal.projection import RunRow
 from runjournal.stores._contents import Refused, StoredContent
+from runjournal.stores._overlay import RUN_COLUMNS, run_row
 from runjournal.stores.base import AppendResult, Content, NewEntry, PurgeResult, Store
 from runjournal.stores.sqlite import purge, writes
 from runjournal.stores.sqlite.connection import Connections, Durability, Settings, check_pragma
-from runjournal.stores.sqlite.overlay import RUN_COLUMNS, Overlay, run_row
+from runjournal.stores.sqlite.overlay import Overlay
 from runjournal.stores.sqlite.queries import SqliteQueries
 
 __all__ = ["SqliteBackend"]

@@ -10,26 +10,10 @@ from __future__ import annotations
 import sqlite3
 
 from runjournal.rollups import LEVELS
-from runjournal.stores._overlay import (
-    EXPERIMENT_COLUMNS,
-    RUN_COLUMNS,
-    FoldState,
-    decode_params,
-    experiment_row,
-    experiment_values,
-    run_row,
-    run_values,
-)
+from runjournal.stores._overlay import FoldState, experiment_values, run_values
 from runjournal.stores.sqlite.filters import param_columns
 
-__all__ = [
-    "EXPERIMENT_COLUMNS",
-    "RUN_COLUMNS",
-    "Overlay",
-    "decode_params",
-    "experiment_row",
-    "run_row",
-]
+__all__ = ["Overlay"]
 
 
 class Overlay(FoldState):

@@ -32,17 +32,17 @@ from runjournal.model import (
 )
 from runjournal.projection import to_points
 from runjournal.rollups import FOLDED, LEVELS, Aggregate, Piece, downsample, ladder_for
-from runjournal.stores._search import SelectionSql, select_runs
-from runjournal.stores._series import decode_series, decode_window
-from runjournal.stores.base import JournalEntry, RawEntry
-from runjournal.stores.sqlite.connection import Connections
-from runjournal.stores.sqlite.filters import BOOL, STR, condition
-from runjournal.stores.sqlite.overlay import (
+from runjournal.stores._overlay import (
     EXPERIMENT_COLUMNS,
     RUN_COLUMNS,
     decode_params,
     experiment_row,
 )
+from runjournal.stores._search import SelectionSql, select_runs
+from runjournal.stores._series import decode_series, decode_window
+from runjournal.stores.base import JournalEntry, RawEntry
+from runjournal.stores.sqlite.connection import Connections
+from runjournal.stores.sqlite.filters import BOOL, STR, condition
 
 __all__ = ["SqliteQueries"]
 
