@@ -49,16 +49,19 @@ and Zstandard. This module does no I/O.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import operator
 import struct
 import threading
 import zlib
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, NamedTuple
 
 import zstandard
+
+from runjournal.model import MetricArrays
 
 __all__ = [
     "FORMAT_VERSION",
@@ -155,14 +158,10 @@ def decode_chunk(chunk: bytes) -> tuple[array[int], array[float], array[float]]:
     # buffer for a whole series: each column is assembled, then copied into a new array.
     view = memoryview(chunk)
     _, n = _read_header(view)
-    reader = _Reader(view)
-    scratch = bytearray(n * _WIDTH)
     steps, values, stamps = array("q"), array("d"), array("d")
-    steps.frombytes(_unpack(reader, n, scratch))
-    _read_values_kind(reader)
-    values.frombytes(_unpack(reader, n, scratch))
-    stamps.frombytes(_unpack(reader, n, scratch))
-    _check_end(reader)
+    _read_columns(
+        view, n, bytearray(n * _WIDTH), (steps.frombytes, values.frombytes, stamps.frombytes)
+    )
     return steps, values, stamps
 
 
@@ -193,13 +192,16 @@ def decode_chunks(
         memoryview(columns[2]).cast("B") as stamp_out,
     ):
         for view, (flags, n) in zip(views, headers, strict=True):
-            reader = _Reader(view)
-            begin, end = offset * _WIDTH, (offset + n) * _WIDTH
-            step_out[begin:end] = _unpack(reader, n, scratch)
-            _read_values_kind(reader)
-            value_out[begin:end] = _unpack(reader, n, scratch)
-            stamp_out[begin:end] = _unpack(reader, n, scratch)
-            _check_end(reader)
+            place = slice(offset * _WIDTH, (offset + n) * _WIDTH)
+            _read_columns(
+                view,
+                n,
+                scratch,
+                [
+                    functools.partial(out.__setitem__, place)
+                    for out in (step_out, value_out, stamp_out)
+                ],
+            )
             ordered = ordered and bool(flags & _FLAG_SORTED)
             if offset and n:
                 seams.append(offset)
@@ -242,12 +244,7 @@ def decode_window(
     _check_end(reader)
     if ordered:
         return columns
-    keep = [i for i, step in enumerate(columns[0]) if low <= step <= high]
-    return (
-        array("q", map(columns[0].__getitem__, keep)),
-        array("d", map(columns[1].__getitem__, keep)),
-        array("d", map(columns[2].__getitem__, keep)),
-    )
+    return MetricArrays(*columns).within(low, high, ordered=False)
 
 
 def steps_sorted(chunk: bytes) -> bool:
@@ -430,6 +427,22 @@ class _Planes(NamedTuple):
         for k, plane in self.varying:
             value |= plane[i] << (8 * k)
         return value - (1 << 64) if value >> 63 else value
+
+
+def _read_columns(
+    view: memoryview, n: int, scratch: bytearray, put: Sequence[Callable[[memoryview], object]]
+) -> None:
+    """Read a whole chunk's three columns, in order, each handed to its ``put`` in turn.
+
+    Each column is assembled in ``scratch`` (``n`` words at least), which the next one
+    overwrites: ``put`` copies it away.
+    """
+    reader = _Reader(view)
+    put[0](_unpack(reader, n, scratch))
+    _read_values_kind(reader)
+    put[1](_unpack(reader, n, scratch))
+    put[2](_unpack(reader, n, scratch))
+    _check_end(reader)
 
 
 def _read_values_kind(reader: _Reader) -> None:

@@ -5,6 +5,7 @@ Nothing here does I/O; every other layer may import this module.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import math
 import re
@@ -151,6 +152,23 @@ class MetricArrays(NamedTuple):
     step: array[int]
     value: array[float]
     timestamp: array[float]
+
+    def within(self, low: int, high: int, ordered: bool) -> MetricArrays:
+        """The points with step in ``[low, high]``, in their order.
+
+        ``ordered``: the steps never decrease, so the range is found by bisection.
+        """
+        steps = self.step
+        if ordered:
+            begin = bisect.bisect_left(steps, low)
+            end = bisect.bisect_right(steps, high, begin)
+            return MetricArrays(steps[begin:end], self.value[begin:end], self.timestamp[begin:end])
+        keep = [i for i, step in enumerate(steps) if low <= step <= high]
+        return MetricArrays(
+            array("q", map(steps.__getitem__, keep)),
+            array("d", map(self.value.__getitem__, keep)),
+            array("d", map(self.timestamp.__getitem__, keep)),
+        )
 
 
 class MetricBucket(msgspec.Struct, frozen=True, gc=False):

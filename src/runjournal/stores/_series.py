@@ -7,17 +7,18 @@ database module is imported here.
 
 from __future__ import annotations
 
-import bisect
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from runjournal.chunks import decode_chunks, steps_sorted
 from runjournal.chunks import decode_window as chunk_window
 from runjournal.events import EventCodec, MetricChunkLogged, MetricLogged, MetricsLogged
-from runjournal.model import MetricArrays
+from runjournal.model import MetricArrays, MetricBucket
 from runjournal.projection import by_step, metric_columns
+from runjournal.rollups import FOLDED, Piece, Source, downsample, ladder_for
 
-__all__ = ["decode_series", "decode_window"]
+__all__ = ["decode_series", "decode_window", "downsample_stored"]
 
 
 def decode_series(codec: EventCodec, rows: Sequence[tuple[int, bytes]]) -> MetricArrays:
@@ -29,19 +30,11 @@ def decode_series(codec: EventCodec, rows: Sequence[tuple[int, bytes]]) -> Metri
         # A journal written since chunks: every column is decoded in one pass.
         steps, values, stamps, ordered = decode_chunks(chunks)
         return by_step(MetricArrays(steps, values, stamps), ordered)
-    steps, values, stamps = array("q"), array("d"), array("d")
-    ordered = True
-    for event in events:
-        if not isinstance(event, MetricChunkLogged | MetricsLogged | MetricLogged):
-            continue
-        columns, in_order = metric_columns(event)
-        if ordered:
-            # Each chunk says whether it is in step order: only the seams are compared.
-            ordered = in_order and (not steps or not columns.step or steps[-1] <= columns.step[0])
-        steps.extend(columns.step)
-        values.extend(columns.value)
-        stamps.extend(columns.timestamp)
-    return by_step(MetricArrays(steps, values, stamps), ordered)
+    return _joined(
+        metric_columns(event)
+        for event in events
+        if isinstance(event, MetricChunkLogged | MetricsLogged | MetricLogged)
+    )
 
 
 def decode_window(
@@ -53,18 +46,24 @@ def decode_window(
     Only the window is decoded of a chunk (:func:`runjournal.chunks.decode_window`), so a
     zoom or a range's edge costs a few hundred points, not the entries' tens of thousands.
     """
+    return _joined(_window_of(codec.decode(body, version), low, high) for version, body in rows)
+
+
+def _window_of(event: object, low: int, high: int) -> tuple[MetricArrays, bool]:
+    """The points of one entry with step in ``[low, high]``, and whether they are by step."""
+    if isinstance(event, MetricChunkLogged):
+        return MetricArrays(*chunk_window(event.chunk, low, high)), steps_sorted(event.chunk)
+    if isinstance(event, MetricsLogged | MetricLogged):
+        whole, in_order = metric_columns(event)
+        return whole.within(low, high, in_order), in_order
+    return _EMPTY, True
+
+
+def _joined(parts: Iterable[tuple[MetricArrays, bool]]) -> MetricArrays:
+    """Entries' columns (each with whether it is by step) one after the other, by step."""
     steps, values, stamps = array("q"), array("d"), array("d")
     ordered = True
-    for version, body in rows:
-        event = codec.decode(body, version)
-        if isinstance(event, MetricChunkLogged):
-            columns = MetricArrays(*chunk_window(event.chunk, low, high))
-            in_order = steps_sorted(event.chunk)
-        elif isinstance(event, MetricsLogged | MetricLogged):
-            whole, in_order = metric_columns(event)
-            columns = _within(whole, in_order, low, high)
-        else:
-            continue
+    for columns, in_order in parts:
         if not columns.step:
             continue
         if ordered:
@@ -76,18 +75,22 @@ def decode_window(
     return by_step(MetricArrays(steps, values, stamps), ordered)
 
 
-def _within(columns: MetricArrays, ordered: bool, low: int, high: int) -> MetricArrays:
-    """The points of ``columns`` with step in ``[low, high]``, in their order."""
-    steps = columns.step
-    if ordered:
-        begin = bisect.bisect_left(steps, low)
-        end = bisect.bisect_right(steps, high, begin)
-        return MetricArrays(
-            steps[begin:end], columns.value[begin:end], columns.timestamp[begin:end]
-        )
-    keep = [i for i, step in enumerate(steps) if low <= step <= high]
-    return MetricArrays(
-        array("q", map(steps.__getitem__, keep)),
-        array("d", map(columns.value.__getitem__, keep)),
-        array("d", map(columns.timestamp.__getitem__, keep)),
-    )
+_EMPTY = MetricArrays(array("q"), array("d"), array("d"))
+
+
+def downsample_stored(
+    source: Source,
+    wholes: Iterable[Any],
+    points: int,
+    start: int | None,
+    end: int | None,
+) -> list[MetricBucket]:
+    """:func:`runjournal.rollups.downsample` of a stored series, on the levels it holds.
+
+    ``wholes`` is the series' bucket-0 rows of levels 0 and ``FOLDED`` as
+    ``(level, *piece)``: which levels the store keeps for it is read from them.
+    """
+    by_level: dict[int, Piece] = {row[0]: row[1:] for row in wholes}
+    whole = by_level.get(0)
+    ladder = ladder_for(whole, by_level.get(FOLDED))
+    return downsample(source, whole, points, start, end, ladder)
