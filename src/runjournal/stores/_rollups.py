@@ -13,7 +13,14 @@ from typing import Any, NamedTuple
 
 from runjournal.rollups import FOLDED, LEGACY_LADDER, LEVELS, Aggregate, finer_levels
 
-__all__ = ["PAGE", "FinerLevels", "FinerLevelsSql", "add_finer_levels", "finer_levels_sql"]
+__all__ = [
+    "PAGE",
+    "FinerLevels",
+    "FinerLevelsSql",
+    "add_finer_levels",
+    "finer_levels_sql",
+    "upgrade_rollups",
+]
 
 _NAN = float("nan")
 PAGE = 20_000
@@ -56,9 +63,27 @@ def finer_levels_sql(table: str, mark: str) -> FinerLevelsSql:
     )
 
 
+def upgrade_rollups(
+    conn: Any, sql: FinerLevelsSql, insert_many: Callable[[str, list[tuple[Any, ...]]], object]
+) -> None:
+    """The whole upgrade, in the caller's transaction: the new levels and the FOLDED buckets.
+
+    ``conn`` is the store's connection (``execute(sql, args).fetchall()`` is all this reads
+    with) and ``insert_many(sql, rows)`` its ``executemany``.
+    """
+    conn.execute(sql.delete)
+
+    def read_page(after: tuple[str, str, int], size: int) -> Sequence[Sequence[Any]]:
+        rows: Sequence[Sequence[Any]] = conn.execute(sql.page, (*after, size)).fetchall()
+        return rows
+
+    add_finer_levels(read_page, lambda rows: insert_many(sql.insert, rows))
+    conn.execute(sql.folded)
+
+
 def add_finer_levels(
     read_page: Callable[[tuple[str, str, int], int], Sequence[Sequence[Any]]],
-    write: Callable[[list[tuple[Any, ...]]], None],
+    write: Callable[[list[tuple[Any, ...]]], object],
     size: int = PAGE,
 ) -> None:
     """Write the finer levels' rows of every series, from its level-1 rows.

@@ -40,7 +40,7 @@ from runjournal.model import (
     RunView,
 )
 from runjournal.projection import to_points
-from runjournal.rollups import FOLDED, Aggregate, Piece, downsample, ladder_for
+from runjournal.rollups import FOLDED, Aggregate, Piece
 from runjournal.stores._overlay import (
     EXPERIMENT_COLUMNS,
     RUN_COLUMNS,
@@ -48,7 +48,7 @@ from runjournal.stores._overlay import (
     experiment_row,
 )
 from runjournal.stores._search import BOOL, STR, SelectionSql, select_runs
-from runjournal.stores._series import decode_series, decode_window
+from runjournal.stores._series import decode_series, decode_window, downsample_stored
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.postgres.connection import Connections
 from runjournal.stores.postgres.filters import condition
@@ -195,15 +195,12 @@ class PostgresQueries:
         self, run_id: str, key: str, points: int, start: int | None, end: int | None
     ) -> list[MetricBucket]:
         self._require_run_blocking(run_id)
-        rows = self._connections.read_blocking(
+        wholes = self._connections.read_blocking(
             f"SELECT level, {_AGGREGATE_COLUMNS} FROM {self._s}.rollups WHERE run_id = %s "
             f"AND key = %s AND level IN (0, {FOLDED}) AND bucket = 0",
             (run_id, key),
         )
-        wholes: dict[int, Piece] = {row[0]: row[1:] for row in rows}
-        whole = wholes.get(0)
-        ladder = ladder_for(whole, wholes.get(FOLDED))
-        return downsample(_SeriesSource(self, run_id, key), whole, points, start, end, ladder)
+        return downsample_stored(_SeriesSource(self, run_id, key), wholes, points, start, end)
 
     async def metric_summaries(
         self, run_ids: Sequence[str], keys: Sequence[str] | None = None

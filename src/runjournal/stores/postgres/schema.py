@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from runjournal.errors import NotARunJournalDatabase, StoreReadOnly
-from runjournal.stores._rollups import add_finer_levels, finer_levels_sql
+from runjournal.stores._rollups import finer_levels_sql, upgrade_rollups
 from runjournal.stores.postgres.filters import typed_columns
 
 if TYPE_CHECKING:
@@ -313,14 +313,4 @@ def _upgrade(conn: psycopg.Connection[Any], schema: str, version: int) -> None:
 
 def _finer_rollups(conn: psycopg.Connection[Any], s: str) -> None:
     """Version 3: the finer rollup levels and the FOLDED bucket of every series."""
-    sql = finer_levels_sql(f"{s}.rollups", "%s")
-    conn.execute(sql.delete)
-
-    def read_page(after: tuple[str, str, int], size: int) -> list[Any]:
-        return conn.execute(sql.page, (*after, size)).fetchall()
-
-    def write(rows: list[tuple[Any, ...]]) -> None:
-        conn.cursor().executemany(sql.insert, rows)
-
-    add_finer_levels(read_page, write)
-    conn.execute(sql.folded)
+    upgrade_rollups(conn, finer_levels_sql(f"{s}.rollups", "%s"), conn.cursor().executemany)

@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from typing import Any
 
 import msgspec
 
 from runjournal.events import EventCodec
-from runjournal.stores._rollups import add_finer_levels, finer_levels_sql
+from runjournal.stores._rollups import finer_levels_sql, upgrade_rollups
 from runjournal.stores.base import CHUNK_SIZE
 from runjournal.stores.sqlite.filters import param_columns
 from runjournal.stores.sqlite.schema import (
@@ -87,17 +86,7 @@ _FINER_SQL = finer_levels_sql("rollups", "?")
 
 def _finer_rollups(conn: sqlite3.Connection) -> None:
     """Version 7: the finer rollup levels and the ``FOLDED`` bucket of every series."""
-    sql = _FINER_SQL
-    conn.execute(sql.delete)
-
-    def read_page(after: tuple[str, str, int], size: int) -> list[Any]:
-        return conn.execute(sql.page, (*after, size)).fetchall()
-
-    def write(rows: list[tuple[Any, ...]]) -> None:
-        conn.executemany(sql.insert, rows)
-
-    add_finer_levels(read_page, write)
-    conn.execute(sql.folded)
+    upgrade_rollups(conn, _FINER_SQL, conn.executemany)
 
 
 def _chunk_blobs(conn: sqlite3.Connection) -> None:

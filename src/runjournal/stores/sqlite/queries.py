@@ -31,7 +31,7 @@ from runjournal.model import (
     RunView,
 )
 from runjournal.projection import to_points
-from runjournal.rollups import FOLDED, LEVELS, Aggregate, Piece, downsample, ladder_for
+from runjournal.rollups import FOLDED, LEVELS, Aggregate, Piece
 from runjournal.stores._overlay import (
     EXPERIMENT_COLUMNS,
     RUN_COLUMNS,
@@ -39,7 +39,7 @@ from runjournal.stores._overlay import (
     experiment_row,
 )
 from runjournal.stores._search import SelectionSql, select_runs
-from runjournal.stores._series import decode_series, decode_window
+from runjournal.stores._series import decode_series, decode_window, downsample_stored
 from runjournal.stores.base import JournalEntry, RawEntry
 from runjournal.stores.sqlite.connection import Connections
 from runjournal.stores.sqlite.filters import BOOL, STR, condition
@@ -171,11 +171,8 @@ class SqliteQueries:
         self, run_id: str, key: str, points: int, start: int | None, end: int | None
     ) -> list[MetricBucket]:
         self._require_run_blocking(run_id)
-        rows = self._connections.read_blocking(_WHOLES_SQL, (run_id, key))
-        wholes: dict[int, Piece] = {row[0]: row[1:] for row in rows}
-        whole = wholes.get(0)
-        ladder = ladder_for(whole, wholes.get(FOLDED))
-        return downsample(_SeriesSource(self, run_id, key), whole, points, start, end, ladder)
+        wholes = self._connections.read_blocking(_WHOLES_SQL, (run_id, key))
+        return downsample_stored(_SeriesSource(self, run_id, key), wholes, points, start, end)
 
     async def metric_summaries(
         self, run_ids: Sequence[str], keys: Sequence[str] | None = None
