@@ -12,7 +12,7 @@ since it can hold more points than that only through repeated steps.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 
 import msgspec
 
@@ -52,8 +52,9 @@ class SeriesResponse(msgspec.Struct):
     series: list[Series]
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+def _finite(values: Iterable[float]) -> list[float | None]:
+    """The values, with NaN and ±inf as None (a gap in the chart)."""
+    return [v if v - v == 0.0 else None for v in values]  # (v - v is NaN for NaN and ±inf)
 
 
 async def series_of(
@@ -77,7 +78,7 @@ async def series_of(
         total=total,
         exact=False,
         step=[b.last_step for b in buckets],
-        value=[v if v - v == 0.0 else None for v in [b.last for b in buckets]],  # NaN, ±inf
+        value=_finite([b.last for b in buckets]),
         min=[b.min for b in buckets],
         max=[b.max for b in buckets],
         nonfinite=sum(b.nonfinite for b in buckets),
@@ -85,7 +86,7 @@ async def series_of(
 
 
 def _exact(run_id: str, raw: list[MetricPoint]) -> Series:
-    values = [_finite(p.value) for p in raw]
+    values = _finite([p.value for p in raw])
     return Series(
         run_id=run_id,
         total=len(raw),
