@@ -33,7 +33,7 @@ from benchmarks._harness import (
 )
 from runjournal import Tracker
 
-__all__ = ["CASE"]
+__all__ = ["CASE", "WRITERS", "Outcome", "writers_round"]
 
 WRITERS = 4
 RATIO_TARGET = 1.0
@@ -76,7 +76,7 @@ def _worker(path: str, run_id: str, steps: int, barrier: Barrier, out: Any) -> N
 
 
 # -- the parent ----------------------------------------------------------------------------------
-async def _prepare(path: Path, processes: int) -> list[str]:
+async def _prepare(path: Path | str, processes: int) -> list[str]:
     async with Tracker.open(path) as tracker:
         experiment_id = await tracker.create_experiment("writers")
         run_ids = []
@@ -87,7 +87,7 @@ async def _prepare(path: Path, processes: int) -> list[str]:
         return run_ids
 
 
-async def _lost(path: Path, run_ids: list[str], steps: int) -> int:
+async def _lost(path: Path | str, run_ids: list[str], steps: int) -> int:
     """Points missing from (or wrong in) the database, over every run and key."""
     lost = 0
     async with Tracker.open(path) as tracker:
@@ -101,7 +101,9 @@ async def _lost(path: Path, run_ids: list[str], steps: int) -> int:
     return lost
 
 
-def _round(path: Path, processes: int, steps: int) -> Outcome:
+def writers_round(path: Path | str, processes: int, steps: int) -> Outcome:
+    """One round: ``processes`` spawned writers into ``path`` (a file, or a PostgreSQL URL),
+    ``steps`` steps of every key each, each its own run; then every point is checked."""
     run_ids = run_async(_prepare(path, processes))
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(processes + 1)
@@ -143,9 +145,9 @@ def run(context: Context) -> CaseResult:
     singles: list[Outcome] = []
     manies: list[Outcome] = []
     for _ in range(repeats):
-        singles.append(_round(context.path("writers-1.db"), 1, total_steps))
+        singles.append(writers_round(context.path("writers-1.db"), 1, total_steps))
         manies.append(
-            _round(context.path(f"writers-{WRITERS}.db"), WRITERS, total_steps // WRITERS)
+            writers_round(context.path(f"writers-{WRITERS}.db"), WRITERS, total_steps // WRITERS)
         )
     single_rates = [o.points / o.seconds for o in singles]
     many_rates = [o.points / o.seconds for o in manies]

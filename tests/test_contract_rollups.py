@@ -156,6 +156,37 @@ async def _check_store(
         assert_identical(again, buckets)
 
 
+async def test_large_and_small_commits_into_the_same_buckets_merge_as_a_rebuild_does(
+    tracker: Tracker,
+) -> None:
+    # Commits of 20,001 points carry hundreds of rollup rows each (PostgreSQL copies those
+    # into a staging table and merges them in one statement); the 7-point commits between
+    # carry a few (upserted one by one). Each commit starts inside a bucket that the one
+    # before began, and rewrites a few of its steps with NaN and new extremes.
+    run_id = await _run(tracker)
+    step = 0
+    for size in (20_001, 7, 20_001, 7, 20_001):
+        first = step
+        for i in range(size):
+            tracker.log_metric_nowait(run_id, "m", step, math.sin(step / 500) + (i % 3))
+            step += 1
+        for back in (first - 1, first - 2):
+            if back >= 0:
+                tracker.log_metric_nowait(run_id, "m", back, -100.0 if back % 2 else math.nan)
+        await tracker.flush()
+    series = await tracker.get_metrics(run_id, "m")
+    for points, start, end in ((1_000, None, None), (37, 5_000, 45_000), (5_000, 19_990, None)):
+        buckets = await tracker.get_metrics_downsampled(
+            run_id, "m", points=points, start=start, end=end
+        )
+        check_buckets(buckets, series, points, start, end)
+    before = await tracker.get_metrics_downsampled(run_id, "m", points=1_000)
+    report = await verify(tracker.store)
+    assert report.ok, report.differences
+    await rebuild(tracker.store)
+    assert_identical(await tracker.get_metrics_downsampled(run_id, "m", points=1_000), before)
+
+
 async def test_a_single_spike_among_many_points_is_kept(tracker: Tracker) -> None:
     run_id = await _run(tracker)
     for step in range(50_000):

@@ -17,6 +17,7 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -199,6 +200,32 @@ async def test_a_version_2_schema_gains_the_finer_rollup_levels_from_a_writer() 
         assert max(b.max for b in buckets if b.max is not None) == 50.0
     report = await journal.verify(dsn)
     assert report.ok, report.differences
+
+
+def _body_storage(conn: psycopg.Connection[Any], schema: str) -> str:
+    row = conn.execute(
+        "SELECT attstorage FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'body'",
+        (f"{schema}.journal",),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def test_journal_bodies_are_stored_without_the_servers_compression() -> None:
+    # Bodies hold compressed metric chunks: pglz would spend the server's time for nothing.
+    # A new schema says so when it is made; an older one when it is next upgraded.
+    dsn = pg.fresh_dsn()
+    schema = _schema_of(dsn)
+    async with Tracker.open(dsn) as tracker:
+        await tracker.create_experiment("e")
+    with psycopg.connect(_base(dsn), autocommit=True) as conn:
+        assert _body_storage(conn, schema) == "e"
+        conn.execute(f"ALTER TABLE {schema}.journal ALTER COLUMN body SET STORAGE EXTENDED")
+        conn.execute(f"UPDATE {schema}.meta SET value = '2' WHERE key = 'schema_version'")
+    async with Tracker.open(dsn) as tracker:
+        await tracker.create_experiment("f")
+    with psycopg.connect(_base(dsn), autocommit=True) as conn:
+        assert _body_storage(conn, schema) == "e"
 
 
 def test_the_typed_params_index_answers_range_filters_through_its_indexes() -> None:

@@ -43,7 +43,12 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
 from runjournal import _forks
 from runjournal.errors import StoreReadOnly, StoreUnavailable
 from runjournal.stores.postgres.errors import translated
-from runjournal.stores.postgres.schema import check_schema, ensure_schema, notify_channel
+from runjournal.stores.postgres.schema import (
+    STAGING,
+    check_schema,
+    ensure_schema,
+    notify_channel,
+)
 from runjournal.stores.urls import is_postgres_url
 
 __all__ = ["POOL_SIZE", "Conn", "Connections", "Settings", "describe", "split_schema"]
@@ -174,6 +179,8 @@ class Connections:
                 conn = self._connect()
                 try:
                     self._ensure_schema(conn)
+                    # Outside any transaction, so that no rollback takes it away.
+                    conn.execute(STAGING)
                 except BaseException:
                     conn.close()
                     raise

@@ -74,9 +74,16 @@ class Overlay(FoldState):
                 self._metric_rows,
             )
         if self._rollups:
-            cur.executemany(
-                _UPSERT_ROLLUP.format(s=s), [(*cell, *agg) for cell, agg in self._rollups.items()]
-            )
+            rows = [(*cell, *agg) for cell, agg in self._rollups.items()]
+            if len(rows) < _STAGE_FROM:
+                cur.executemany(_UPSERT_ROLLUP.format(s=s), rows)
+            else:
+                with cur.copy(_COPY_STAGED) as copy:
+                    copy.set_types(_STAGED_TYPES)
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(_MERGE_STAGED.format(s=s))
+                cur.execute("DELETE FROM rollups_incoming")
         if self._artifact_rows:
             cur.executemany(
                 f"INSERT INTO {s}.artifacts VALUES (%s, %s, %s, %s, %s, %s)", self._artifact_rows
@@ -98,11 +105,18 @@ class Overlay(FoldState):
             )
 
 
+_STAGE_FROM = 64
+"""From this many rollup rows a batch copies them into ``rollups_incoming`` (``schema.STAGING``)
+and merges them with one statement; fewer go as pipelined upserts, which take no extra
+round trips."""
+
+_COPY_STAGED = "COPY rollups_incoming FROM STDIN (FORMAT BINARY)"
+_STAGED_TYPES = ("int2", "text", "text", "int8", "int8", "int8") + ("float8",) * 4 + ("int8",) * 2
+
 # An existing bucket is the earlier-logged side: the same rule as rollups.merge, in SQL.
-_UPSERT_ROLLUP = """
-INSERT INTO {s}.rollups AS r (level, run_id, key, bucket, first_step, last_step, min_value,
-                              max_value, first_value, last_value, count, nonfinite)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+# The rows come either as parameters or from the staging table (one row per bucket there,
+# since they are the keys of a dict: ON CONFLICT never meets a bucket twice in one statement).
+_ROLLUP_CONFLICT = """
 ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET
     first_value = CASE WHEN excluded.first_step < r.first_step
                        THEN excluded.first_value ELSE r.first_value END,
@@ -117,6 +131,17 @@ ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET
     count = r.count + excluded.count,
     nonfinite = r.nonfinite + excluded.nonfinite
 """
+
+_INTO_ROLLUPS = """
+INSERT INTO {s}.rollups AS r (level, run_id, key, bucket, first_step, last_step, min_value,
+                              max_value, first_value, last_value, count, nonfinite)
+"""
+
+_UPSERT_ROLLUP = (
+    _INTO_ROLLUPS + "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" + _ROLLUP_CONFLICT
+)
+
+_MERGE_STAGED = _INTO_ROLLUPS + "SELECT * FROM rollups_incoming" + _ROLLUP_CONFLICT
 
 
 def _delete_run(conn: psycopg.Connection[Any], s: str, run_id: str) -> None:

@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 
+_JOURNAL_TYPES = ("int8", "text", "int8", "float8", "int4", "bytea")
+"""The journal's columns, as a binary ``COPY`` sends them (the server parses no text)."""
+
+
 def lock(conn: psycopg.Connection[Any], schema: str) -> None:
     """Take the schema's write lock, until the transaction ends."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema),))
@@ -152,13 +156,15 @@ def append(
                 entry.seq,
                 entry.recorded_at,
                 EVENT_VERSION,
-                encode(entry.event),
+                encode(entry.event) if entry.body is None else entry.body,
             )
         )
     if rows:
         with conn.cursor().copy(
-            f"COPY {schema}.journal (position, source, seq, recorded_at, version, body) FROM STDIN"
+            f"COPY {schema}.journal (position, source, seq, recorded_at, version, body) "
+            "FROM STDIN (FORMAT BINARY)"
         ) as copy:
+            copy.set_types(_JOURNAL_TYPES)
             for journal_row in rows:
                 copy.write_row(journal_row)
         overlay.write()
