@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,35 @@ async def test_journal_bodies_are_stored_without_the_servers_compression() -> No
         await tracker.create_experiment("f")
     with psycopg.connect(_base(dsn), autocommit=True) as conn:
         assert _body_storage(conn, schema) == "e"
+
+
+async def test_a_role_that_may_not_create_temporary_tables_still_logs_every_point() -> None:
+    # The writer merges a batch's rollup rows through a temporary table where it may; a
+    # database that grants no TEMPORARY privilege gets them upserted one by one instead.
+    base = _base(pg.own_server().dsn)
+    name = f"notemp_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {name} LOGIN")
+        conn.execute(f"CREATE DATABASE {name} OWNER {name}")
+        conn.execute(f"REVOKE TEMPORARY ON DATABASE {name} FROM PUBLIC, {name}")
+    dsn = base.replace("runjournal@", f"{name}@").rsplit("/", 1)[0] + f"/{name}"
+    with (
+        psycopg.connect(dsn, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("CREATE TEMP TABLE t (x int)")
+    async with Tracker.open(dsn) as tracker:
+        run_id = await tracker.create_run(await tracker.create_experiment("e"))
+        for step in range(60_000):
+            tracker.log_metric_nowait(run_id, "m", step, 7.0 if step == 33_333 else step % 11)
+            if step % 20_000 == 19_999:
+                await tracker.flush()
+        series = await tracker.get_metrics(run_id, "m")
+        assert [p.step for p in series] == list(range(60_000))
+        buckets = await tracker.get_metrics_downsampled(run_id, "m", points=500)
+        check_buckets(buckets, series, 500, None, None)
+    report = await journal.verify(dsn)
+    assert report.ok, report.differences
 
 
 def test_the_typed_params_index_answers_range_filters_through_its_indexes() -> None:

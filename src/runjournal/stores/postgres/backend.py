@@ -143,7 +143,9 @@ class PostgresBackend(PostgresQueries):
     # -- writing -----------------------------------------------------------------------------
     def append(self, entries: Sequence[NewEntry], contents: Sequence[Content] = ()) -> AppendResult:
         with self._transaction() as conn:
-            return writes.append(conn, self.schema, self._codec, entries, contents)
+            return writes.append(
+                conn, self.schema, self._codec, entries, contents, staging=self._connections.staging
+            )
 
     def append_artifact(
         self, content: Content, entry: Callable[[str, int], NewEntry]
@@ -151,7 +153,14 @@ class PostgresBackend(PostgresQueries):
         """Store a streamed content and its entry in one transaction (see ``Store``)."""
         try:
             with self._transaction() as conn:
-                result = writes.append_artifact(conn, self.schema, self._codec, content, entry)
+                result = writes.append_artifact(
+                    conn,
+                    self.schema,
+                    self._codec,
+                    content,
+                    entry,
+                    staging=self._connections.staging,
+                )
                 if result.rejected:
                     raise Refused(result)
                 return result
@@ -178,7 +187,9 @@ class PostgresBackend(PostgresQueries):
 
     def rebuild_blocking(self) -> None:
         with self._transaction() as conn:
-            writes.refold(conn, self.schema, self._codec, self.spec)
+            writes.refold(
+                conn, self.schema, self._codec, self.spec, staging=self._connections.staging
+            )
             writes.sweep_chunks(conn, self.schema)
 
     async def rebuild(self) -> None:

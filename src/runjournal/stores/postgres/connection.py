@@ -129,6 +129,8 @@ class Connections:
         self._pool_lock = threading.Lock()
         self._listen_lock = threading.Lock()
         self._write: Conn | None = None
+        self.staging = False
+        """Whether the write connection has its staging table (set when it connects)."""
         self._idle: list[Conn] = []
         self._busy: set[Conn] = set()
         self._listener: Conn | None = None
@@ -179,8 +181,7 @@ class Connections:
                 conn = self._connect()
                 try:
                     self._ensure_schema(conn)
-                    # Outside any transaction, so that no rollback takes it away.
-                    conn.execute(STAGING)
+                    self.staging = self._make_staging(conn)
                 except BaseException:
                     conn.close()
                     raise
@@ -193,6 +194,17 @@ class Connections:
                     self._write = None
                     conn.close()
                 raise
+
+    def _make_staging(self, conn: Conn) -> bool:
+        """Create the write connection's staging table (``schema.STAGING``); False where the
+        role may not create temporary tables (the rollup rows are then upserted one by one)."""
+        try:
+            # Outside any transaction (the connection is in autocommit mode), so that no
+            # rollback takes it away.
+            conn.execute(STAGING.format(s=self.settings.schema))
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+        return True
 
     # -- reads -------------------------------------------------------------------------------
     @contextmanager

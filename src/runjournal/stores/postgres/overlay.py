@@ -20,11 +20,18 @@ __all__ = ["Overlay"]
 
 
 class Overlay(FoldState):
-    """The state one PostgreSQL transaction folds events into (a ``projection.View``)."""
+    """The state one PostgreSQL transaction folds events into (a ``projection.View``).
 
-    def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
+    ``staging``: the connection has its staging table (``schema.STAGING``), through which a
+    batch's many rollup rows are merged at once.
+    """
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], schema: str, *, staging: bool = False
+    ) -> None:
         super().__init__(conn, f"{schema}.", "%s")
         self._s = schema
+        self._staging = staging
 
     # -- writing back -----------------------------------------------------------------------
     def write(self) -> None:
@@ -75,7 +82,7 @@ class Overlay(FoldState):
             )
         if self._rollups:
             rows = [(*cell, *agg) for cell, agg in self._rollups.items()]
-            if len(rows) < _STAGE_FROM:
+            if not self._staging or len(rows) < _STAGE_FROM:
                 cur.executemany(_UPSERT_ROLLUP.format(s=s), rows)
             else:
                 with cur.copy(_COPY_STAGED) as copy:

@@ -164,22 +164,7 @@ CREATE TABLE IF NOT EXISTS {s}.span_ids (run_id text PRIMARY KEY, span_id text N
 CREATE TABLE IF NOT EXISTS {s}.tombstones (id text PRIMARY KEY, kind text NOT NULL);
 """
 
-STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS rollups_incoming (
-    level       smallint         NOT NULL,
-    run_id      text             NOT NULL,
-    key         text             NOT NULL,
-    bucket      bigint           NOT NULL,
-    first_step  bigint           NOT NULL,
-    last_step   bigint           NOT NULL,
-    min_value   double precision,
-    max_value   double precision,
-    first_value double precision,
-    last_value  double precision,
-    count       bigint           NOT NULL,
-    nonfinite   bigint           NOT NULL
-)
-"""
+STAGING = "CREATE TEMP TABLE IF NOT EXISTS rollups_incoming (LIKE {s}.rollups)"
 """The write connection's own table, made when it connects: a batch's rollup rows are copied
 into it (``COPY``, a few microseconds a row) and merged into ``rollups`` by one statement,
 instead of an upsert a row (about 50 microseconds of the driver's work each). Temporary, so
