@@ -90,7 +90,7 @@ class Overlay(FoldState):
                     for row in rows:
                         copy.write_row(row)
                 cur.execute(_MERGE_STAGED.format(s=s))
-                cur.execute("DELETE FROM rollups_incoming")
+                cur.execute("DELETE FROM pg_temp.rollups_incoming")
         if self._artifact_rows:
             cur.executemany(
                 f"INSERT INTO {s}.artifacts VALUES (%s, %s, %s, %s, %s, %s)", self._artifact_rows
@@ -117,7 +117,7 @@ _STAGE_FROM = 64
 and merges them with one statement; fewer go as pipelined upserts, which take no extra
 round trips."""
 
-_COPY_STAGED = "COPY rollups_incoming FROM STDIN (FORMAT BINARY)"
+_COPY_STAGED = "COPY pg_temp.rollups_incoming FROM STDIN (FORMAT BINARY)"
 _STAGED_TYPES = ("int2", "text", "text", "int8", "int8", "int8") + ("float8",) * 4 + ("int8",) * 2
 
 # An existing bucket is the earlier-logged side: the same rule as rollups.merge, in SQL.
@@ -148,7 +148,7 @@ _UPSERT_ROLLUP = (
     _INTO_ROLLUPS + "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" + _ROLLUP_CONFLICT
 )
 
-_MERGE_STAGED = _INTO_ROLLUPS + "SELECT * FROM rollups_incoming" + _ROLLUP_CONFLICT
+_MERGE_STAGED = _INTO_ROLLUPS + "SELECT * FROM pg_temp.rollups_incoming" + _ROLLUP_CONFLICT
 
 
 def _delete_run(conn: psycopg.Connection[Any], s: str, run_id: str) -> None:

@@ -164,11 +164,12 @@ CREATE TABLE IF NOT EXISTS {s}.span_ids (run_id text PRIMARY KEY, span_id text N
 CREATE TABLE IF NOT EXISTS {s}.tombstones (id text PRIMARY KEY, kind text NOT NULL);
 """
 
-STAGING = "CREATE TEMP TABLE IF NOT EXISTS rollups_incoming (LIKE {s}.rollups)"
+STAGING = "CREATE TEMP TABLE IF NOT EXISTS pg_temp.rollups_incoming (LIKE {s}.rollups)"
 """The write connection's own table, made when it connects: a batch's rollup rows are copied
 into it (``COPY``, a few microseconds a row) and merged into ``rollups`` by one statement,
 instead of an upsert a row (about 50 microseconds of the driver's work each). Temporary, so
-no other session sees it; the batch empties it again before it commits."""
+no other session sees it; the batch empties it again before it commits. Always named with
+``pg_temp.``, so that no table of that name elsewhere on the search path is ever written."""
 
 PROJECTION_TABLES = (
     "experiments",
