@@ -60,7 +60,7 @@ def _mentions(entries: list[JournalEntry], ident: str) -> list[object]:
     ]
 
 
-@pytest.mark.parametrize("kind", ["sqlite-file", "sqlite-memory", "memory"])
+@pytest.mark.parametrize("kind", ["sqlite-file", "sqlite-memory", "memory", "postgres"])
 async def test_purge_erases_a_deleted_run_and_keeps_its_tombstone(
     kind: StoreKind, tmp_path: Path
 ) -> None:
@@ -127,7 +127,7 @@ async def test_purge_erases_a_deleted_run_and_keeps_its_tombstone(
         assert (again.runs, again.entries, again.position) == ([], 0, None)
 
 
-@pytest.mark.parametrize("kind", ["sqlite-file", "memory"])
+@pytest.mark.parametrize("kind", ["sqlite-file", "memory", "postgres"])
 async def test_purge_erases_a_deleted_experiment_and_its_runs(
     kind: StoreKind, tmp_path: Path
 ) -> None:

@@ -199,7 +199,9 @@ class PostgresBackend(PostgresQueries):
         with self._connections.writing() as conn:
             size_before = purge.size_on_server(conn, self.schema)
         with self._transaction() as conn:
-            erased = purge.erase(conn, self.schema, self._codec, self.spec)
+            erased = purge.erase(
+                conn, self.schema, self._codec, self.spec, staging=self._connections.staging
+            )
         with self._connections.writing() as conn:
             purge.vacuum(conn, self.schema)
             size_after = purge.size_on_server(conn, self.schema)
