@@ -143,9 +143,7 @@ class PostgresBackend(PostgresQueries):
     # -- writing -----------------------------------------------------------------------------
     def append(self, entries: Sequence[NewEntry], contents: Sequence[Content] = ()) -> AppendResult:
         with self._transaction() as conn:
-            return writes.append(
-                conn, self.schema, self._codec, entries, contents, staging=self._connections.staging
-            )
+            return writes.append(conn, self.schema, self._codec, entries, contents)
 
     def append_artifact(
         self, content: Content, entry: Callable[[str, int], NewEntry]
@@ -153,14 +151,7 @@ class PostgresBackend(PostgresQueries):
         """Store a streamed content and its entry in one transaction (see ``Store``)."""
         try:
             with self._transaction() as conn:
-                result = writes.append_artifact(
-                    conn,
-                    self.schema,
-                    self._codec,
-                    content,
-                    entry,
-                    staging=self._connections.staging,
-                )
+                result = writes.append_artifact(conn, self.schema, self._codec, content, entry)
                 if result.rejected:
                     raise Refused(result)
                 return result
@@ -187,9 +178,7 @@ class PostgresBackend(PostgresQueries):
 
     def rebuild_blocking(self) -> None:
         with self._transaction() as conn:
-            writes.refold(
-                conn, self.schema, self._codec, self.spec, staging=self._connections.staging
-            )
+            writes.refold(conn, self.schema, self._codec, self.spec)
             writes.sweep_chunks(conn, self.schema)
 
     async def rebuild(self) -> None:
@@ -199,9 +188,7 @@ class PostgresBackend(PostgresQueries):
         with self._connections.writing() as conn:
             size_before = purge.size_on_server(conn, self.schema)
         with self._transaction() as conn:
-            erased = purge.erase(
-                conn, self.schema, self._codec, self.spec, staging=self._connections.staging
-            )
+            erased = purge.erase(conn, self.schema, self._codec, self.spec)
         with self._connections.writing() as conn:
             purge.vacuum(conn, self.schema)
             size_after = purge.size_on_server(conn, self.schema)

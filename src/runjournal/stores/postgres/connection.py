@@ -22,6 +22,7 @@ connects afresh.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -129,8 +130,6 @@ class Connections:
         self._pool_lock = threading.Lock()
         self._listen_lock = threading.Lock()
         self._write: Conn | None = None
-        self.staging = False
-        """Whether the write connection has its staging table (set when it connects)."""
         self._idle: list[Conn] = []
         self._busy: set[Conn] = set()
         self._listener: Conn | None = None
@@ -181,7 +180,7 @@ class Connections:
                 conn = self._connect()
                 try:
                     self._ensure_schema(conn)
-                    self.staging = self._make_staging(conn)
+                    self._make_staging(conn)
                 except BaseException:
                     conn.close()
                     raise
@@ -195,16 +194,13 @@ class Connections:
                     conn.close()
                 raise
 
-    def _make_staging(self, conn: Conn) -> bool:
-        """Create the write connection's staging table (``schema.STAGING``); False where the
-        role may not create temporary tables (the rollup rows are then upserted one by one)."""
-        try:
-            # Outside any transaction (the connection is in autocommit mode), so that no
-            # rollback takes it away.
+    def _make_staging(self, conn: Conn) -> None:
+        """Create the write connection's staging table (``schema.STAGING``), where the role
+        may create temporary tables (``overlay.Overlay`` upserts row by row without it)."""
+        # Outside any transaction (the connection is in autocommit mode), so that no
+        # rollback takes it away.
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
             conn.execute(STAGING.format(s=self.settings.schema))
-        except psycopg.errors.InsufficientPrivilege:
-            return False
-        return True
 
     # -- reads -------------------------------------------------------------------------------
     @contextmanager

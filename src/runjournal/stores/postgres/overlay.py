@@ -20,18 +20,11 @@ __all__ = ["Overlay"]
 
 
 class Overlay(FoldState):
-    """The state one PostgreSQL transaction folds events into (a ``projection.View``).
+    """The state one PostgreSQL transaction folds events into (a ``projection.View``)."""
 
-    ``staging``: the connection has its staging table (``schema.STAGING``), through which a
-    batch's many rollup rows are merged at once.
-    """
-
-    def __init__(
-        self, conn: psycopg.Connection[Any], schema: str, *, staging: bool = False
-    ) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
         super().__init__(conn, f"{schema}.", "%s")
         self._s = schema
-        self._staging = staging
 
     # -- writing back -----------------------------------------------------------------------
     def write(self) -> None:
@@ -82,7 +75,8 @@ class Overlay(FoldState):
             )
         if self._rollups:
             rows = [(*cell, *agg) for cell, agg in self._rollups.items()]
-            if not self._staging or len(rows) < _STAGE_FROM:
+            # The connection has its staging table unless its role may not create one.
+            if len(rows) < _STAGE_FROM or cur.execute(_HAS_STAGING).fetchone() == (None,):
                 cur.executemany(_UPSERT_ROLLUP.format(s=s), rows)
             else:
                 with cur.copy(_COPY_STAGED) as copy:
@@ -117,6 +111,7 @@ _STAGE_FROM = 64
 and merges them with one statement; fewer go as pipelined upserts, which take no extra
 round trips."""
 
+_HAS_STAGING = "SELECT to_regclass('pg_temp.rollups_incoming')"
 _COPY_STAGED = "COPY pg_temp.rollups_incoming FROM STDIN (FORMAT BINARY)"
 _STAGED_TYPES = ("int2", "text", "text", "int8", "int8", "int8") + ("float8",) * 4 + ("int8",) * 2
 

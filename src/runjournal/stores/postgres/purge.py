@@ -32,18 +32,8 @@ class Erased:
         self.position = position
 
 
-def erase(
-    conn: psycopg.Connection[Any],
-    schema: str,
-    codec: EventCodec,
-    where: str,
-    *,
-    staging: bool = False,
-) -> Erased:
-    """Erase every entry about a deleted id (inside the caller's transaction).
-
-    ``staging``: the connection has its rollup staging table (``overlay.Overlay``).
-    """
+def erase(conn: psycopg.Connection[Any], schema: str, codec: EventCodec, where: str) -> Erased:
+    """Erase every entry about a deleted id (inside the caller's transaction)."""
     s = schema
     lock(conn, s)
     deleted = {str(row[0]) for row in conn.execute(f"SELECT id FROM {s}.tombstones").fetchall()}
@@ -74,7 +64,7 @@ def erase(
         "VALUES (%s, %s, 1, %s, %s, %s)",
         (position, f"purge-{new_id()}", event.at, EVENT_VERSION, codec.encode(event)),
     )
-    refold(conn, s, codec, where, staging=staging)
+    refold(conn, s, codec, where)
     blobs = drop_contents(conn, s, shas)
     conn.execute("SELECT pg_notify(%s, %s)", (notify_channel(s), str(position)))
     return Erased(plan, len(doomed), blobs, position)

@@ -124,18 +124,13 @@ def append(
     codec: EventCodec,
     entries: Sequence[NewEntry],
     contents: Sequence[Content] = (),
-    *,
-    staging: bool = False,
 ) -> AppendResult:
-    """Journal each entry that is new and still applies (inside the caller's transaction).
-
-    ``staging``: the connection has its rollup staging table (``Overlay``).
-    """
+    """Journal each entry that is new and still applies (inside the caller's transaction)."""
     lock(conn, schema)
     for content in contents:
         store_content(conn, schema, content)
     seen = _journaled(conn, schema, entries)
-    overlay = Overlay(conn, schema, staging=staging)
+    overlay = Overlay(conn, schema)
     row = conn.execute(f"SELECT coalesce(max(position), 0) FROM {schema}.journal").fetchone()
     position = int(row[0]) if row is not None else 0
     rows: list[tuple[int, str, int, float, int, bytes]] = []
@@ -183,29 +178,20 @@ def append_artifact(
     codec: EventCodec,
     content: Content,
     entry: Callable[[str, int], NewEntry],
-    *,
-    staging: bool = False,
 ) -> AppendResult:
     """Store a streamed ``content`` and its entry (the caller rolls back a rejected one)."""
     lock(conn, schema)
     ids = store_chunks(conn, schema, content)
     assert content.sha256 is not None and content.size_bytes is not None
     store_content(conn, schema, content, ids)
-    return append(conn, schema, codec, [entry(content.sha256, content.size_bytes)], staging=staging)
+    return append(conn, schema, codec, [entry(content.sha256, content.size_bytes)])
 
 
-def refold(
-    conn: psycopg.Connection[Any],
-    schema: str,
-    codec: EventCodec,
-    where: str,
-    *,
-    staging: bool = False,
-) -> None:
+def refold(conn: psycopg.Connection[Any], schema: str, codec: EventCodec, where: str) -> None:
     """Empty every projection table and fold the whole journal again (in a transaction)."""
     lock(conn, schema)
     conn.execute("TRUNCATE " + ", ".join(f"{schema}.{t}" for t in PROJECTION_TABLES))
-    overlay = Overlay(conn, schema, staging=staging)
+    overlay = Overlay(conn, schema)
     decode = codec.decode
     # A named (server-side) cursor: the journal streams, it is never held in memory at once.
     with conn.cursor(name="runjournal_refold") as rows:
