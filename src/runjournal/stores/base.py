@@ -90,7 +90,9 @@ class Content:
                 yield hashlib.sha256(piece).digest(), piece
 
 
-class NewEntry(msgspec.Struct, frozen=True):
+# The entries (like the events, see runjournal.events) hold plain values only, and come by the
+# hundred thousand in an import or an export: gc=False keeps the cyclic collector off them.
+class NewEntry(msgspec.Struct, frozen=True, gc=False):
     """An event on its way into the journal, identified by ``(source, seq)``."""
 
     source: str
@@ -102,7 +104,7 @@ class NewEntry(msgspec.Struct, frozen=True):
     may keep instead of encoding ``event`` again; it must decode to ``event``."""
 
 
-class JournalEntry(msgspec.Struct, frozen=True):
+class JournalEntry(msgspec.Struct, frozen=True, gc=False):
     """One committed journal entry at its store-local ``position`` (1, 2, 3, ...)."""
 
     position: int
@@ -112,7 +114,7 @@ class JournalEntry(msgspec.Struct, frozen=True):
     event: Event
 
 
-class RawEntry(msgspec.Struct, frozen=True):
+class RawEntry(msgspec.Struct, frozen=True, gc=False):
     """A committed journal entry as stored: its body undecoded, at its event ``version``."""
 
     position: int
