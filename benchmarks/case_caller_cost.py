@@ -3,10 +3,14 @@
 Every call is timed on its own with ``perf_counter_ns``, in a tight loop of 10 keys × N
 steps, while the writer thread commits in the background. A tight loop is the hardest case:
 the writer competes with the caller for the GIL, and the queue fills if it falls behind.
+
+The floor row times, the same way, the least any logging call does: build its event and
+append it to a deque, with no checks and no writer.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 from array import array
@@ -29,8 +33,18 @@ from benchmarks._harness import (
     spread,
     tracked_run,
 )
+from runjournal.events import MetricLogged
+from runjournal.ids import new_id
 
-__all__ = ["CASE", "Latency", "combine", "measure", "timer_overhead_ns", "trackio_ratio_rows"]
+__all__ = [
+    "CASE",
+    "Latency",
+    "combine",
+    "floor_ns",
+    "measure",
+    "timer_overhead_ns",
+    "trackio_ratio_rows",
+]
 
 MEDIAN_TARGET_US = 1.0
 P99_TARGET_US = 10.0
@@ -93,6 +107,31 @@ async def measure(path: Path, keys: Sequence[str], steps: int, mode: Mode) -> La
         pts_per_s=calls / (elapsed / 1e9),
         dropped=dropped,
     )
+
+
+def floor_ns(keys: Sequence[str], steps: int) -> int:
+    """The median time of the least a call must do: build its event and append it to a deque.
+
+    The same loop and timer as :func:`measure`, with no tracker, no checks and no writer
+    competing for the GIL: no logging call can be cheaper than this on the same machine.
+    """
+    samples = array("q", bytes(8 * len(keys) * steps))
+    clock = time.perf_counter_ns
+    queue: collections.deque[MetricLogged] = collections.deque()
+    append = queue.append
+    stamp = time.time
+    run_id = new_id()
+    i = 0
+    for step in range(steps):
+        value = 1.0 / (step + 1)
+        for key in keys:
+            t0 = clock()
+            append(MetricLogged(run_id, key, step, value, stamp()))
+            samples[i] = clock() - t0
+            i += 1
+        if len(queue) >= 10_000:
+            queue.clear()  # as the writer would, so that memory stays flat
+    return percentile(sorted(samples), 50)
 
 
 def timer_overhead_ns(calls: int) -> int:
@@ -199,9 +238,17 @@ def run(context: Context) -> CaseResult:
     for measured in rounds.values():
         result.rows += trackio_ratio_rows(context, combine(measured))
     overhead = timer_overhead_ns(calls)
-    result.rows.append(
-        Row("timer overhead (empty timed region)", overhead / 1e3, "µs", note="included above")
-    )
+    floor = floor_ns(KEYS, steps)
+    fastest = min(combine(measured).median_us for measured in rounds.values())
+    result.rows += [
+        Row("timer overhead (empty timed region)", overhead / 1e3, "µs", note="included above"),
+        Row(
+            "floor: build the event and append it to a deque, nothing else",
+            floor / 1e3,
+            "µs",
+            note=f"median, timed the same way; the faster face costs {fastest * 1e3 / floor:.2f}×",
+        ),
+    ]
     for mode, measured in rounds.items():
         latency = combine(measured)
         result.notes.append(

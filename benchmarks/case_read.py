@@ -4,6 +4,9 @@ The series is one key of one run, logged and committed first. The runs are 10,00
 experiment with 20 params each, drawn from a seeded generator so that the expected match of
 every filter is known and checked. Each query is timed on a tracker with nothing pending
 (the read-your-writes barrier is then free), several times; the median is reported.
+
+Beside ``get_metrics``, two floors from its own columns: building the MetricPoint objects
+alone, and building plain tuples (the cheapest object per point CPython makes).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from benchmarks._harness import (
     spread,
     tracked_run,
 )
-from runjournal import FilterOp, ParamFilter, Run, Tracker
+from runjournal import FilterOp, MetricPoint, ParamFilter, Run, Tracker
 from runjournal.stores.sqlite.filters import select_matching
 
 __all__ = ["CASE", "params_for"]
@@ -139,6 +142,23 @@ async def _timed(call: Callable[[], Awaitable[Sequence[Any]]]) -> tuple[list[flo
     return times, found
 
 
+def _points(*columns: Sequence[Any]) -> list[MetricPoint]:
+    return list(map(MetricPoint, *columns))
+
+
+def _tuples(*columns: Sequence[Any]) -> list[tuple[Any, ...]]:
+    return list(zip(*columns, strict=True))
+
+
+def _timed_sync(call: Callable[[], Sequence[Any]]) -> list[float]:
+    times: list[float] = []
+    for _ in range(READS):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 async def _series(context: Context, result: CaseResult) -> None:
     points = context.config.n(1_000_000, 100_000)
     path = context.path("read-series.db")
@@ -155,7 +175,12 @@ async def _series(context: Context, result: CaseResult) -> None:
         p.value for p in series
     ]:
         raise AssertionError("get_metric_arrays differs from get_metrics")
-    del series, arrays
+    # Floors: whatever a get_metrics does, it hands back one MetricPoint per point, and
+    # Python builds no object per point faster than zip builds tuples.
+    columns = (arrays.step, arrays.value, arrays.timestamp)
+    build_times = _timed_sync(functools.partial(_points, *columns))
+    tuple_times = _timed_sync(functools.partial(_tuples, *columns))
+    del series, arrays, columns
     async with Tracker.open(path) as fresh:
         start = time.perf_counter()
         await fresh.get_metrics(run_id, "loss")
@@ -182,6 +207,18 @@ async def _series(context: Context, result: CaseResult) -> None:
             spread(array_times, "s"),
         ),
         Row("get_metrics ÷ get_metric_arrays", median(times) / median(array_times), "×"),
+        Row(
+            f"floor: {points:,} MetricPoint objects built from those arrays, nothing read",
+            median(build_times),
+            "s",
+            note=f"get_metrics is {median(times) / median(build_times):.2f}× this",
+        ),
+        Row(
+            f"floor: {points:,} plain tuples from the same arrays (zip)",
+            median(tuple_times),
+            "s",
+            note="no object per point is built faster in CPython",
+        ),
     ]
 
 

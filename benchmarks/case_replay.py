@@ -15,6 +15,10 @@ Export and import come from ``runjournal.journal`` (``export_events(store_or_pat
 ``import_events(store_or_path, *sources)``); while that module is missing they report N/A.
 Export writes event-log format 2 (blocks of entries that name each source once); the export
 row's note gives the file's bytes per event.
+
+The ``floor`` rows time, on the no-metrics journal, what no replay of a journal of one event per
+entry can beat: fetching its rows with sqlite3 (export reads them all), decoding its bodies
+(rebuild and import decode each) and inserting its rows with one ``executemany`` (import).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from benchmarks._harness import (
 )
 from benchmarks.case_read import params_for
 from runjournal import Tracker
+from runjournal.events import EventCodec
 from runjournal.stores.sqlite import SqliteBackend
 
 __all__ = ["CASE", "journal_api"]
@@ -206,6 +211,79 @@ def _replay_rows(context: Context, journal: Journal) -> list[Row]:
     ]
 
 
+def _floor_rows(context: Context, journal: Journal) -> list[Row]:
+    """What no replay of this journal can beat: its rows read, its bodies decoded, its rows
+    inserted, each alone with sqlite3 and msgspec and nothing else.
+
+    Export reads every row; rebuild reads and decodes every body; import decodes every
+    body and inserts every row. Each replay row above does that and more.
+    """
+    source = sqlite3.connect(f"file:{journal.path}?mode=ro", uri=True)
+    try:
+        start = time.perf_counter()
+        rows = source.execute(
+            "SELECT position, source, seq, recorded_at, version, body FROM journal "
+            "ORDER BY position"
+        ).fetchall()
+        fetched = time.perf_counter() - start
+        ddl = [
+            str(sql)
+            for (sql,) in source.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'journal' AND sql IS NOT NULL "
+                "ORDER BY type DESC"  # the table, then its index
+            )
+        ]
+    finally:
+        source.close()
+    decode = EventCodec().decode
+    start = time.perf_counter()
+    for row in rows:
+        decode(row[5], row[4])
+    decoded = time.perf_counter() - start
+    target = context.path(f"{journal.path.stem}-floor.db")
+    remove_db(target)
+    conn = sqlite3.connect(target, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        for statement in ddl:
+            conn.execute(statement)
+        start = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+        inserted = time.perf_counter() - start
+    finally:
+        conn.close()
+    events = journal.events
+    return [
+        Row(
+            f"floor: {journal.name}'s {len(rows):,} journal rows fetched with sqlite3",
+            events / fetched,
+            "events/s",
+            note=f"{fetched:.2f} s; bounds export",
+        ),
+        Row(
+            f"floor: every body of {journal.name} decoded with msgspec",
+            events / decoded,
+            "events/s",
+            note=f"{decoded:.2f} s; rebuild and import decode each",
+        ),
+        Row(
+            "floor: the same rows inserted by one executemany into an empty journal",
+            events / inserted,
+            "events/s",
+            note=f"{inserted:.2f} s; import inserts each",
+        ),
+        Row(
+            f"floor: decode and insert together, {journal.name}",
+            events / (decoded + inserted),
+            "events/s",
+            note="no import can beat this",
+        ),
+    ]
+
+
 def run(context: Context) -> CaseResult:
     steps = context.config.n(100_000, 10_000)
     sweep_runs = context.config.n(1_000, 100)
@@ -236,6 +314,8 @@ def run(context: Context) -> CaseResult:
         )
     for journal in built:
         result.rows += _replay_rows(context, journal)
+    # The journal whose replay is bound by its entry count (one event each).
+    result.rows += _floor_rows(context, built[-1])
     return result
 
 
