@@ -761,7 +761,18 @@ class Tracker:
             await self._checkpoint()
         if run_id not in self._known_runs:
             await self._require_run(run_id)
-        item = self._metric_event(run_id, key, step, value, timestamp)
+        # The usual call, checked inline (as _metric_event would check it): one Python call
+        # less is 15 % of the caller's cost. Anything else goes through _metric_event.
+        if (
+            timestamp is None
+            and type(value) is float
+            and type(step) is int
+            and 0 <= step <= _STEP_MAX
+            and key in self._metric_keys
+        ):
+            item = MetricLogged(run_id, key, step, value, _time())
+        else:
+            item = self._metric_event(run_id, key, step, value, timestamp)
         if not self._offer(item):
             await self._put(item)
 
@@ -771,7 +782,16 @@ class Tracker:
         """:meth:`log_metric` for synchronous code on any thread; follows ``on_full``."""
         if run_id not in self._known_runs:
             self._require_run_nowait(run_id)
-        item = self._metric_event(run_id, key, step, value, timestamp)
+        if (  # the usual call, checked inline: see log_metric
+            timestamp is None
+            and type(value) is float
+            and type(step) is int
+            and 0 <= step <= _STEP_MAX
+            and key in self._metric_keys
+        ):
+            item = MetricLogged(run_id, key, step, value, _time())
+        else:
+            item = self._metric_event(run_id, key, step, value, timestamp)
         if not self._offer(item):
             self._put_nowait(item)
 
