@@ -55,6 +55,7 @@ __all__ = [
     "median",
     "percentile",
     "pipe_table",
+    "raw_database",
     "remove_db",
     "run_async",
     "spread",
@@ -312,6 +313,22 @@ def remove_db(path: Path) -> None:
     """Remove an SQLite database and the files beside it."""
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def raw_database(path: Path, statements: Iterable[str]) -> sqlite3.Connection:
+    """A new SQLite database at ``path`` (any old one removed), in WAL mode with
+    ``synchronous=NORMAL`` as runjournal opens its own, made of ``statements``; autocommit."""
+    remove_db(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        for statement in statements:
+            conn.execute(statement)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def disk_bytes(path: Path) -> int:

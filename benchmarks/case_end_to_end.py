@@ -10,7 +10,6 @@ durability). Both build their values and timestamps inside the timed loop.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from benchmarks._harness import (
     disk_bytes,
     log_points,
     median,
-    remove_db,
+    raw_database,
     run_async,
     spread,
     table_bytes,
@@ -79,13 +78,8 @@ def measure_raw(
     path: Path, keys: Sequence[str], steps: int, per_transaction: int = RAW_ROWS_PER_TRANSACTION
 ) -> float:
     """The baseline: ``executemany`` of one indexed row per point; returns points per second."""
-    remove_db(path)
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = raw_database(path, RAW_SCHEMA)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        for statement in RAW_SCHEMA:
-            conn.execute(statement)
         insert = "INSERT INTO points VALUES (?, ?, ?, ?, ?)"
         key_ids = range(len(keys))
         now = time.time

@@ -41,6 +41,7 @@ from benchmarks._harness import (
     Row,
     at_least,
     log_points,
+    raw_database,
     remove_db,
     run_async,
     tracked_run,
@@ -240,14 +241,8 @@ def _floor_rows(context: Context, journal: Journal) -> list[Row]:
     for row in rows:
         decode(row[5], row[4])
     decoded = time.perf_counter() - start
-    target = context.path(f"{journal.path.stem}-floor.db")
-    remove_db(target)
-    conn = sqlite3.connect(target, isolation_level=None)
+    conn = raw_database(context.path(f"{journal.path.stem}-floor.db"), ddl)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        for statement in ddl:
-            conn.execute(statement)
         start = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)", rows)
