@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from runjournal.stores._overlay import FoldState, experiment_values, run_values
 from runjournal.stores.postgres.filters import typed_columns
+from runjournal.stores.postgres.schema import STAGED
 
 if TYPE_CHECKING:
     import psycopg
@@ -84,7 +85,7 @@ class Overlay(FoldState):
                     for row in rows:
                         copy.write_row(row)
                 cur.execute(_MERGE_STAGED.format(s=s))
-                cur.execute("DELETE FROM pg_temp.rollups_incoming")
+                cur.execute(f"DELETE FROM {STAGED}")
         if self._artifact_rows:
             cur.executemany(
                 f"INSERT INTO {s}.artifacts VALUES (%s, %s, %s, %s, %s, %s)", self._artifact_rows
@@ -111,8 +112,8 @@ _STAGE_FROM = 64
 and merges them with one statement; fewer go as pipelined upserts, which take no extra
 round trips."""
 
-_HAS_STAGING = "SELECT to_regclass('pg_temp.rollups_incoming')"
-_COPY_STAGED = "COPY pg_temp.rollups_incoming FROM STDIN (FORMAT BINARY)"
+_HAS_STAGING = f"SELECT to_regclass('{STAGED}')"
+_COPY_STAGED = f"COPY {STAGED} FROM STDIN (FORMAT BINARY)"
 _STAGED_TYPES = ("int2", "text", "text", "int8", "int8", "int8") + ("float8",) * 4 + ("int8",) * 2
 
 # An existing bucket is the earlier-logged side: the same rule as rollups.merge, in SQL.
@@ -143,7 +144,7 @@ _UPSERT_ROLLUP = (
     _INTO_ROLLUPS + "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" + _ROLLUP_CONFLICT
 )
 
-_MERGE_STAGED = _INTO_ROLLUPS + "SELECT * FROM pg_temp.rollups_incoming" + _ROLLUP_CONFLICT
+_MERGE_STAGED = _INTO_ROLLUPS + f"SELECT * FROM {STAGED}" + _ROLLUP_CONFLICT
 
 
 def _delete_run(conn: psycopg.Connection[Any], s: str, run_id: str) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PROJECTION_TABLES",
     "SCHEMA_VERSION",
+    "STAGED",
     "STAGING",
     "TABLES",
     "check_schema",
@@ -164,7 +165,11 @@ CREATE TABLE IF NOT EXISTS {s}.span_ids (run_id text PRIMARY KEY, span_id text N
 CREATE TABLE IF NOT EXISTS {s}.tombstones (id text PRIMARY KEY, kind text NOT NULL);
 """
 
-STAGING = "CREATE TEMP TABLE IF NOT EXISTS pg_temp.rollups_incoming (LIKE {s}.rollups)"
+STAGED = "pg_temp.rollups_incoming"
+"""The staging table that :data:`STAGING` makes, always named in ``pg_temp``: no table of that
+name elsewhere on the search path is ever written."""
+
+STAGING = f"CREATE TEMP TABLE IF NOT EXISTS {STAGED} (LIKE {{s}}.rollups)"
 """The write connection's own table, made when it connects: a batch's rollup rows are copied
 into it (``COPY``, a few microseconds a row) and merged into ``rollups`` by one statement,
 instead of an upsert a row (about 50 microseconds of the driver's work each). Temporary, so
